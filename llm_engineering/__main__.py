@@ -1,0 +1,3 @@
+from llm_engineering.cli import main
+
+main()

@@ -1,0 +1,286 @@
+"""``llm-eng``: serve, ingest, search, status.
+
+Heavy libraries are imported inside the commands, so ``llm-eng --help`` is instant.
+Command output goes to stdout; progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from llm_engineering import __version__
+from llm_engineering.errors import LlmEngError
+
+if TYPE_CHECKING:
+    from llm_engineering.config import Settings
+    from llm_engineering.index_store.service import IndexService
+
+app = typer.Typer(
+    name="llm-eng",
+    help="Search, answer from, and fine-tune on a folder of documents, as an MCP server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Options shared by the commands. None means "not given", so env and config file apply.
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder (index, jobs, adapters).")]  # noqa: UP045
+Watch = Annotated[
+    Optional[list[Path]],  # noqa: UP045
+    typer.Option("--watch", "-w", help="Folder to index (repeatable). Indexed at start."),
+]
+Config = Annotated[Optional[Path], typer.Option("--config", help="TOML config file.")]  # noqa: UP045
+ChromaUrl = Annotated[Optional[str], typer.Option("--chroma-url", help="Chroma server URL; default embedded.")]  # noqa: UP045
+EmbeddingModel = Annotated[Optional[str], typer.Option("--embedding-model", help="Embedding model name or path.")]  # noqa: UP045
+LogLevel = Annotated[Optional[str], typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]  # noqa: UP045
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings(config: Path | None, **flags: Any) -> Settings:
+    from llm_engineering.config import load_settings
+    from llm_engineering.logs import setup_logging
+
+    try:
+        settings = load_settings(config, **flags)
+    except LlmEngError as exc:
+        raise _fail(str(exc), 2) from exc
+    setup_logging(settings.log_level)
+    return settings
+
+
+def _open_index(settings: Settings) -> IndexService:
+    from llm_engineering.index_store.service import IndexService
+
+    try:
+        return IndexService(settings)
+    except LlmEngError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _ingest_with_progress(index: IndexService, targets: list[Path], rebuild: bool = False) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}", style="dim"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, message: str) -> None:
+            name = Path(message).name
+            bar.update(task, completed=done, total=total, description=name[-60:])
+
+        return index.ingest(targets, progress, rebuild=rebuild)
+
+
+def _print_report(report: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Ingest finished in {report.seconds:.1f} s", show_header=True)
+    for column in ("added", "updated", "unchanged", "removed", "failed", "chunks embedded", "chunks reused"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(report.added), str(report.updated), str(report.unchanged), str(report.removed),
+        str(len(report.failed)), str(report.chunks_embedded), str(report.chunks_reused),
+    )  # fmt: skip
+    console.print(table)
+    for failed in report.failed:
+        console.print(f"[red]failed[/red] {failed.path}: {failed.error}")
+
+
+@app.command()
+def serve(
+    http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")] = False,
+    host: Annotated[Optional[str], typer.Option(help="HTTP bind address (default 127.0.0.1).")] = None,  # noqa: UP045
+    port: Annotated[Optional[int], typer.Option(help="HTTP port (default 8765).")] = None,  # noqa: UP045
+    token: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Bearer token HTTP clients must send (or LLM_ENG_TOKEN). Required off loopback."),
+    ] = None,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Never write to the index.")] = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    chroma_url: ChromaUrl = None,
+    embedding_model: EmbeddingModel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Run the MCP server (stdio by default; --http for streamable HTTP)."""
+    settings = _settings(
+        config, watch=watch, data_dir=data_dir, host=host, port=port, token=token,
+        chroma_url=chroma_url, embedding_model=embedding_model, log_level=log_level,
+    )  # fmt: skip
+    from llm_engineering.server.app import create_server
+
+    server = create_server(settings, read_only=read_only)
+    if http:
+        from llm_engineering.server.http import run_http
+
+        try:
+            run_http(server, settings)
+        except LlmEngError as exc:
+            raise _fail(str(exc), 2) from exc
+    else:
+        server.run("stdio")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the whole index first (e.g. after changing the embedding model).")] = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    chroma_url: ChromaUrl = None,
+    embedding_model: EmbeddingModel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Index files and folders: new and changed files are embedded, deleted ones removed."""
+    settings = _settings(
+        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
+        embedding_model=embedding_model, log_level=log_level or "ERROR",
+    )  # fmt: skip
+    if rebuild:
+        # The check against the recorded model must not stop the rebuild that fixes it.
+        from llm_engineering.index_store.vectors import VectorIndex
+
+        VectorIndex(settings).drop()
+    index = _open_index(settings)
+    try:
+        report = _ingest_with_progress(index, [*paths, *settings.watch], rebuild=rebuild)
+    except LlmEngError as exc:
+        raise _fail(str(exc)) from exc
+    _print_report(report)
+    if report.failed:
+        raise typer.Exit(3)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or keyword.")] = "hybrid",
+    path_prefix: Annotated[Optional[str], typer.Option(help="Only paths starting with this.")] = None,  # noqa: UP045
+    file_type: Annotated[Optional[list[str]], typer.Option("--file-type", "-t", help="Only this type (repeatable).")] = None,  # noqa: UP045
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    chroma_url: ChromaUrl = None,
+    embedding_model: EmbeddingModel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Search the index (hybrid by default) and print the best passages."""
+    if mode not in ("hybrid", "dense", "keyword"):
+        raise _fail(f"unknown mode {mode!r}: use hybrid, dense or keyword", 2)
+    if not query.strip():
+        raise _fail("the query is empty", 2)
+    settings = _settings(
+        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
+        embedding_model=embedding_model, log_level=log_level or "ERROR",
+    )  # fmt: skip
+    index = _open_index(settings)
+    try:
+        if settings.watch:
+            _ingest_with_progress(index, list(settings.watch))
+        hits, took_ms = index.search(query, top_k, mode, path_prefix, file_type)  # type: ignore[arg-type]
+    except LlmEngError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps({"results": [asdict(h) for h in hits], "took_ms": took_ms}, indent=2))
+        return
+    from rich.console import Console
+
+    console = Console()
+    if not hits:
+        console.print("no results")
+    for rank, hit in enumerate(hits, start=1):
+        where = f"p. {hit.page}" if hit.page else (f"lines {hit.start_line}-{hit.end_line}" if hit.start_line else "")
+        console.print(f"[bold]{rank}. {hit.path}[/bold] {where}  [dim]score {hit.score:.4f} ({', '.join(hit.retrieved_by)})[/dim]")
+        console.print(f"   [cyan]{hit.heading}[/cyan]")
+        snippet = " ".join(hit.text.split())
+        console.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", highlight=False)
+    console.print(f"[dim]{took_ms:.1f} ms[/dim]")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    chroma_url: ChromaUrl = None,
+    embedding_model: EmbeddingModel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Show what is indexed, what failed and why, and where the data lives."""
+    settings = _settings(
+        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
+        embedding_model=embedding_model, log_level=log_level or "ERROR",
+    )  # fmt: skip
+    index = _open_index(settings)
+    if settings.watch:
+        _ingest_with_progress(index, list(settings.watch))
+    info = index.status()
+    if as_json:
+        typer.echo(json.dumps(asdict(info), indent=2, default=str))
+        return
+    from rich.console import Console
+
+    from llm_engineering.index_store.readers import SUPPORTED_EXTENSIONS
+
+    console = Console()
+    console.print(f"[bold]data dir[/bold]        {info.data_dir}")
+    console.print(f"[bold]vector store[/bold]    {info.vector_store}")
+    console.print(f"[bold]embedding model[/bold] {info.embedding_model} ({info.embedding_dimension or '?'} dims)")
+    console.print(f"[bold]documents[/bold]       {info.documents}  ([bold]chunks[/bold] {info.chunks})")
+    console.print(f"[bold]watched[/bold]         {', '.join(info.watched) or '-'}")
+    console.print(f"[bold]file types[/bold]      {' '.join(sorted(SUPPORTED_EXTENSIONS))}", highlight=False)
+    console.print(f"[bold]failed[/bold]          {len(info.failed)}")
+    for failed in info.failed:
+        console.print(f"  [red]{failed.path}[/red]: {failed.error}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llm-eng {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Search, answer from, and fine-tune on a folder of documents, as an MCP server."""
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

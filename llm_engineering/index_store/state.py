@@ -1,0 +1,342 @@
+"""``state.sqlite``: the files seen, their chunks, and the BM25 keyword index over them.
+
+SQLite is the source of truth for what is indexed. Each file's row and its chunk rows
+change in one transaction, and the FTS5 table (BM25 ranking, Porter stemming) follows
+the chunk rows through triggers, so the keyword index can never disagree with it.
+Chroma holds one vector per chunk row, under the same id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ChunkRow", "FileRow", "StateDB"]
+
+
+@dataclass
+class FileRow:
+    path: str
+    root: str
+    rel_path: str
+    file_type: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    status: str
+    """``indexed`` or ``failed``."""
+    error: str | None = None
+    title: str | None = None
+    chunk_count: int = 0
+    updated_at: float = 0.0
+
+
+@dataclass
+class ChunkRow:
+    id: str
+    path: str
+    ordinal: int
+    text_hash: str
+    text: str
+    heading: str = ""
+    page: int | None = None
+    start_line: int | None = None
+    end_line: int | None = None
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one: ``executescript`` would commit the caller's transaction."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement: {statement!r}")
+
+
+def m001_create_tables(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE files (
+            path TEXT PRIMARY KEY,
+            root TEXT NOT NULL,
+            rel_path TEXT NOT NULL,
+            file_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT,
+            status TEXT NOT NULL CHECK (status IN ('indexed', 'failed')),
+            error TEXT,
+            title TEXT,
+            chunk_count INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX files_root ON files(root);
+        CREATE TABLE chunks (
+            id TEXT NOT NULL UNIQUE,
+            path TEXT NOT NULL,
+            ordinal INTEGER NOT NULL,
+            text_hash TEXT NOT NULL,
+            text TEXT NOT NULL,
+            heading TEXT NOT NULL DEFAULT '',
+            page INTEGER,
+            start_line INTEGER,
+            end_line INTEGER
+        );
+        CREATE INDEX chunks_path ON chunks(path);
+        CREATE INDEX chunks_text_hash ON chunks(text_hash);
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            heading, text, content='chunks', content_rowid='rowid',
+            tokenize='porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, heading, text) VALUES (new.rowid, new.heading, new.text);
+        END;
+        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, heading, text)
+            VALUES ('delete', old.rowid, old.heading, old.text);
+        END;
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_create_tables]
+
+_FILE_COLUMNS = (
+    "path, root, rel_path, file_type, size, mtime_ns, sha256, status, error, title, chunk_count, updated_at"
+)
+_CHUNK_COLUMNS = "id, path, ordinal, text_hash, text, heading, page, start_line, end_line"
+
+
+def _file_row(row: Sequence[Any]) -> FileRow:
+    return FileRow(*row)
+
+
+class StateDB:
+    """Thread-safe access to ``state.sqlite`` (one connection per thread, WAL mode)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _migrate(self) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                migration(db)
+                db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+            db.execute("COMMIT")
+            return result
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # -- meta --------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value)))
+
+    # -- files -------------------------------------------------------------------------
+
+    def file(self, path: str) -> FileRow | None:
+        row = self.db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
+        return None if row is None else _file_row(row)
+
+    def files_under(self, folder: str) -> dict[str, FileRow]:
+        """Every known file whose path lies inside ``folder`` (whatever root it came from)."""
+        prefix = folder.rstrip("/") + "/"
+        rows = self.db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
+        )
+        return {row[0]: _file_row(row) for row in rows}
+
+    def failed_files(self) -> list[FileRow]:
+        rows = self.db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'failed' ORDER BY path")
+        return [_file_row(row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        files = dict(self.db.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall())
+        chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return {"documents": files.get("indexed", 0), "failed": files.get("failed", 0), "chunks": chunks}
+
+    def touch(self, path: str, size: int, mtime_ns: int) -> None:
+        """Record a new size/mtime for a file whose content hash did not change."""
+        self._write(
+            lambda db: db.execute(
+                "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
+            )
+        )
+
+    def chunk_ids(self, path: str) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE path = ? ORDER BY ordinal", (path,))]
+
+    def replace_file(self, row: FileRow, chunks: Sequence[ChunkRow]) -> list[str]:
+        """Store a file and exactly these chunks in one transaction.
+
+        Returns:
+            The ids of the file's previous chunks that are not among the new ones.
+        """
+        row.updated_at = time.time()
+        row.chunk_count = len(chunks)
+
+        def work(db: sqlite3.Connection) -> list[str]:
+            old = [r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (row.path,))]
+            db.execute("DELETE FROM chunks WHERE path = ?", (row.path,))
+            db.executemany(
+                f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (c.id, c.path, c.ordinal, c.text_hash, c.text, c.heading, c.page, c.start_line, c.end_line)
+                    for c in chunks
+                ],
+            )
+            db.execute(
+                f"INSERT OR REPLACE INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.path, row.root, row.rel_path, row.file_type, row.size, row.mtime_ns, row.sha256,
+                    row.status, row.error, row.title, row.chunk_count, row.updated_at,
+                ),
+            )  # fmt: skip
+            keep = {c.id for c in chunks}
+            return [chunk_id for chunk_id in old if chunk_id not in keep]
+
+        return self._write(work)
+
+    def remove_files(self, paths: Iterable[str]) -> list[str]:
+        """Forget files and their chunks. Returns the removed chunk ids."""
+        paths = list(paths)
+
+        def work(db: sqlite3.Connection) -> list[str]:
+            removed: list[str] = []
+            for path in paths:
+                removed.extend(r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (path,)))
+                db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+                db.execute("DELETE FROM files WHERE path = ?", (path,))
+            return removed
+
+        return self._write(work) if paths else []
+
+    def clear(self) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM chunks")
+            db.execute("DELETE FROM files")
+
+        self._write(work)
+
+    # -- chunks ------------------------------------------------------------------------
+
+    def ids_with_text_hashes(self, hashes: Iterable[str]) -> dict[str, str]:
+        """One existing chunk id for each of ``hashes`` that is already indexed."""
+        found: dict[str, str] = {}
+        hashes = list(set(hashes))
+        for start in range(0, len(hashes), 500):
+            batch = hashes[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            for text_digest, chunk_id in self.db.execute(
+                f"SELECT text_hash, min(id) FROM chunks WHERE text_hash IN ({marks}) GROUP BY text_hash", batch
+            ):
+                found[text_digest] = chunk_id
+        return found
+
+    def all_chunk_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT id FROM chunks")}
+
+    def chunks_by_ids(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Chunk rows joined with their file, keyed by id."""
+        found: dict[str, dict[str, Any]] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            cursor = self.db.execute(
+                "SELECT c.id, c.path, f.rel_path, f.title, f.file_type, c.text, c.heading, c.page, "
+                "c.start_line, c.end_line, c.ordinal FROM chunks c JOIN files f ON f.path = c.path "
+                f"WHERE c.id IN ({marks})",
+                batch,
+            )
+            names = [col[0] for col in cursor.description]
+            for row in cursor:
+                found[row[0]] = dict(zip(names, row, strict=True))
+        return found
+
+    def _filter_sql(self, path_prefix: str | None, file_types: Sequence[str] | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if path_prefix:
+            column = "c.path" if path_prefix.startswith("/") else "f.rel_path"
+            clauses.append(f"substr({column}, 1, ?) = ?")
+            params += [len(path_prefix), path_prefix]
+        if file_types:
+            clauses.append(f"f.file_type IN ({','.join('?' * len(file_types))})")
+            params += list(file_types)
+        return " AND ".join(clauses), params
+
+    def filtered_chunk_ids(self, path_prefix: str | None, file_types: Sequence[str] | None) -> list[str]:
+        where, params = self._filter_sql(path_prefix, file_types)
+        sql = "SELECT c.id FROM chunks c JOIN files f ON f.path = c.path"
+        return [row[0] for row in self.db.execute(sql + (f" WHERE {where}" if where else ""), params)]
+
+    def keyword_search(
+        self,
+        match: str,
+        limit: int,
+        path_prefix: str | None = None,
+        file_types: Sequence[str] | None = None,
+        weights: tuple[float, float] = (1.0, 1.0),
+    ) -> list[tuple[str, float]]:
+        """BM25 over the chunks: (chunk id, score), best first. ``match`` is an FTS5 query."""
+        where, params = self._filter_sql(path_prefix, file_types)
+        join = " JOIN files f ON f.path = c.path" if where else ""
+        sql = (
+            f"SELECT c.id, bm25(chunks_fts, {float(weights[0])}, {float(weights[1])}) AS rank "
+            f"FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid{join} "
+            f"WHERE chunks_fts MATCH ?{' AND ' + where if where else ''} ORDER BY rank LIMIT ?"
+        )
+        rows = self.db.execute(sql, [match, *params, limit]).fetchall()
+        # FTS5's bm25() is negated so that ascending order is best-first.
+        return [(chunk_id, -rank) for chunk_id, rank in rows]

@@ -1,0 +1,215 @@
+"""Dense vectors in Chroma, written and queried through LlamaIndex's ``ChromaVectorStore``.
+
+Chroma runs embedded in the data folder by default, or as a server (``chroma run``)
+given by URL; the code is the same. The collection records the embedding model's name
+and dimension, and opening it with another model is refused: mixing vectors of two
+models silently ruins search.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from llm_engineering.config import Settings
+from llm_engineering.errors import ConfigError, EmbeddingModelMismatch
+
+__all__ = ["VectorIndex", "VectorRecord"]
+
+log = logging.getLogger(__name__)
+
+_MODEL_KEY = "embedding_model"
+_DIM_KEY = "embedding_dimension"
+
+
+@dataclass
+class VectorRecord:
+    id: str
+    embedding: Sequence[float]
+    text: str
+    metadata: dict[str, Any]
+
+
+def _silence_chroma() -> None:
+    for name in ("chromadb", "chromadb.telemetry", "chromadb.telemetry.product.posthog"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def open_client(settings: Settings) -> Any:
+    """A Chroma client: embedded in ``data_dir/chroma``, or a server at ``chroma_url``.
+
+    Raises:
+        ConfigError: the server cannot be reached.
+    """
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    _silence_chroma()
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if not settings.chroma_url:
+        settings.chroma_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+    url = urlparse(settings.chroma_url)
+    try:
+        client = chromadb.HttpClient(
+            host=url.hostname or "localhost",
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+        client.heartbeat()
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot reach the Chroma server at {settings.chroma_url} ({exc}). "
+            "Start it with `chroma run --path DIR --port PORT`, or leave chroma_url empty "
+            "to use embedded Chroma in the data folder."
+        ) from exc
+    return client
+
+
+class VectorIndex:
+    """The Chroma collection holding one vector per chunk."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._client = open_client(settings)
+        self._name = settings.collection
+        self._collection: Any = None
+        self._store: Any = None
+        from chromadb.errors import NotFoundError
+
+        try:
+            self._attach(self._client.get_collection(self._name, embedding_function=None))
+        except NotFoundError:
+            pass  # created on the first write, once the model's dimension is known
+
+    def _attach(self, collection: Any) -> None:
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        self._collection = collection
+        self._store = ChromaVectorStore(chroma_collection=collection)
+
+    @property
+    def location(self) -> str:
+        return self._settings.chroma_url or str(self._settings.chroma_dir)
+
+    @property
+    def recorded_model(self) -> tuple[str | None, int | None]:
+        """(model name, dimension) the collection was built with, or (None, None) if new."""
+        if self._collection is None:
+            return None, None
+        meta = self._collection.metadata or {}
+        dim = meta.get(_DIM_KEY)
+        return meta.get(_MODEL_KEY), int(dim) if dim is not None else None
+
+    def check_model(self, name: str, dimension: int | None = None) -> None:
+        """Refuse to mix vectors of two embedding models.
+
+        Raises:
+            EmbeddingModelMismatch: the collection was built with another model or dimension.
+        """
+        recorded_name, recorded_dim = self.recorded_model
+        if recorded_name is None:
+            return
+        if recorded_name != name or (dimension is not None and recorded_dim not in (None, dimension)):
+            raise EmbeddingModelMismatch(
+                f"the index at {self.location} (collection {self._name!r}) was built with embedding "
+                f"model {recorded_name!r} ({recorded_dim} dimensions), but {name!r}"
+                f"{f' ({dimension} dimensions)' if dimension else ''} is configured. Either set "
+                f"embedding_model back to {recorded_name!r} (LLM_ENG_EMBEDDING_MODEL), or rebuild "
+                "the index with the new model: `llm-eng ingest PATH --rebuild` (or use another --data-dir)."
+            )
+
+    def ensure(self, name: str, dimension: int) -> None:
+        """Create the collection for this model if it does not exist; check it if it does."""
+        if self._collection is None:
+            collection = self._client.get_or_create_collection(
+                self._name,
+                metadata={_MODEL_KEY: name, _DIM_KEY: dimension, "created_by": "llm-engineering"},
+                configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,
+            )
+            self._attach(collection)
+        self.check_model(name, dimension)
+
+    def drop(self) -> None:
+        """Delete the collection (a rebuild with another model starts from nothing)."""
+        if self._collection is not None:
+            self._client.delete_collection(self._name)
+        self._collection = None
+        self._store = None
+
+    def count(self) -> int:
+        return 0 if self._collection is None else int(self._collection.count())
+
+    def add(self, records: Sequence[VectorRecord]) -> None:
+        if not records:
+            return
+        from llama_index.core.schema import TextNode
+
+        nodes = [
+            TextNode(id_=rec.id, text=rec.text, embedding=list(rec.embedding), metadata=rec.metadata)
+            for rec in records
+        ]
+        # Chroma ignores an id it already holds. That is right here: an id is a hash of
+        # path, position and text, so an existing id already has this very vector.
+        self._store.add(nodes)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if self._collection is None or not ids:
+            return
+        for start in range(0, len(ids), 5000):
+            self._store.delete_nodes(node_ids=list(ids[start : start + 5000]))
+
+    def embeddings(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """Stored vectors by id (for reusing them instead of embedding equal text again)."""
+        if self._collection is None or not ids:
+            return {}
+        found: dict[str, list[float]] = {}
+        for start in range(0, len(ids), 5000):
+            got = self._collection.get(ids=list(ids[start : start + 5000]), include=["embeddings"])
+            for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=True):
+                found[chunk_id] = [float(x) for x in vector]
+        return found
+
+    def all_ids(self) -> set[str]:
+        if self._collection is None:
+            return set()
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            got = self._collection.get(include=[], limit=10000, offset=offset)
+            if not got["ids"]:
+                return ids
+            ids.update(got["ids"])
+            offset += len(got["ids"])
+
+    def query(
+        self, embedding: Sequence[float], n: int, allowed_ids: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The ``n`` nearest chunks as (id, cosine similarity), optionally among ``allowed_ids``."""
+        if self._collection is None or n <= 0:
+            return []
+        from llama_index.core.vector_stores.types import VectorStoreQuery
+
+        kwargs: dict[str, Any] = {}
+        if allowed_ids is not None:
+            if not allowed_ids:
+                return []
+            kwargs["ids"] = list(allowed_ids)
+            n = min(n, len(allowed_ids))
+        total = self.count()
+        if total == 0:
+            return []
+        result = self._store.query(
+            VectorStoreQuery(query_embedding=list(embedding), similarity_top_k=min(n, total)), **kwargs
+        )
+        # ChromaVectorStore reports exp(-distance); with cosine space distance = 1 - cos.
+        return [
+            (node_id, 1.0 + math.log(sim) if sim > 0 else -1.0)
+            for node_id, sim in zip(result.ids or [], result.similarities or [], strict=True)
+        ]

@@ -1,0 +1,1 @@
+"""The MCP server: create_server, its lifespan, stdio and streamable HTTP."""

@@ -1,0 +1,111 @@
+"""Streamable HTTP at ``/mcp``: Host/Origin checks always on, a bearer token off loopback."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import socket
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+
+from llm_engineering.config import Settings
+from llm_engineering.errors import ConfigError
+
+__all__ = ["BearerAuth", "build_http_app", "run_http", "transport_security"]
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+
+
+def _allowed_hosts(settings: Settings) -> list[str]:
+    hosts = ["127.0.0.1", "localhost", "[::1]"]
+    if not settings.host_is_loopback:
+        if settings.host in ("0.0.0.0", "::", ""):
+            hosts += [socket.gethostname(), socket.getfqdn()]
+        else:
+            hosts.append(f"[{settings.host}]" if ":" in settings.host else settings.host)
+    hosts += settings.allowed_hosts
+    return list(dict.fromkeys(h for h in hosts if h))
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only known Host headers, and browser Origins of those hosts."""
+    hosts = _allowed_hosts(settings)
+    allowed_hosts = [entry for host in hosts for entry in (host, f"{host}:*")]
+    origins = [f"{scheme}://{host}:*" for host in hosts for scheme in ("http", "https")]
+    origins += [f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=origins + list(settings.allowed_origins),
+    )
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: Any, token: str):
+        self._app = app
+        self._token = token.encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        header = b""
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                header = value
+                break
+        scheme, _, given = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self._token):
+            body = json.dumps(
+                {"error": "unauthorized", "message": "missing or wrong bearer token (Authorization: Bearer <token>)"}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"www-authenticate", b'Bearer realm="llm-engineering"'),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self._app(scope, receive, send)
+
+
+def build_http_app(server: MCPServer, settings: Settings) -> Any:
+    """The ASGI app serving ``server`` at ``/mcp``.
+
+    Raises:
+        ConfigError: a non-loopback bind without a token.
+    """
+    token = settings.token.get_secret_value() if settings.token else ""
+    if not settings.host_is_loopback and not token:
+        raise ConfigError(
+            f"refusing to serve HTTP on {settings.host} without a token: anyone who can reach it "
+            "could read your documents. Set --token (or LLM_ENG_TOKEN), or bind to 127.0.0.1."
+        )
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(settings),
+        host=settings.host,
+    )
+    return BearerAuth(app, token) if token else app
+
+
+def run_http(server: MCPServer, settings: Settings) -> None:
+    import uvicorn
+
+    app = build_http_app(server, settings)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    log.info("serving MCP over HTTP at http://%s:%d%s", host, settings.port, MCP_PATH)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")

