@@ -117,7 +117,9 @@ class Chunker:
                 cursor = found + 1
             start_line = end_line = None
             if section.first_line is not None:
-                start_line, end_line = line_span(section.text, offset + found, piece, section.first_line)
+                start_line, end_line = line_span(
+                    section.text, offset + found, piece, section.first_line
+                )
             chunks.append(Chunk(piece, 0, heading, section.page, start_line, end_line))
         return chunks
 
@@ -132,8 +134,8 @@ class Chunker:
         cursor = 0
         for node in nodes:
             body = node.get_content()
-            start = node.start_char_idx if node.start_char_idx is not None else text.find(body, cursor)
-            start = max(start, 0)
+            found = getattr(node, "start_char_idx", None)
+            start = max(found if found is not None else text.find(body, cursor), 0)
             cursor = start + len(body)
             heading = _heading_path(title, node.metadata.get("header_path", "/"), body)
             chunks.extend(self._chunk_prose(section, body, start, heading))
@@ -160,7 +162,9 @@ class Chunker:
                         max_chars=int(self.chunk_size * _CODE_CHARS_PER_TOKEN),
                     )
                 except (ImportError, AttributeError, ValueError) as exc:
-                    log.info("no tree-sitter grammar for %s (%s); splitting by lines", language, exc)
+                    log.info(
+                        "no tree-sitter grammar for %s (%s); splitting by lines", language, exc
+                    )
                 self._code_splitters[language] = splitter
             return self._code_splitters[language]
 
@@ -172,7 +176,9 @@ class Chunker:
             try:
                 pieces = [piece for piece in splitter.split_text(text) if piece.strip()]
             except Exception as exc:  # a grammar that cannot parse this file: fall back to lines
-                log.info("tree-sitter could not split %s code (%s); splitting by lines", language, exc)
+                log.info(
+                    "tree-sitter could not split %s code (%s); splitting by lines", language, exc
+                )
         if pieces is None:
             return self._line_windows(section, title)
         chunks = []

@@ -43,7 +43,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
-        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout):
+        with socket.create_connection(
+            (endpoint.hostname or "huggingface.co", port), timeout=timeout
+        ):
             return True
     except OSError:
         return False
@@ -96,11 +98,16 @@ class Embedder:
                 **kwargs,
             )
         except Exception as exc:
-            raise ModelLoadError(f"could not load embedding model {name!r} from {source}: {exc}") from exc
-        self._model = self._llama._model
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+            raise ModelLoadError(
+                f"could not load embedding model {name!r} from {source}: {exc}"
+            ) from exc
+        self._model: Any = self._llama._model
+        dimension: Any = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
         self.dimension: int = int(dimension())
-        self.max_tokens: int = int(self._model.max_seq_length)
+        self.max_tokens: int = int(self._model.max_seq_length or 512)
         self.device: str = str(self._model.device)
 
     @property

@@ -152,9 +152,10 @@ class Ingestor:
                 plan.append((scan_file(target), self._root_for(target, target.parent)))
             else:
                 raise PathError(f"cannot ingest {target}: not a regular file or folder")
-        if gone:
-            report.removed += self._remove(gone)
         report.merge(self._process(plan, progress, stop))
+        # Removals go last, so a renamed or moved file reuses the vectors of its old path.
+        if gone and not (stop is not None and stop.is_set()):
+            report.removed += self._remove(gone)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -196,7 +197,10 @@ class Ingestor:
         return len(paths)
 
     def _process(
-        self, plan: list[tuple[ScannedFile, Path]], progress: ProgressFn | None, stop: threading.Event | None
+        self,
+        plan: list[tuple[ScannedFile, Path]],
+        progress: ProgressFn | None,
+        stop: threading.Event | None,
     ) -> IngestReport:
         report = IngestReport()
         known: dict[str, FileRow] = {}
@@ -222,10 +226,25 @@ class Ingestor:
         self._flush(pending, report)
         return report
 
-    def _prepare(self, scanned: ScannedFile, root: Path, old: FileRow | None, report: IngestReport) -> _Prepared | None:
+    def _prepare(
+        self, scanned: ScannedFile, root: Path, old: FileRow | None, report: IngestReport
+    ) -> _Prepared | None:
         path = str(scanned.path)
-        rel = str(scanned.path.relative_to(root)) if root in scanned.path.parents else scanned.path.name
-        row = FileRow(path, str(root), rel, file_type_of(scanned.path), scanned.size, scanned.mtime_ns, None, "indexed")
+        rel = (
+            str(scanned.path.relative_to(root))
+            if root in scanned.path.parents
+            else scanned.path.name
+        )
+        row = FileRow(
+            path,
+            str(root),
+            rel,
+            file_type_of(scanned.path),
+            scanned.size,
+            scanned.mtime_ns,
+            None,
+            "indexed",
+        )
         if (
             old is not None
             and old.status == "indexed"

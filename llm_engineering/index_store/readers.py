@@ -164,7 +164,9 @@ def _read_markdown(path: Path, data: bytes) -> ParsedDocument:
         first_line += text[: front.end()].count("\n")
         text = text[front.end() :]
     title = title or _markdown_title(text) or path.stem
-    return ParsedDocument(path, file_type_of(path), "markdown", title, [Section(text, first_line=first_line)])
+    return ParsedDocument(
+        path, file_type_of(path), "markdown", title, [Section(text, first_line=first_line)]
+    )
 
 
 def _read_text(path: Path, data: bytes) -> ParsedDocument:
@@ -186,7 +188,12 @@ def rst_to_markdown(text: str) -> str:
     while i < len(lines) - 1:
         title, under = lines[i], lines[i + 1]
         match = _RST_ADORNMENT.match(under)
-        if title.strip() and not _RST_ADORNMENT.match(title) and match and len(under.rstrip()) >= len(title.rstrip()):
+        if (
+            title.strip()
+            and not _RST_ADORNMENT.match(title)
+            and match
+            and len(under.rstrip()) >= len(title.rstrip())
+        ):
             char = match.group(1)
             if char not in levels:
                 levels.append(char)
@@ -205,13 +212,17 @@ def rst_to_markdown(text: str) -> str:
 def _read_rst(path: Path, data: bytes) -> ParsedDocument:
     text = rst_to_markdown(decode_text(data))
     title = _markdown_title(text) or path.stem
-    return ParsedDocument(path, file_type_of(path), "markdown", title, [Section(text, first_line=1)])
+    return ParsedDocument(
+        path, file_type_of(path), "markdown", title, [Section(text, first_line=1)]
+    )
 
 
 def _read_code(path: Path, data: bytes) -> ParsedDocument:
     text = decode_text(data)
     language = CODE_LANGUAGES.get(file_type_of(path))
-    return ParsedDocument(path, file_type_of(path), "code", path.name, [Section(text, first_line=1)], language)
+    return ParsedDocument(
+        path, file_type_of(path), "code", path.name, [Section(text, first_line=1)], language
+    )
 
 
 # --- HTML ----------------------------------------------------------------------------
@@ -275,10 +286,20 @@ def _read_pdf(path: Path, data: bytes) -> ParsedDocument:
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except DocumentError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+    except (
+        PyPdfError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        OSError,
+    ) as exc:
         raise DocumentError(f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
     if not sections:
-        raise DocumentError(f"PDF has no extractable text in {len(reader.pages)} page(s) (scanned images?)")
+        raise DocumentError(
+            f"PDF has no extractable text in {len(reader.pages)} page(s) (scanned images?)"
+        )
     first_line = next((ln.strip() for ln in sections[0].text.splitlines() if ln.strip()), "")
     title = meta_title.strip() or (first_line if len(first_line) <= 120 else "") or path.stem
     return ParsedDocument(path, "pdf", "pdf", title, sections)

@@ -94,17 +94,20 @@ class Searcher:
             ranked["dense"] = self._vectors.query(embedder.embed_query(query), pool, allowed)
         if mode in ("keyword", "hybrid"):
             match = fts_query(query)
-            ranked["keyword"] = [] if match is None else self._state.keyword_search(match, pool, prefix, types)
+            ranked["keyword"] = (
+                [] if match is None else self._state.keyword_search(match, pool, prefix, types)
+            )
 
         if mode == "hybrid":
             fused = reciprocal_rank_fusion(
-                [[cid for cid, _ in ranked["dense"]], [cid for cid, _ in ranked["keyword"]]], k=self.rrf_k
+                [[cid for cid, _ in ranked["dense"]], [cid for cid, _ in ranked["keyword"]]],
+                k=self.rrf_k,
             )
         else:
             fused = ranked[mode]
         by: dict[str, list[str]] = {}
-        for name, hits in ranked.items():
-            for cid, _ in hits:
+        for name, found in ranked.items():
+            for cid, _ in found:
                 by.setdefault(cid, []).append(name)
 
         # Read back from SQLite: an id it no longer has (a vector a crash left) is dropped.

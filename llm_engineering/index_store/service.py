@@ -12,7 +12,13 @@ from typing import Any
 from llm_engineering.config import Settings
 from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.embeddings import Embedder
-from llm_engineering.index_store.ingest import EmbedderLike, FailedFile, Ingestor, IngestReport, ProgressFn
+from llm_engineering.index_store.ingest import (
+    EmbedderLike,
+    FailedFile,
+    Ingestor,
+    IngestReport,
+    ProgressFn,
+)
 from llm_engineering.index_store.search import Hit, Searcher, SearchMode
 from llm_engineering.index_store.state import StateDB
 from llm_engineering.index_store.vectors import VectorIndex
@@ -90,7 +96,9 @@ class IndexService:
         if self._chunker is None:
             embedder = self.embedder()
             tokenizer = getattr(embedder, "tokenizer", None) or (lambda text: text.split())
-            self._chunker = Chunker(self.settings.chunk_size, self.settings.chunk_overlap, tokenizer)
+            self._chunker = Chunker(
+                self.settings.chunk_size, self.settings.chunk_overlap, tokenizer
+            )
         return self._chunker
 
     # -- work --------------------------------------------------------------------------

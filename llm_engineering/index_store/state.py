@@ -105,15 +105,13 @@ def m001_create_tables(db: sqlite3.Connection) -> None:
             INSERT INTO chunks_fts(chunks_fts, rowid, heading, text)
             VALUES ('delete', old.rowid, old.heading, old.text);
         END;
-        """
+        """,
     )
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_create_tables]
 
-_FILE_COLUMNS = (
-    "path, root, rel_path, file_type, size, mtime_ns, sha256, status, error, title, chunk_count, updated_at"
-)
+_FILE_COLUMNS = "path, root, rel_path, file_type, size, mtime_ns, sha256, status, error, title, chunk_count, updated_at"
 _CHUNK_COLUMNS = "id, path, ordinal, text_hash, text, heading, page, start_line, end_line"
 
 
@@ -136,7 +134,9 @@ class StateDB:
     def db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
@@ -180,12 +180,16 @@ class StateDB:
         return None if row is None else row[0]
 
     def set_meta(self, key: str, value: str) -> None:
-        self._write(lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value)))
+        self._write(
+            lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        )
 
     # -- files -------------------------------------------------------------------------
 
     def file(self, path: str) -> FileRow | None:
-        row = self.db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
+        row = self.db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)
+        ).fetchone()
         return None if row is None else _file_row(row)
 
     def files_under(self, folder: str) -> dict[str, FileRow]:
@@ -197,13 +201,21 @@ class StateDB:
         return {row[0]: _file_row(row) for row in rows}
 
     def failed_files(self) -> list[FileRow]:
-        rows = self.db.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'failed' ORDER BY path")
+        rows = self.db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'failed' ORDER BY path"
+        )
         return [_file_row(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
-        files = dict(self.db.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall())
+        files = dict(
+            self.db.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall()
+        )
         chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        return {"documents": files.get("indexed", 0), "failed": files.get("failed", 0), "chunks": chunks}
+        return {
+            "documents": files.get("indexed", 0),
+            "failed": files.get("failed", 0),
+            "chunks": chunks,
+        }
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for a file whose content hash did not change."""
@@ -214,7 +226,12 @@ class StateDB:
         )
 
     def chunk_ids(self, path: str) -> list[str]:
-        return [row[0] for row in self.db.execute("SELECT id FROM chunks WHERE path = ? ORDER BY ordinal", (path,))]
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT id FROM chunks WHERE path = ? ORDER BY ordinal", (path,)
+            )
+        ]
 
     def replace_file(self, row: FileRow, chunks: Sequence[ChunkRow]) -> list[str]:
         """Store a file and exactly these chunks in one transaction.
@@ -231,7 +248,17 @@ class StateDB:
             db.executemany(
                 f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (c.id, c.path, c.ordinal, c.text_hash, c.text, c.heading, c.page, c.start_line, c.end_line)
+                    (
+                        c.id,
+                        c.path,
+                        c.ordinal,
+                        c.text_hash,
+                        c.text,
+                        c.heading,
+                        c.page,
+                        c.start_line,
+                        c.end_line,
+                    )
                     for c in chunks
                 ],
             )
@@ -254,7 +281,9 @@ class StateDB:
         def work(db: sqlite3.Connection) -> list[str]:
             removed: list[str] = []
             for path in paths:
-                removed.extend(r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (path,)))
+                removed.extend(
+                    r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (path,))
+                )
                 db.execute("DELETE FROM chunks WHERE path = ?", (path,))
                 db.execute("DELETE FROM files WHERE path = ?", (path,))
             return removed
@@ -278,7 +307,8 @@ class StateDB:
             batch = hashes[start : start + 500]
             marks = ",".join("?" * len(batch))
             for text_digest, chunk_id in self.db.execute(
-                f"SELECT text_hash, min(id) FROM chunks WHERE text_hash IN ({marks}) GROUP BY text_hash", batch
+                f"SELECT text_hash, min(id) FROM chunks WHERE text_hash IN ({marks}) GROUP BY text_hash",
+                batch,
             ):
                 found[text_digest] = chunk_id
         return found
@@ -304,7 +334,9 @@ class StateDB:
                 found[row[0]] = dict(zip(names, row, strict=True))
         return found
 
-    def _filter_sql(self, path_prefix: str | None, file_types: Sequence[str] | None) -> tuple[str, list[Any]]:
+    def _filter_sql(
+        self, path_prefix: str | None, file_types: Sequence[str] | None
+    ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         if path_prefix:
@@ -316,10 +348,14 @@ class StateDB:
             params += list(file_types)
         return " AND ".join(clauses), params
 
-    def filtered_chunk_ids(self, path_prefix: str | None, file_types: Sequence[str] | None) -> list[str]:
+    def filtered_chunk_ids(
+        self, path_prefix: str | None, file_types: Sequence[str] | None
+    ) -> list[str]:
         where, params = self._filter_sql(path_prefix, file_types)
         sql = "SELECT c.id FROM chunks c JOIN files f ON f.path = c.path"
-        return [row[0] for row in self.db.execute(sql + (f" WHERE {where}" if where else ""), params)]
+        return [
+            row[0] for row in self.db.execute(sql + (f" WHERE {where}" if where else ""), params)
+        ]
 
     def keyword_search(
         self,

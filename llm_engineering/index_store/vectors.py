@@ -8,6 +8,7 @@ models silently ruins search.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -82,10 +83,9 @@ class VectorIndex:
         self._store: Any = None
         from chromadb.errors import NotFoundError
 
-        try:
+        # A missing collection is created on the first write, once the dimension is known.
+        with contextlib.suppress(NotFoundError):
             self._attach(self._client.get_collection(self._name, embedding_function=None))
-        except NotFoundError:
-            pass  # created on the first write, once the model's dimension is known
 
     def _attach(self, collection: Any) -> None:
         from llama_index.vector_stores.chroma import ChromaVectorStore
@@ -115,7 +115,9 @@ class VectorIndex:
         recorded_name, recorded_dim = self.recorded_model
         if recorded_name is None:
             return
-        if recorded_name != name or (dimension is not None and recorded_dim not in (None, dimension)):
+        if recorded_name != name or (
+            dimension is not None and recorded_dim not in (None, dimension)
+        ):
             raise EmbeddingModelMismatch(
                 f"the index at {self.location} (collection {self._name!r}) was built with embedding "
                 f"model {recorded_name!r} ({recorded_dim} dimensions), but {name!r}"
@@ -152,7 +154,9 @@ class VectorIndex:
         from llama_index.core.schema import TextNode
 
         nodes = [
-            TextNode(id_=rec.id, text=rec.text, embedding=list(rec.embedding), metadata=rec.metadata)
+            TextNode(
+                id_=rec.id, text=rec.text, embedding=list(rec.embedding), metadata=rec.metadata
+            )
             for rec in records
         ]
         # Chroma ignores an id it already holds. That is right here: an id is a hash of
@@ -206,7 +210,8 @@ class VectorIndex:
         if total == 0:
             return []
         result = self._store.query(
-            VectorStoreQuery(query_embedding=list(embedding), similarity_top_k=min(n, total)), **kwargs
+            VectorStoreQuery(query_embedding=list(embedding), similarity_top_k=min(n, total)),
+            **kwargs,
         )
         # ChromaVectorStore reports exp(-distance); with cosine space distance = 1 - cos.
         return [
