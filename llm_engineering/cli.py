@@ -30,15 +30,21 @@ app = typer.Typer(
 )
 
 # Options shared by the commands. None means "not given", so env and config file apply.
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data folder (index, jobs, adapters).")]  # noqa: UP045
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data folder (index, jobs, adapters).")
+]
 Watch = Annotated[
     Optional[list[Path]],  # noqa: UP045
     typer.Option("--watch", "-w", help="Folder to index (repeatable). Indexed at start."),
 ]
 Config = Annotated[Optional[Path], typer.Option("--config", help="TOML config file.")]  # noqa: UP045
-ChromaUrl = Annotated[Optional[str], typer.Option("--chroma-url", help="Chroma server URL; default embedded.")]  # noqa: UP045
-EmbeddingModel = Annotated[Optional[str], typer.Option("--embedding-model", help="Embedding model name or path.")]  # noqa: UP045
-LogLevel = Annotated[Optional[str], typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]  # noqa: UP045
+ChromaUrl = Annotated[
+    str | None, typer.Option("--chroma-url", help="Chroma server URL; default embedded.")
+]
+EmbeddingModel = Annotated[
+    str | None, typer.Option("--embedding-model", help="Embedding model name or path.")
+]
+LogLevel = Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -96,7 +102,15 @@ def _print_report(report: Any) -> None:
 
     console = Console()
     table = Table(title=f"Ingest finished in {report.seconds:.1f} s", show_header=True)
-    for column in ("added", "updated", "unchanged", "removed", "failed", "chunks embedded", "chunks reused"):
+    for column in (
+        "added",
+        "updated",
+        "unchanged",
+        "removed",
+        "failed",
+        "chunks embedded",
+        "chunks reused",
+    ):
         table.add_column(column, justify="right")
     table.add_row(
         str(report.added), str(report.updated), str(report.unchanged), str(report.removed),
@@ -109,14 +123,20 @@ def _print_report(report: Any) -> None:
 
 @app.command()
 def serve(
-    http: Annotated[bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")] = False,
-    host: Annotated[Optional[str], typer.Option(help="HTTP bind address (default 127.0.0.1).")] = None,  # noqa: UP045
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="HTTP bind address (default 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(help="HTTP port (default 8765).")] = None,  # noqa: UP045
     token: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Bearer token HTTP clients must send (or LLM_ENG_TOKEN). Required off loopback."),
+        typer.Option(
+            help="Bearer token HTTP clients must send (or LLM_ENG_TOKEN). Required off loopback."
+        ),
     ] = None,
-    read_only: Annotated[bool, typer.Option("--read-only", help="Never write to the index.")] = False,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Never write to the index.")
+    ] = False,
     watch: Watch = None,
     data_dir: DataDir = None,
     config: Config = None,
@@ -146,7 +166,13 @@ def serve(
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the whole index first (e.g. after changing the embedding model).")] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Drop the whole index first (e.g. after changing the embedding model).",
+        ),
+    ] = False,
     watch: Watch = None,
     data_dir: DataDir = None,
     config: Config = None,
@@ -179,8 +205,10 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, dense or keyword.")] = "hybrid",
-    path_prefix: Annotated[Optional[str], typer.Option(help="Only paths starting with this.")] = None,  # noqa: UP045
-    file_type: Annotated[Optional[list[str]], typer.Option("--file-type", "-t", help="Only this type (repeatable).")] = None,  # noqa: UP045
+    path_prefix: Annotated[str | None, typer.Option(help="Only paths starting with this.")] = None,
+    file_type: Annotated[
+        list[str] | None, typer.Option("--file-type", "-t", help="Only this type (repeatable).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     watch: Watch = None,
     data_dir: DataDir = None,
@@ -214,8 +242,14 @@ def search(
     if not hits:
         console.print("no results")
     for rank, hit in enumerate(hits, start=1):
-        where = f"p. {hit.page}" if hit.page else (f"lines {hit.start_line}-{hit.end_line}" if hit.start_line else "")
-        console.print(f"[bold]{rank}. {hit.path}[/bold] {where}  [dim]score {hit.score:.4f} ({', '.join(hit.retrieved_by)})[/dim]")
+        where = (
+            f"p. {hit.page}"
+            if hit.page
+            else (f"lines {hit.start_line}-{hit.end_line}" if hit.start_line else "")
+        )
+        console.print(
+            f"[bold]{rank}. {hit.path}[/bold] {where}  [dim]score {hit.score:.4f} ({', '.join(hit.retrieved_by)})[/dim]"
+        )
         console.print(f"   [cyan]{hit.heading}[/cyan]")
         snippet = " ".join(hit.text.split())
         console.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", highlight=False)
@@ -251,10 +285,16 @@ def status(
     console = Console()
     console.print(f"[bold]data dir[/bold]        {info.data_dir}")
     console.print(f"[bold]vector store[/bold]    {info.vector_store}")
-    console.print(f"[bold]embedding model[/bold] {info.embedding_model} ({info.embedding_dimension or '?'} dims)")
-    console.print(f"[bold]documents[/bold]       {info.documents}  ([bold]chunks[/bold] {info.chunks})")
+    console.print(
+        f"[bold]embedding model[/bold] {info.embedding_model} ({info.embedding_dimension or '?'} dims)"
+    )
+    console.print(
+        f"[bold]documents[/bold]       {info.documents}  ([bold]chunks[/bold] {info.chunks})"
+    )
     console.print(f"[bold]watched[/bold]         {', '.join(info.watched) or '-'}")
-    console.print(f"[bold]file types[/bold]      {' '.join(sorted(SUPPORTED_EXTENSIONS))}", highlight=False)
+    console.print(
+        f"[bold]file types[/bold]      {' '.join(sorted(SUPPORTED_EXTENSIONS))}", highlight=False
+    )
     console.print(f"[bold]failed[/bold]          {len(info.failed)}")
     for failed in info.failed:
         console.print(f"  [red]{failed.path}[/red]: {failed.error}")

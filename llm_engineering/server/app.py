@@ -47,7 +47,9 @@ class AppContext:
 
     def require_writable_index(self) -> IndexService:
         if self.read_only:
-            raise UserError("this server was started read-only (--read-only); it does not write to the index")
+            raise UserError(
+                "this server was started read-only (--read-only); it does not write to the index"
+            )
         return self.require_index()
 
 
@@ -91,7 +93,9 @@ def create_server(settings: Settings, *, read_only: bool = False) -> MCPServer:
         except LlmEngError as exc:
             app.index_error = str(exc)
             log.error("cannot open the index: %s", exc)
-        worker = threading.Thread(target=_background_start, args=(app,), name="llm-eng-start", daemon=True)
+        worker = threading.Thread(
+            target=_background_start, args=(app,), name="llm-eng-start", daemon=True
+        )
         worker.start()
         try:
             yield app

@@ -64,7 +64,10 @@ class BearerAuth:
         scheme, _, given = header.partition(b" ")
         if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self._token):
             body = json.dumps(
-                {"error": "unauthorized", "message": "missing or wrong bearer token (Authorization: Bearer <token>)"}
+                {
+                    "error": "unauthorized",
+                    "message": "missing or wrong bearer token (Authorization: Bearer <token>)",
+                }
             ).encode()
             await send(
                 {

@@ -19,7 +19,9 @@ __all__ = ["IngestResult", "register"]
 
 class IngestResult(BaseModel):
     summary: IngestSummary
-    failed: list[FailedFileInfo] = Field(description="Files that could not be indexed in this run, with the reason.")
+    failed: list[FailedFileInfo] = Field(
+        description="Files that could not be indexed in this run, with the reason."
+    )
     paths: list[str] = Field(description="What was ingested.")
 
 
@@ -44,7 +46,9 @@ def resolve_inside(path: str, folders: list[Path]) -> Path:
                 raise PathError(f"{candidate} does not exist")
             return resolved
     allowed = ", ".join(str(f) for f in folders)
-    raise PathError(f"{candidate} is outside the watched folders ({allowed}); only those can be indexed")
+    raise PathError(
+        f"{candidate} is outside the watched folders ({allowed}); only those can be indexed"
+    )
 
 
 @user_errors
@@ -52,7 +56,9 @@ async def ingest(
     ctx: Context,
     path: Annotated[
         str | None,
-        Field(description="A file or folder inside a watched folder; omit to re-scan every watched folder."),
+        Field(
+            description="A file or folder inside a watched folder; omit to re-scan every watched folder."
+        ),
     ] = None,
 ) -> IngestResult:
     """Index a watched folder (or one file or subfolder of it) now: new and changed files are indexed, deleted ones removed."""

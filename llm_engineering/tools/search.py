@@ -30,14 +30,18 @@ class SearchHit(BaseModel):
     )
     file_type: str = Field(description="File extension, e.g. md, pdf, py.")
     page: int | None = Field(None, description="PDF page (1-based), when the source is a PDF.")
-    start_line: int | None = Field(None, description="First source line of the chunk (text and code).")
+    start_line: int | None = Field(
+        None, description="First source line of the chunk (text and code)."
+    )
     end_line: int | None = Field(None, description="Last source line of the chunk (text and code).")
     retrieved_by: list[str] = Field(description="Which retrievers found it: dense, keyword.")
 
 
 class IndexCounts(BaseModel):
     documents: int = Field(description="Files indexed.")
-    pending: int = Field(description="Files still waiting to be indexed; results may be incomplete while > 0.")
+    pending: int = Field(
+        description="Files still waiting to be indexed; results may be incomplete while > 0."
+    )
 
 
 class SearchDocsResult(BaseModel):
@@ -87,13 +91,17 @@ class IndexStatusResult(BaseModel):
     chunks: int = Field(description="Chunks searchable.")
     pending: int = Field(description="Files waiting to be indexed.")
     indexing: str | None = Field(None, description="The file being indexed now, if any.")
-    failed: list[FailedFileInfo] = Field(description="Files that could not be indexed, with the reason.")
+    failed: list[FailedFileInfo] = Field(
+        description="Files that could not be indexed, with the reason."
+    )
     watched: list[str] = Field(description="Folders indexed at start.")
     data_dir: str
     vector_store: str
     models: ModelInfo
     read_only: bool = Field(description="True when this server does not write to the index.")
-    last_ingest: IngestSummary | None = Field(None, description="Counts from the most recent ingest.")
+    last_ingest: IngestSummary | None = Field(
+        None, description="Counts from the most recent ingest."
+    )
 
 
 @user_errors
@@ -103,11 +111,15 @@ async def search_docs(
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many results to return.")] = 5,
     mode: Annotated[
         Literal["hybrid", "dense", "keyword"],
-        Field(description="hybrid = dense + BM25 fused (best default); dense = semantic; keyword = BM25."),
+        Field(
+            description="hybrid = dense + BM25 fused (best default); dense = semantic; keyword = BM25."
+        ),
     ] = "hybrid",
     path_prefix: Annotated[
         str | None,
-        Field(description="Only files whose path starts with this (absolute, or relative to the indexed folder)."),
+        Field(
+            description="Only files whose path starts with this (absolute, or relative to the indexed folder)."
+        ),
     ] = None,
     file_types: Annotated[
         list[str] | None, Field(description="Only these file types, e.g. ['md', 'pdf'].")
@@ -156,6 +168,12 @@ async def index_status(ctx: Context) -> IndexStatusResult:
 
 
 def register(server: MCPServer) -> None:
-    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-    server.add_tool(search_docs, annotations=read_only.model_copy(update={"title": "Search documents"}))
-    server.add_tool(index_status, annotations=read_only.model_copy(update={"title": "Index status"}))
+    read_only = ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+    )
+    server.add_tool(
+        search_docs, annotations=read_only.model_copy(update={"title": "Search documents"})
+    )
+    server.add_tool(
+        index_status, annotations=read_only.model_copy(update={"title": "Index status"})
+    )

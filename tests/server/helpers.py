@@ -1,0 +1,103 @@
+"""Starting real servers for the end-to-end tests, and waiting on them with deadlines."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+import httpx
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from tests.conftest import LLM_ENG, server_env
+
+
+def stdio_client(data_dir: Path, *args: str, **env: str) -> Client:
+    """An MCP client that launches ``llm-eng serve`` over stdio, as Claude Desktop does."""
+    params = StdioServerParameters(
+        command=LLM_ENG,
+        args=["serve", "--data-dir", str(data_dir), *args],
+        env=server_env(**env),
+    )
+    return Client(params, read_timeout_seconds=120)
+
+
+async def wait_for_status(
+    client: Client, ready: Callable[[dict[str, Any]], bool], timeout: float = 180
+) -> dict[str, Any]:
+    """Poll ``index_status`` until ``ready(status)``; fail after ``timeout`` seconds."""
+    with anyio.fail_after(timeout):
+        while True:
+            result = await client.call_tool("index_status", {})
+            assert not result.is_error, result.content
+            status = result.structured_content
+            assert status is not None
+            if ready(status):
+                return status
+            await anyio.sleep(0.2)
+
+
+def indexed(documents: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda status: (
+        status["documents"] + len(status["failed"]) >= documents and status["pending"] == 0
+    )
+
+
+async def search(client: Client, query: str, **args: Any) -> list[dict[str, Any]]:
+    result = await client.call_tool("search_docs", {"query": query, **args})
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return list(result.structured_content["results"])
+
+
+def names(results: list[dict[str, Any]]) -> list[str]:
+    return [Path(r["path"]).name for r in results]
+
+
+@contextmanager
+def running(
+    command: list[str], ready_url: str | None = None, timeout: float = 60, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server process; wait until ``ready_url`` answers (any HTTP status); stop it after.
+
+    Its output goes to a temporary file: an unread pipe fills up and freezes a chatty server.
+    """
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            command, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            if ready_url is not None:
+                _wait_until_answering(process, log, ready_url, timeout)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_answering(
+    process: subprocess.Popen[bytes], log: IO[bytes], url: str, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            log.seek(0)
+            output = log.read().decode(errors="replace")[-2000:]
+            raise AssertionError(f"the server exited with {process.returncode}: {output}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer within {timeout} s") from None
+            time.sleep(0.1)
