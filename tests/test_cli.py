@@ -1,0 +1,69 @@
+"""The `llm-eng` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FACTS, LLM_ENG, server_env
+
+pytestmark = pytest.mark.slow
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LLM_ENG, *args], env=server_env(**env), capture_output=True, text=True, timeout=300
+    )
+
+
+def test_ingest_search_and_status_from_the_command_line(mixed_folder: Path, tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    (mixed_folder / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
+    result = run("ingest", str(mixed_folder), "--data-dir", data)
+    assert result.returncode == 3, result.stderr  # some files failed
+    assert "added" in result.stdout and "broken.pdf" in result.stdout
+
+    result = run("search", "saffron risotto", "--json", "-k", "2", "--data-dir", data)
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)["results"]
+    assert Path(hits[0]["path"]).name == FACTS["html"][0] and len(hits) == 2
+
+    result = run("search", "glacier", "--mode", "keyword", "--file-type", "pdf", "--data-dir", data)
+    assert result.returncode == 0 and "report.pdf" in result.stdout and "p. 2" in result.stdout
+
+    result = run("status", "--json", "--data-dir", data)
+    status = json.loads(result.stdout)
+    assert status["documents"] == 6 and [Path(f["path"]).name for f in status["failed"]] == [
+        "broken.pdf"
+    ]
+
+    result = run("ingest", str(mixed_folder), "--data-dir", data)
+    assert "unchanged" in result.stdout
+
+
+def test_bad_arguments_exit_with_a_message(tmp_path: Path) -> None:
+    result = run("search", "x", "--mode", "fuzzy", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and "unknown mode" in result.stderr
+    result = run("ingest", str(tmp_path / "missing"), "--data-dir", str(tmp_path / "d"))
+    assert result.returncode == 1 and "no such file or folder" in result.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text("chunk_sise = 1\n")
+    result = run("status", "--config", str(bad))
+    assert result.returncode == 2 and "chunk_sise" in result.stderr
+
+
+def test_help_does_not_import_the_heavy_libraries() -> None:
+    code = (
+        "import sys, llm_engineering.cli;"
+        "heavy = [m for m in ('torch', 'chromadb', 'sentence_transformers', 'llama_cpp', 'transformers') if m in sys.modules];"
+        "print(heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+    assert run("--help").returncode == 0
