@@ -1,0 +1,165 @@
+"""Ingestion throughput, re-index speed and search latency on the SciFact corpus.
+
+Writes every SciFact abstract as a Markdown file, then measures, in one process:
+
+1. chunks/s of the whole ingestion pipeline (read, parse, chunk, hash, embed, write Chroma
+   and SQLite) against plain ``SentenceTransformer.encode`` of the very same chunk texts
+   (the ratio is the figure; target >= 0.85);
+2. re-indexing the unchanged corpus, in files/s (target >= 1,000);
+3. ``search_docs`` latency, p50/p95 over 200 SciFact claims, in-process and over stdio MCP
+   against a real ``llm-eng serve`` (targets: stdio p50 <= 2x in-process p50 and <= 50 ms).
+
+Usage: python benchmarks/ingest_search.py [--data ../shared/data/scifact] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "scifact"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def write_corpus(corpus: Path, folder: Path, limit: int | None) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with corpus.open() as handle:
+        for line in handle:
+            doc = json.loads(line)
+            (folder / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
+            count += 1
+            if limit and count >= limit:
+                break
+    return count
+
+
+def chunk_texts(service, folder: Path) -> list[str]:  # type: ignore[no-untyped-def]
+    """The embedding texts the pipeline produced for these files, read back from SQLite."""
+    from llm_engineering.index_store.chunking import Chunk
+
+    rows = service.state.db.execute(
+        "SELECT c.text, c.heading FROM chunks c WHERE substr(c.path, 1, ?) = ? ORDER BY c.path, c.ordinal",
+        (len(str(folder)) + 1, str(folder) + "/"),
+    ).fetchall()
+    return [Chunk(text, 0, heading).embedding_text() for text, heading in rows]
+
+
+async def stdio_latencies(data_dir: Path, queries: list[str]) -> list[float]:
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    params = StdioServerParameters(
+        command=str(Path(sys.executable).parent / "llm-eng"),
+        args=["serve", "--data-dir", str(data_dir), "--log-level", "WARNING"],
+        env={**os.environ, "LLM_ENG_CONFIG": ""},
+    )
+    latencies = []
+    async with Client(params, read_timeout_seconds=120) as client:
+        for query in queries[:5]:  # warm-up: model load, caches
+            await client.call_tool("search_docs", {"query": query})
+        for query in queries:
+            started = time.perf_counter()
+            result = await client.call_tool("search_docs", {"query": query, "top_k": 5})
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert not result.is_error, result.content
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR SciFact folder")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N documents")
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+
+    from llm_engineering.logs import setup_logging
+
+    setup_logging("WARNING")
+    from llm_engineering.config import load_settings
+    from llm_engineering.index_store.service import IndexService
+
+    work = Path(tempfile.mkdtemp(prefix="llm-eng-bench-"))
+    try:
+        folder = work / "scifact"
+        files = write_corpus(args.data / "corpus.jsonl", folder, args.limit)
+        settings = load_settings(data_dir=work / "data", config_file=None)
+        service = IndexService(settings)
+        embedder = service.embedder()  # loading the model is not ingestion
+        service.chunker()
+        embedder.embed_documents(["warm up the model"] * 8)
+
+        started = time.perf_counter()
+        report = service.ingest([folder])
+        pipeline_s = time.perf_counter() - started
+        chunks = report.chunks_written
+        assert report.added == files and not report.failed, report
+
+        texts = chunk_texts(service, folder)
+        assert len(texts) == chunks
+        started = time.perf_counter()
+        embedder._model.encode(texts, batch_size=32)  # the raw baseline, same texts, same process
+        raw_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        again = service.ingest([folder])
+        reindex_s = time.perf_counter() - started
+        assert again.unchanged == files and again.chunks_embedded == 0
+
+        queries = [json.loads(line)["text"] for line in (args.data / "queries.jsonl").open()][
+            : args.queries
+        ]
+        for query in queries[:5]:
+            service.search(query, 5)
+        in_process = []
+        for query in queries:
+            started = time.perf_counter()
+            service.search(query, 5)
+            in_process.append((time.perf_counter() - started) * 1000)
+        service.close()
+        del service
+        over_stdio = anyio.run(stdio_latencies, settings.data_dir, queries)
+
+        pipeline_rate, raw_rate = chunks / pipeline_s, chunks / raw_s
+        results = {
+            "files": files,
+            "chunks": chunks,
+            "pipeline_s": round(pipeline_s, 2),
+            "pipeline_chunks_per_s": round(pipeline_rate, 1),
+            "encode_s": round(raw_s, 2),
+            "encode_chunks_per_s": round(raw_rate, 1),
+            "pipeline_vs_encode": round(pipeline_rate / raw_rate, 3),
+            "reindex_unchanged_s": round(reindex_s, 3),
+            "reindex_files_per_s": round(files / reindex_s),
+            "search_in_process_p50_ms": round(statistics.median(in_process), 2),
+            "search_in_process_p95_ms": round(percentile(in_process, 95), 2),
+            "search_stdio_p50_ms": round(statistics.median(over_stdio), 2),
+            "search_stdio_p95_ms": round(percentile(over_stdio, 95), 2),
+        }
+        results["stdio_vs_in_process_p50"] = round(
+            results["search_stdio_p50_ms"] / results["search_in_process_p50_ms"], 2
+        )
+        print(json.dumps(results, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
