@@ -73,7 +73,7 @@ def _open_index(settings: Settings) -> IndexService:
         raise _fail(str(exc)) from exc
 
 
-def _ingest_with_progress(index: IndexService, targets: list[Path], rebuild: bool = False) -> Any:
+def _ingest_with_progress(index: IndexService, targets: list[Path]) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -93,7 +93,21 @@ def _ingest_with_progress(index: IndexService, targets: list[Path], rebuild: boo
             name = Path(message).name
             bar.update(task, completed=done, total=total, description=name[-60:])
 
-        return index.ingest(targets, progress, rebuild=rebuild)
+        return index.ingest(targets, progress)
+
+
+def _refresh_watched(index: IndexService) -> None:
+    """Index the --watch folders first, unless a running server already keeps them indexed."""
+    from llm_engineering.errors import IndexBusyError
+
+    if not index.settings.watch:
+        return
+    try:
+        _ingest_with_progress(index, list(index.settings.watch))
+    except IndexBusyError:
+        typer.echo(
+            f"note: llm-eng (pid {index.lock.holder()}) keeps this index up to date", err=True
+        )
 
 
 def _print_report(report: Any) -> None:
@@ -185,14 +199,11 @@ def ingest(
         config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
         embedding_model=embedding_model, log_level=log_level or "ERROR",
     )  # fmt: skip
-    if rebuild:
-        # The check against the recorded model must not stop the rebuild that fixes it.
-        from llm_engineering.index_store.vectors import VectorIndex
+    from llm_engineering.index_store.service import IndexService
 
-        VectorIndex(settings).drop()
-    index = _open_index(settings)
     try:
-        report = _ingest_with_progress(index, [*paths, *settings.watch], rebuild=rebuild)
+        index = IndexService(settings, rebuild=rebuild)
+        report = _ingest_with_progress(index, [*paths, *settings.watch])
     except LlmEngError as exc:
         raise _fail(str(exc)) from exc
     _print_report(report)
@@ -228,8 +239,7 @@ def search(
     )  # fmt: skip
     index = _open_index(settings)
     try:
-        if settings.watch:
-            _ingest_with_progress(index, list(settings.watch))
+        _refresh_watched(index)
         hits, took_ms = index.search(query, top_k, mode, path_prefix, file_type)  # type: ignore[arg-type]
     except LlmEngError as exc:
         raise _fail(str(exc)) from exc
@@ -272,8 +282,10 @@ def status(
         embedding_model=embedding_model, log_level=log_level or "ERROR",
     )  # fmt: skip
     index = _open_index(settings)
-    if settings.watch:
-        _ingest_with_progress(index, list(settings.watch))
+    try:
+        _refresh_watched(index)
+    except LlmEngError as exc:
+        raise _fail(str(exc)) from exc
     info = index.status()
     if as_json:
         typer.echo(json.dumps(asdict(info), indent=2, default=str))

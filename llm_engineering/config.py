@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     )
     collection: str = Field(default="documents", min_length=3, max_length=63)
     max_file_size_mb: float = Field(default=25.0, gt=0, description="Larger files are reported.")
+    watch_debounce: float = Field(
+        default=0.5,
+        ge=0.05,
+        le=30,
+        description="Seconds a changed file must stay quiet before it is indexed again.",
+    )
     candidates: int = Field(
         default=50, ge=1, le=1000, description="Candidates each retriever gives hybrid fusion."
     )

@@ -126,8 +126,31 @@ class Ingestor:
         ``stop`` ends the run early (between two files), keeping what was done.
 
         Raises:
-            PathError: a target does not exist or is not a file or folder.
+            PathError: a target does not exist, or is a file of an unsupported type.
         """
+        return self._run(targets, progress, stop, strict=True)
+
+    def sync(
+        self,
+        paths: Iterable[Path],
+        progress: ProgressFn | None = None,
+        stop: threading.Event | None = None,
+    ) -> IngestReport:
+        """Bring these paths in step with the disk, whatever happened to them.
+
+        A file or folder that exists is indexed (a folder is rescanned); one that is gone is
+        forgotten together with everything that was under it; unsupported files are skipped.
+        This is what the folder watcher calls with the paths it saw change.
+        """
+        return self._run(list(paths), progress, stop, strict=False)
+
+    def _run(
+        self,
+        targets: Sequence[Path],
+        progress: ProgressFn | None,
+        stop: threading.Event | None,
+        strict: bool,
+    ) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         plan: list[tuple[ScannedFile, Path]] = []
@@ -135,8 +158,13 @@ class Ingestor:
         for target in targets:
             target = target.expanduser().absolute()
             if not target.exists() and not target.is_symlink():
-                raise PathError(f"cannot ingest {target}: no such file or folder")
-            if target.is_dir():
+                if strict:
+                    raise PathError(f"cannot ingest {target}: no such file or folder")
+                gone += [
+                    *self._state.files_under(str(target)),
+                    *([str(target)] if self._state.file(str(target)) else []),
+                ]
+            elif target.is_dir():
                 target = target.resolve()
                 seen = set()
                 for scanned in scan_folder(target, exclude=self._settings.data_dir):
@@ -145,17 +173,22 @@ class Ingestor:
                 gone += [path for path in self._state.files_under(str(target)) if path not in seen]
             elif target.is_file() or target.is_symlink():
                 if not is_supported(target):
-                    raise PathError(
-                        f"cannot ingest {target}: '.{file_type_of(target)}' files are not supported "
-                        f"(see `llm-eng status` for the supported types)"
-                    )
+                    if strict:
+                        raise PathError(
+                            f"cannot ingest {target}: '.{file_type_of(target)}' files are not supported "
+                            f"(see `llm-eng status` for the supported types)"
+                        )
+                    continue
                 plan.append((scan_file(target), self._root_for(target, target.parent)))
-            else:
+            elif strict:
                 raise PathError(f"cannot ingest {target}: not a regular file or folder")
+        # A folder and a file inside it may both be named (the watcher does that): once each.
+        unique = {str(scanned.path): (scanned, root) for scanned, root in reversed(plan)}
+        plan = [unique[key] for key in dict.fromkeys(str(scanned.path) for scanned, _ in plan)]
         report.merge(self._process(plan, progress, stop))
         # Removals go last, so a renamed or moved file reuses the vectors of its old path.
         if gone and not (stop is not None and stop.is_set()):
-            report.removed += self._remove(gone)
+            report.removed += self._remove(sorted(set(gone)))
         report.seconds = time.perf_counter() - started
         return report
 
@@ -209,6 +242,8 @@ class Ingestor:
         pending: list[_Prepared] = []
         pending_chunks = 0
         total = len(plan)
+        if progress is not None:
+            progress(0, total, "")
         for done, (scanned, root) in enumerate(plan, start=1):
             if stop is not None and stop.is_set():
                 break

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llm_engineering.config import Settings
+from llm_engineering.errors import IndexBusyError
 from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.embeddings import Embedder
 from llm_engineering.index_store.ingest import (
@@ -19,6 +20,7 @@ from llm_engineering.index_store.ingest import (
     IngestReport,
     ProgressFn,
 )
+from llm_engineering.index_store.lock import WriterLock
 from llm_engineering.index_store.search import Hit, Searcher, SearchMode
 from llm_engineering.index_store.state import StateDB
 from llm_engineering.index_store.vectors import VectorIndex
@@ -58,16 +60,22 @@ class IndexService:
         ConfigError: the Chroma server cannot be reached.
     """
 
-    def __init__(self, settings: Settings, embedder: EmbedderLike | None = None):
+    def __init__(
+        self, settings: Settings, embedder: EmbedderLike | None = None, *, rebuild: bool = False
+    ):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.state = StateDB(settings.state_path)
         self.vectors = VectorIndex(settings)
-        self.vectors.check_model(settings.embedding_model)
-        self._embedder: Any = embedder
-        self._chunker: Chunker | None = None
+        self.lock = WriterLock(settings.data_dir)
         self._load_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        if rebuild:
+            self.rebuild()
+        self.vectors.check_model(settings.embedding_model)
+        self._seen_generation = self.state.generation()
+        self._embedder: Any = embedder
+        self._chunker: Chunker | None = None
         self._pending = 0
         self._current: str | None = None
         self.last_report: IngestReport | None = None
@@ -103,28 +111,69 @@ class IndexService:
 
     # -- work --------------------------------------------------------------------------
 
+    @property
+    def is_writer(self) -> bool:
+        return self.lock.held
+
+    def _require_writer(self) -> None:
+        if not self.lock.try_acquire():
+            holder = self.lock.holder()
+            raise IndexBusyError(
+                f"another llm-eng process (pid {holder or '?'}) is writing the index in "
+                f"{self.settings.data_dir}; it keeps its watched folders indexed itself. Stop it, "
+                "or use its `ingest` tool, or give this process another --data-dir."
+            )
+
+    def rebuild(self) -> None:
+        """Forget everything: drop the vectors and the state (then ingest again).
+
+        Raises:
+            IndexBusyError: another process is the writer of this data folder.
+        """
+        self._require_writer()
+        with self._write_lock:
+            log.info("dropping the index in %s", self.settings.data_dir)
+            self.vectors.drop()
+            self.state.clear()
+
     def ingest(
         self,
         targets: Sequence[Path],
         progress: ProgressFn | None = None,
-        rebuild: bool = False,
         stop: threading.Event | None = None,
     ) -> IngestReport:
-        """Index ``targets`` (files or folders). One ingest runs at a time; others wait."""
+        """Index ``targets`` (files or folders). One ingest runs at a time; others wait.
+
+        Raises:
+            IndexBusyError: another process is the writer of this data folder.
+            PathError: a target does not exist or is not supported.
+        """
+        return self._write(lambda track: self.ingestor.ingest(targets, track, stop), progress)
+
+    def sync(self, paths: Sequence[Path], progress: ProgressFn | None = None) -> IngestReport:
+        """Bring changed paths (existing or gone, files or folders) in step with the disk."""
+        return self._write(lambda track: self.ingestor.sync(paths, track), progress)
+
+    def repair(self) -> tuple[int, int]:
+        """After a crash: drop orphan vectors, forget files whose vectors are missing."""
+        self._require_writer()
         with self._write_lock:
-            if rebuild:
-                log.info("rebuilding the index from scratch")
-                self.vectors.drop()
-                self.state.clear()
+            return self.ingestor.repair()
+
+    def _write(
+        self, work: Callable[[ProgressFn], IngestReport], progress: ProgressFn | None
+    ) -> IngestReport:
+        self._require_writer()
+        with self._write_lock:
 
             def track(done: int, total: int, message: str) -> None:
                 self._pending = total - done
-                self._current = message if done < total else None
+                self._current = (message or None) if done < total else None
                 if progress is not None:
                     progress(done, total, message)
 
             try:
-                report = self.ingestor.ingest(targets, track, stop)
+                report = work(track)
             finally:
                 self._pending = 0
                 self._current = None
@@ -139,7 +188,17 @@ class IndexService:
         path_prefix: str | None = None,
         file_types: Sequence[str] | None = None,
     ) -> tuple[list[Hit], float]:
+        self.refresh()
         return self.searcher.search(query, top_k, mode, path_prefix, file_types)
+
+    def refresh(self) -> None:
+        """In a process that does not write, pick up what the writing process changed."""
+        if self.is_writer:
+            return
+        generation = self.state.generation()
+        if generation != self._seen_generation:
+            self.vectors.reopen()
+            self._seen_generation = generation
 
     def status(self) -> IndexStatus:
         counts = self.state.counts()
@@ -165,4 +224,5 @@ class IndexService:
         )
 
     def close(self) -> None:
+        self.lock.release()
         self.state.close()

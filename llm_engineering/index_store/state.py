@@ -163,10 +163,15 @@ class StateDB:
             raise
 
     def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``work`` in one write transaction that also bumps the index generation."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             result = work(db)
+            db.execute(
+                "INSERT INTO meta VALUES ('generation', '1') "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
             db.execute("COMMIT")
             return result
         except BaseException:
@@ -178,6 +183,11 @@ class StateDB:
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
+
+    def generation(self) -> int:
+        """A counter every write bumps: a reader compares it to notice another process's writes."""
+        value = self.get_meta("generation")
+        return int(value) if value else 0
 
     def set_meta(self, key: str, value: str) -> None:
         self._write(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -77,15 +78,43 @@ class VectorIndex:
 
     def __init__(self, settings: Settings):
         self._settings = settings
-        self._client = open_client(settings)
         self._name = settings.collection
+        # Guards swapping the client (reopen) against queries that use it.
+        self._swap = threading.Lock()
+        self._open()
+
+    def _open(self) -> None:
+        from chromadb.errors import NotFoundError
+
+        self._client = open_client(self._settings)
         self._collection: Any = None
         self._store: Any = None
-        from chromadb.errors import NotFoundError
 
         # A missing collection is created on the first write, once the dimension is known.
         with contextlib.suppress(NotFoundError):
             self._attach(self._client.get_collection(self._name, embedding_function=None))
+
+    def reopen(self) -> None:
+        """Load what another process wrote since this one opened the collection.
+
+        Embedded Chroma keeps its vector index in memory per process and does not see another
+        process's writes until it is opened again; a Chroma server needs nothing.
+        """
+        if self._settings.chroma_url:
+            return
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        # Chroma shares one System per folder within a process; drop ours so that opening
+        # the client again reads the folder afresh, then stop the old one. (Private API:
+        # clear_system_cache() would do it for every client in the process.)
+        identifier = str(self._settings.chroma_dir)
+        with self._swap:
+            old = SharedSystemClient._identifier_to_system.pop(identifier, None)
+            SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+            self._open()
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    old.stop()
 
     def _attach(self, collection: Any) -> None:
         from llama_index.vector_stores.chroma import ChromaVectorStore
@@ -196,7 +225,7 @@ class VectorIndex:
         self, embedding: Sequence[float], n: int, allowed_ids: Sequence[str] | None = None
     ) -> list[tuple[str, float]]:
         """The ``n`` nearest chunks as (id, cosine similarity), optionally among ``allowed_ids``."""
-        if self._collection is None or n <= 0:
+        if n <= 0:
             return []
         from llama_index.core.vector_stores.types import VectorStoreQuery
 
@@ -206,13 +235,14 @@ class VectorIndex:
                 return []
             kwargs["ids"] = list(allowed_ids)
             n = min(n, len(allowed_ids))
-        total = self.count()
-        if total == 0:
-            return []
-        result = self._store.query(
-            VectorStoreQuery(query_embedding=list(embedding), similarity_top_k=min(n, total)),
-            **kwargs,
-        )
+        with self._swap:
+            total = self.count()
+            if self._collection is None or total == 0:
+                return []
+            result = self._store.query(
+                VectorStoreQuery(query_embedding=list(embedding), similarity_top_k=min(n, total)),
+                **kwargs,
+            )
         # ChromaVectorStore reports exp(-distance); with cosine space distance = 1 - cos.
         return [
             (node_id, 1.0 + math.log(sim) if sim > 0 else -1.0)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -14,7 +13,8 @@ from mcp.server.mcpserver import MCPServer
 from llm_engineering import __version__
 from llm_engineering.config import Settings
 from llm_engineering.errors import LlmEngError, UserError
-from llm_engineering.index_store.service import IndexService
+from llm_engineering.index_store.runner import IndexRunner
+from llm_engineering.index_store.service import IndexService, IndexStatus
 from llm_engineering.tools import ingest as ingest_tools
 from llm_engineering.tools import search as search_tools
 
@@ -23,9 +23,10 @@ __all__ = ["AppContext", "create_server"]
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
-    "llm-engineering searches the user's own documents (the folders it indexes). "
-    "Use search_docs to find passages (hybrid semantic + keyword search, with source paths and lines/pages); "
-    "index_status says what is indexed, what is still pending and which files failed and why."
+    "llm-engineering searches the user's own documents (the folders it indexes and watches). "
+    "Use search_docs to find passages (hybrid semantic + keyword search, with source paths and "
+    "lines/pages); index_status says what is indexed, what is still pending and which files "
+    "failed and why."
 )
 
 
@@ -36,8 +37,8 @@ class AppContext:
     settings: Settings
     read_only: bool
     index: IndexService | None = None
+    runner: IndexRunner | None = None
     index_error: str | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
 
     def require_index(self) -> IndexService:
         """The index, or a UserError saying why it is not available."""
@@ -52,37 +53,24 @@ class AppContext:
             )
         return self.require_index()
 
+    def status(self) -> IndexStatus:
+        if self.runner is not None:
+            return self.runner.status()
+        return self.require_index().status()
 
-def _background_start(app: AppContext) -> None:
-    """Load the embedding model and index the watched folders, off the request path."""
-    index = app.index
-    if index is None:
-        return
-    try:
-        index.embedder()
-        if app.settings.watch and not app.read_only and not app.stop.is_set():
-            missing = [str(p) for p in app.settings.watch if not p.is_dir()]
-            for path in missing:
-                log.error("watched folder %s does not exist or is not a folder; skipping it", path)
-            folders = [p for p in app.settings.watch if p.is_dir()]
-            if folders:
-                report = index.ingest(folders, stop=app.stop)
-                log.info(
-                    "indexed watched folders: %d added, %d updated, %d unchanged, %d removed, %d failed",
-                    report.added, report.updated, report.unchanged, report.removed, len(report.failed),
-                )  # fmt: skip
-    except LlmEngError as exc:
-        app.index_error = str(exc)
-        log.error("%s", exc)
-    except Exception:
-        log.exception("background indexing failed")
+    @property
+    def role(self) -> str:
+        if self.runner is not None:
+            return self.runner.role
+        return "read-only" if self.read_only else "writer"
 
 
-def create_server(settings: Settings, *, read_only: bool = False) -> MCPServer:
+def create_server(settings: Settings, *, read_only: bool = False, watch: bool = True) -> MCPServer:
     """Build the MCP server. Write tools are registered only when ``read_only`` is false.
 
-    The lifespan opens the index once; the embedding model loads and the watched folders
-    are indexed in a background thread, so the server answers at once.
+    The lifespan opens the index once; the embedding model loads, the watched folders are
+    reconciled and then watched in a background thread, so the server answers at once.
+    With ``watch=False`` the folders are reconciled at start but not watched.
     """
 
     @asynccontextmanager
@@ -93,15 +81,20 @@ def create_server(settings: Settings, *, read_only: bool = False) -> MCPServer:
         except LlmEngError as exc:
             app.index_error = str(exc)
             log.error("cannot open the index: %s", exc)
-        worker = threading.Thread(
-            target=_background_start, args=(app,), name="llm-eng-start", daemon=True
-        )
-        worker.start()
+        if app.index is not None:
+            app.runner = IndexRunner(
+                app.index,
+                settings.watch,
+                read_only=read_only,
+                watch=watch,
+                debounce=settings.watch_debounce,
+            )
+            app.runner.start()
         try:
             yield app
         finally:
-            app.stop.set()
-            await anyio.to_thread.run_sync(lambda: worker.join(timeout=10))
+            if app.runner is not None:
+                await anyio.to_thread.run_sync(app.runner.stop)
             if app.index is not None:
                 app.index.close()
 

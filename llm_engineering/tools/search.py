@@ -99,6 +99,15 @@ class IndexStatusResult(BaseModel):
     vector_store: str
     models: ModelInfo
     read_only: bool = Field(description="True when this server does not write to the index.")
+    role: str = Field(
+        description="writer (indexes and watches the folders), reader (another llm-eng process writes; "
+        "this one takes over when it exits) or read-only."
+    )
+    writer_pid: int | None = Field(None, description="Process id of the writing llm-eng process.")
+    watching: bool = Field(
+        description="True when changes in the watched folders are picked up live."
+    )
+    error: str | None = Field(None, description="Why background indexing stopped, if it did.")
     last_ingest: IngestSummary | None = Field(
         None, description="Counts from the most recent ingest."
     )
@@ -133,7 +142,7 @@ async def search_docs(
     hits, took_ms = await anyio.to_thread.run_sync(
         lambda: index.search(query, top_k, mode, path_prefix, file_types)
     )
-    status = index.status()
+    status = app.status()
     return SearchDocsResult(
         results=[SearchHit(**hit.__dict__) for hit in hits],
         took_ms=round(took_ms, 2),
@@ -147,7 +156,8 @@ async def index_status(ctx: Context) -> IndexStatusResult:
     """Report what is indexed: document and chunk counts, files pending, files that failed and why, models."""
     app = app_of(ctx)
     index = app.require_index()
-    status = await anyio.to_thread.run_sync(index.status)
+    status = await anyio.to_thread.run_sync(app.status)
+    runner = app.runner
     return IndexStatusResult(
         documents=status.documents,
         chunks=status.chunks,
@@ -162,7 +172,11 @@ async def index_status(ctx: Context) -> IndexStatusResult:
             embedding_dimension=status.embedding_dimension,
             embedding_loaded=status.embedding_loaded,
         ),
-        read_only=app.read_only,
+        read_only=app.role != "writer",
+        role=app.role,
+        writer_pid=index.lock.holder(),
+        watching=runner is not None and runner.watcher is not None,
+        error=runner.error if runner is not None else None,
         last_ingest=IngestSummary.of(status.last_ingest) if status.last_ingest else None,
     )
 

@@ -229,8 +229,41 @@ def test_rebuild_starts_from_nothing(service_factory, mixed_folder: Path, tmp_pa
     service.ingest([mixed_folder])
     other = tmp_path / "other"
     shutil.copytree(mixed_folder, other)
-    report = service.ingest([other], rebuild=True)
+    service.rebuild()
+    assert service.status().documents == 0 and service.vectors.count() == 0
+    report = service.ingest([other])
     assert report.added == 6
     assert all(
         str(other) in Path(h.path).as_posix() for h in service.search("xylophone", top_k=5)[0]
     )
+
+
+def test_rebuild_opens_an_index_built_with_another_model(
+    settings_factory, service_factory, mixed_folder: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from llm_engineering.index_store.service import IndexService
+
+    first = service_factory()
+    first.ingest([mixed_folder])
+    first.close()
+    service = IndexService(settings_factory(embedding_model="some/other-model"), rebuild=True)
+    try:
+        assert service.status().documents == 0 and service.vectors.count() == 0
+        assert service.vectors.recorded_model == (None, None)
+    finally:
+        service.close()
+
+
+def test_sync_takes_a_folder_and_files_inside_it_and_paths_that_are_gone(
+    service_factory, mixed_folder: Path
+) -> None:  # type: ignore[no-untyped-def]
+    service = service_factory()
+    report = service.sync(
+        [mixed_folder, mixed_folder / "notes.md", mixed_folder / "never-existed.md"]
+    )
+    assert report.added == 6 and not report.failed
+    (mixed_folder / "log.txt").unlink()
+    shutil.rmtree(mixed_folder)
+    report = service.sync([mixed_folder / "log.txt", mixed_folder])
+    assert report.removed == 6 and service.status().documents == 0
+    assert chroma_ids(service) == set()

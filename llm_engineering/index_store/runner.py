@@ -1,0 +1,156 @@
+"""``IndexRunner``: keeps the index in step with the watched folders, in the background.
+
+One thread does it all, so the server answers from its first second:
+
+1. take the data folder's writer lock, or, when another process holds it, load the
+   embedding model for searches and try again every ``takeover_interval`` seconds (it
+   takes over when that one exits);
+2. as the writer: start watching, repair what a crash may have left (orphan vectors,
+   files whose vectors are missing), reconcile the folders with ``state.sqlite`` (new,
+   changed and vanished files; unchanged ones cost a ``stat``, and the model loads only
+   when a file needs embedding), then index the paths the watcher reports as they settle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from llm_engineering.errors import LlmEngError
+from llm_engineering.index_store.service import IndexService, IndexStatus
+from llm_engineering.index_store.watcher import ChangeQueue, FolderWatcher
+
+__all__ = ["IndexRunner"]
+
+log = logging.getLogger(__name__)
+
+
+class IndexRunner:
+    """Background indexing for a server.
+
+    Args:
+        index: The opened index.
+        folders: Folders to reconcile at start and watch afterwards.
+        read_only: Never write (never take the writer lock).
+        watch: Start the file watcher (else only the start-up reconcile runs).
+        debounce: Seconds a path must stay quiet before it is re-indexed.
+        takeover_interval: How often a reader tries to become the writer.
+    """
+
+    def __init__(
+        self,
+        index: IndexService,
+        folders: Sequence[Path],
+        *,
+        read_only: bool = False,
+        watch: bool = True,
+        debounce: float = 0.5,
+        takeover_interval: float = 1.0,
+    ):
+        self.index = index
+        self.folders = list(folders)
+        self.read_only = read_only
+        self.watch = watch
+        self.takeover_interval = takeover_interval
+        self.queue = ChangeQueue(debounce=debounce)
+        self.watcher: FolderWatcher | None = None
+        self.error: str | None = None
+        self.reconciled = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="llm-eng-indexer", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if not self.read_only:
+            self.index.lock.try_acquire()  # now, so the role is known from the first request
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.queue.wake()
+        self._thread.join(timeout=timeout)
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    @property
+    def role(self) -> str:
+        """``writer``, ``reader`` (another process writes) or ``read-only`` (asked never to write)."""
+        if self.read_only:
+            return "read-only"
+        return "writer" if self.index.is_writer else "reader"
+
+    def status(self) -> IndexStatus:
+        status = self.index.status()
+        return replace(status, pending=status.pending + len(self.queue))
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            if self.read_only:
+                self.index.embedder()  # searches need it; nothing else to do
+                return
+            waited = False
+            while not self.index.lock.try_acquire():
+                if not waited:
+                    log.info(
+                        "another process (pid %s) writes this index; serving reads",
+                        self.index.lock.holder(),
+                    )
+                    waited = True
+                    self.index.embedder()
+                if self._stop.wait(self.takeover_interval):
+                    return
+            if waited:  # the vectors in memory are as old as this process's start
+                self.index.vectors.reopen()
+            log.info("this process writes the index in %s", self.index.settings.data_dir)
+            self._write_loop()
+        except LlmEngError as exc:
+            self.error = str(exc)
+            log.error("indexing stopped: %s", exc)
+        except Exception:
+            self.error = "indexing stopped after an unexpected error (see the server log)"
+            log.exception("indexing stopped")
+
+    def _write_loop(self) -> None:
+        folders = [f for f in self.folders if f.is_dir()]
+        for missing in set(self.folders) - set(folders):
+            log.error("watched folder %s does not exist or is not a folder; skipping it", missing)
+        # Watch first, so a change made while reconciling is not missed (indexing it twice is harmless).
+        if self.watch and folders:
+            self.watcher = FolderWatcher(folders, self.queue, exclude=self.index.settings.data_dir)
+            self.watcher.start()
+        orphans, requeued = self.index.repair()
+        if orphans or requeued:
+            log.warning(
+                "repaired the index: %d orphan vectors removed, %d files to index again",
+                orphans,
+                requeued,
+            )
+        if folders:
+            report = self.index.ingest(folders, stop=self._stop)
+            log.info(
+                "reconciled %s: %d added, %d updated, %d unchanged, %d removed, %d failed in %.1f s",
+                ", ".join(map(str, folders)), report.added, report.updated, report.unchanged,
+                report.removed, len(report.failed), report.seconds,
+            )  # fmt: skip
+        self.reconciled.set()
+        self.index.embedder()  # an unchanged folder needed no model; searches do
+        while not self._stop.is_set():
+            paths = self.queue.take_due(timeout=1.0)
+            if not paths or self._stop.is_set():
+                continue
+            try:
+                report = self.index.sync(paths)
+            except LlmEngError as exc:
+                log.error("could not index %d changed paths: %s", len(paths), exc)
+                continue
+            log.info(
+                "indexed changes: %d added, %d updated, %d removed, %d failed",
+                report.added, report.updated, report.removed, len(report.failed),
+            )  # fmt: skip

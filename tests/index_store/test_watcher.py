@@ -1,0 +1,243 @@
+"""The watched folder with the real watchdog, real files, the real model and embedded Chroma."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from llm_engineering.index_store.runner import IndexRunner
+from llm_engineering.index_store.watcher import ChangeQueue
+
+DEADLINE = 30.0
+
+
+def wait_until(check: Callable[[], object], timeout: float = DEADLINE) -> object:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.05)
+
+
+def keyword_paths(service, query: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """Names of the files whose chunks match, each once, best first."""
+    hits = service.search(query, top_k=20, mode="keyword")[0]
+    return list(dict.fromkeys(Path(hit.path).name for hit in hits))
+
+
+def consistent(service) -> bool:  # type: ignore[no-untyped-def]
+    """Every chunk row has exactly one vector, and every vector a chunk row."""
+    return service.vectors.all_ids() == service.state.all_chunk_ids()
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "watched"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def start_runner(service_factory, folder: Path) -> Iterator[Callable[..., IndexRunner]]:  # type: ignore[no-untyped-def]
+    runners: list[IndexRunner] = []
+
+    def start(**settings) -> IndexRunner:  # type: ignore[no-untyped-def]
+        service = service_factory(watch=[folder], **settings)
+        runner = IndexRunner(service, [folder], debounce=0.3)
+        runner.start()
+        runners.append(runner)
+        wait_until(runner.reconciled.is_set)
+        return runner
+
+    yield start
+    for runner in runners:
+        runner.stop()
+
+
+def test_queue_coalesces_a_burst_and_releases_after_the_quiet_period() -> None:
+    queue = ChangeQueue(debounce=0.2, settle=0.01)
+    path = Path("/x/a.md")
+    for _ in range(20):
+        queue.add(path)
+    assert len(queue) == 1
+    assert queue.take_due(timeout=0.05) == []  # still inside the quiet period
+    assert queue.take_due(timeout=2.0) == [path]
+    assert len(queue) == 0
+    queue.add(path, complete=True)  # a closed write settles fast
+    started = time.monotonic()
+    assert queue.take_due(timeout=2.0) == [path]
+    assert time.monotonic() - started < 0.2
+
+
+def test_a_path_that_never_goes_quiet_is_released_after_max_wait() -> None:
+    queue = ChangeQueue(debounce=0.3, max_wait=0.5)
+    path = Path("/x/log.txt")
+    started = time.monotonic()
+    released: list[Path] = []
+    while not released:
+        queue.add(path)
+        released = queue.take_due(timeout=0.1)
+    assert 0.4 < time.monotonic() - started < 1.5
+
+
+def test_drop_edit_rename_and_delete_are_followed(start_runner, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    runner = start_runner()
+    service = runner.index
+    note = folder / "note.md"
+    note.write_text("# Note\n\nThe cormorant nests on the pier.\n")
+    wait_until(lambda: keyword_paths(service, "cormorant") == ["note.md"])
+
+    note.write_text("# Note\n\nThe pelican nests on the pier.\n")
+    wait_until(lambda: keyword_paths(service, "pelican") == ["note.md"])
+    assert keyword_paths(service, "cormorant") == []
+
+    sub = folder / "sub"
+    sub.mkdir()
+    note.rename(sub / "moved.md")
+    wait_until(lambda: keyword_paths(service, "pelican") == ["moved.md"])
+    assert service.state.file(str(note)) is None
+
+    (sub / "moved.md").unlink()
+    wait_until(lambda: keyword_paths(service, "pelican") == [])
+    wait_until(lambda: service.status().documents == 0)
+    assert consistent(service)
+
+
+def test_an_atomic_save_is_one_update_with_one_version_of_its_chunks(
+    start_runner, folder: Path
+) -> None:  # type: ignore[no-untyped-def]
+    runner = start_runner()
+    service = runner.index
+    target = folder / "doc.md"
+    target.write_text("# Doc\n\nVersion one mentions walruses.\n")
+    wait_until(lambda: keyword_paths(service, "walruses") == ["doc.md"])
+    seen_missing = []
+
+    def watch_for_gap() -> bool:
+        # while the save happens the old or the new version is searchable, never neither
+        if not keyword_paths(service, "walruses") and not keyword_paths(service, "narwhals"):
+            seen_missing.append(True)
+        return bool(keyword_paths(service, "narwhals"))
+
+    temp = folder / ".doc.md.tmp1234"  # how editors save: write a hidden temp, rename over
+    temp.write_text("# Doc\n\nVersion two mentions narwhals.\n")
+    os.replace(temp, target)
+    wait_until(watch_for_gap)
+    assert not seen_missing
+    assert keyword_paths(service, "walruses") == []
+    assert (
+        len(service.state.chunk_ids(str(target)))
+        == service.state.file(str(target)).chunk_count
+        == 1
+    )
+    assert consistent(service)
+
+
+def test_a_burst_of_writes_to_one_file_is_indexed_once(start_runner, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    runner = start_runner()
+    service = runner.index
+    calls: list[list[Path]] = []
+    original = service.sync
+
+    def counting_sync(paths, progress=None):  # type: ignore[no-untyped-def]
+        calls.append(list(paths))
+        return original(paths, progress)
+
+    service.sync = counting_sync
+    path = folder / "busy.md"
+    with path.open("w") as handle:
+        for i in range(50):
+            handle.write(f"line {i} about albatrosses\n")
+            handle.flush()
+    wait_until(lambda: keyword_paths(service, "albatrosses") == ["busy.md"])
+    time.sleep(0.5)  # give any straggling event its chance to show up as a second index
+    assert sum(path in batch for batch in calls) == 1
+
+
+def test_200_files_copied_at_once_are_each_indexed_exactly_once(
+    start_runner, service_factory, folder: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "source"
+    source.mkdir()
+    for i in range(200):
+        body = " ".join(f"token{i}x{j}" for j in range(20 + i % 7 * 40))
+        (source / f"f{i:03}.md").write_text(f"# File {i}\n\n{body}\n")
+    runner = start_runner(chunk_size=64, chunk_overlap=8)
+    service = runner.index
+    shutil.copytree(source, folder / "batch")
+    wait_until(
+        lambda: service.status().documents == 200 and runner.status().pending == 0, timeout=180
+    )
+
+    per_file = service.state.db.execute("SELECT sum(chunk_count) FROM files").fetchone()[0]
+    assert service.status().chunks == per_file
+    assert len(service.vectors.all_ids()) == per_file and consistent(service)
+    # and it is the same index a clean one-shot ingest builds
+    clean = service_factory(data_dir=tmp_path / "clean", chunk_size=64, chunk_overlap=8)
+    clean.ingest([source])
+    assert clean.status().chunks == per_file
+
+
+def test_hidden_temp_and_oversize_files_are_handled(start_runner, folder: Path) -> None:  # type: ignore[no-untyped-def]
+    runner = start_runner(max_file_size_mb=0.01)
+    service = runner.index
+    (folder / ".git").mkdir()
+    (folder / ".git" / "HEAD.md").write_text("# git\n\nsecret gannets\n")
+    (folder / "draft.md~").write_text("# backup\n\nsecret gannets\n")
+    (folder / ".#lock.md").write_text("secret gannets")
+    (folder / "big.md").write_text("# Big\n\n" + "gannets " * 5000)
+    (folder / "fine.md").write_text("# Fine\n\nvisible puffins\n")
+    wait_until(lambda: keyword_paths(service, "puffins") == ["fine.md"])
+    wait_until(lambda: [Path(f.path).name for f in service.status().failed] == ["big.md"])
+    assert "max_file_size_mb" in service.status().failed[0].error
+    assert keyword_paths(service, "gannets") == []
+
+
+def test_changes_made_while_stopped_are_reconciled_at_start(
+    start_runner, counting_embedder, folder: Path
+) -> None:  # type: ignore[no-untyped-def]
+    (folder / "keep.md").write_text("# Keep\n\nunchanged ospreys\n")
+    (folder / "edit.md").write_text("# Edit\n\nold herons\n")
+    (folder / "drop.md").write_text("# Drop\n\ndoomed egrets\n")
+    runner = start_runner()
+    assert runner.index.status().documents == 3
+    runner.stop()
+    runner.index.close()
+
+    (folder / "edit.md").write_text("# Edit\n\nnew bitterns\n")
+    (folder / "drop.md").unlink()
+    (folder / "new.md").write_text("# New\n\nfresh spoonbills\n")
+    embedded_before = counting_embedder.embedded
+    runner = start_runner()
+    service = runner.index
+    report = service.last_report
+    assert (report.added, report.updated, report.removed, report.unchanged) == (1, 1, 1, 1)
+    assert counting_embedder.embedded - embedded_before == 2  # only the new and the edited file
+    assert keyword_paths(service, "herons") == [] and keyword_paths(service, "egrets") == []
+    assert keyword_paths(service, "bitterns") == ["edit.md"] and keyword_paths(
+        service, "spoonbills"
+    ) == ["new.md"]
+    assert consistent(service)
+
+
+def test_an_unchanged_folder_costs_no_embedding_at_start(
+    start_runner, counting_embedder, folder: Path
+) -> None:  # type: ignore[no-untyped-def]
+    for i in range(30):
+        (folder / f"n{i}.md").write_text(f"# N{i}\n\ncontent {i}\n")
+    runner = start_runner()
+    runner.stop()
+    runner.index.close()
+    before = counting_embedder.embedded
+    runner = start_runner()
+    assert runner.index.last_report.unchanged == 30
+    assert counting_embedder.embedded == before
