@@ -312,6 +312,89 @@ def status(
         console.print(f"  [red]{failed.path}[/red]: {failed.error}")
 
 
+eval_app = typer.Typer(help="Measure quality on public benchmarks.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl")],
+    queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl")],
+    qrels: Annotated[Path, typer.Option(help="BEIR qrels TSV (query-id, corpus-id, score)")],
+    modes: Annotated[
+        str, typer.Option(help="Comma-separated: dense, keyword, hybrid, hybrid+rerank.")
+    ] = "dense,keyword,hybrid,hybrid+rerank",
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the evaluation index is kept (default DATA_DIR/eval-cache)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N judged queries.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+    embedding_model: EmbeddingModel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Index a BEIR dataset through the normal ingestion path and report nDCG@10, R@10, R@100, MRR@10."""
+    from llm_engineering.index_store import evaluation
+
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    unknown = sorted(set(wanted) - {"dense", "keyword", "hybrid", "hybrid+rerank"})
+    if unknown:
+        raise _fail(
+            f"unknown mode(s) {', '.join(unknown)}: use dense, keyword, hybrid, hybrid+rerank", 2
+        )
+    settings = _settings(
+        config, data_dir=data_dir, embedding_model=embedding_model, log_level=log_level or "WARNING"
+    )
+    try:
+        judged = evaluation.load_qrels(qrels)
+        texts = {
+            qid: text for qid, text in evaluation.load_queries(queries).items() if qid in judged
+        }
+        if limit:
+            texts = dict(list(texts.items())[:limit])
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        with console.status("indexing the corpus (cached after the first run)"):
+            index, names = evaluation.open_eval_index(
+                corpus, settings, cache_dir or settings.data_dir / "eval-cache"
+            )
+        results = []
+        for mode in wanted:
+            with console.status(f"searching {len(texts)} queries ({mode})"):
+                run, latencies = evaluation.run_queries(
+                    index, texts, names, mode, rerank=mode.endswith("+rerank")
+                )
+            reranker = index.reranker().name if mode.endswith("+rerank") else None
+            results.append(
+                evaluation.summarize(
+                    mode, evaluation.score_run(run, judged), latencies, reranker=reranker
+                )
+            )
+    except LlmEngError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps([asdict(r) for r in results], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(texts)} queries, {index.status().documents} documents")
+    for column in ("mode", *evaluation.METRICS, "p50 ms", "p95 ms"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for r in results:
+        table.add_row(
+            r.mode, *(f"{r.metrics[m]:.4f}" for m in evaluation.METRICS),
+            f"{r.latency_ms_p50:.1f}", f"{r.latency_ms_p95:.1f}",
+        )  # fmt: skip
+    Console().print(table)
+    for r in results:
+        if r.extra.get("reranker"):
+            Console().print(f"reranker: {r.extra['reranker']}")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"llm-eng {__version__}")

@@ -97,6 +97,17 @@ class Settings(BaseSettings):
         default=50, ge=1, le=1000, description="Candidates each retriever gives hybrid fusion."
     )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    reranker: Literal["auto", "offline", "cross-encoder"] = Field(
+        default="auto",
+        description="auto: the configured (or cached) cross-encoder, else the offline reranker.",
+    )
+    reranker_model: str = Field(
+        default="",
+        description="Cross-encoder name or path (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2).",
+    )
+    rerank_candidates: int = Field(
+        default=50, ge=1, le=200, description="First-stage results the reranker reorders."
+    )
     host: str = Field(default="127.0.0.1", description="HTTP bind address.")
     port: int = Field(default=8765, ge=0, le=65535, description="HTTP port.")
     token: SecretStr | None = Field(

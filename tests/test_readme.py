@@ -55,11 +55,19 @@ def test_client_snippets_are_valid_json_that_runs_serve() -> None:
     ],
 )
 def test_every_documented_command_and_option_exists(line: str) -> None:
-    words = shlex.split(line[line.index("llm-eng ") :])
-    command = words[1]
-    result = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    import typer
+
+    words = shlex.split(line[line.index("llm-eng ") :])[1:]
+    command: list[str] = [words.pop(0)]
+    group = typer.main.get_command(app)
+    found = group.commands.get(command[0])  # type: ignore[attr-defined]
+    while hasattr(found, "commands"):  # nested commands: `llm-eng eval retrieval`
+        command.append(words.pop(0))
+        found = found.commands.get(command[-1])
+    assert found is not None, f"no command {' '.join(command)}"
+    result = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    for word in words[2:]:
+    for word in words:
         if word.startswith("--"):
             assert word.split("=")[0] in result.output, (command, word)
 

@@ -1,10 +1,13 @@
-"""Turning a free-text query into an FTS5 BM25 query."""
+"""Text analysis for keyword search: FTS5 queries, and the same analysis in Python."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
 
-__all__ = ["STOPWORDS", "fts_query", "query_terms"]
+__all__ = ["STOPWORDS", "analyze", "fts_query", "query_terms"]
 
 # The Lucene/Elasticsearch English stop list BM25 baselines are usually run with, plus a few
 # question words: without them a question matches almost every chunk.
@@ -75,7 +78,34 @@ STOPWORDS = frozenset(
     ]
 )
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+# Letters and digits, as FTS5's unicode61 tokenizer splits (underscore separates words).
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_stemmer: Any = None
+
+
+@lru_cache(maxsize=262144)
+def _stem(word: str) -> str:
+    global _stemmer
+    if _stemmer is None:
+        from nltk.stem.porter import PorterStemmer
+
+        # FTS5's porter tokenizer implements Porter's original algorithm.
+        _stemmer = PorterStemmer(PorterStemmer.ORIGINAL_ALGORITHM)
+    return str(_stemmer.stem(word, to_lowercase=False))
+
+
+def _fold(text: str) -> str:
+    """Lower-case and strip diacritics, like unicode61 with remove_diacritics."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def analyze(text: str, drop_stopwords: bool = False) -> list[str]:
+    """Stemmed words of ``text``, as the keyword index sees them."""
+    words = _WORD.findall(_fold(text))
+    if drop_stopwords:
+        words = [w for w in words if w not in STOPWORDS] or words
+    return [_stem(w) for w in words]
 
 
 def query_terms(query: str) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 
 from llm_engineering.index_store.fusion import reciprocal_rank_fusion
 from llm_engineering.index_store.keyword import fts_query
+from llm_engineering.index_store.reranking import Candidate, Reranker
 from llm_engineering.index_store.state import StateDB
 from llm_engineering.index_store.vectors import VectorIndex
 
@@ -40,6 +41,7 @@ class Hit:
     start_line: int | None = None
     end_line: int | None = None
     retrieved_by: list[str] = field(default_factory=list)
+    reranker: str | None = None
 
 
 def normalize_file_types(file_types: Sequence[str] | None) -> list[str] | None:
@@ -67,12 +69,16 @@ class Searcher:
         embedder: Callable[[], QueryEmbedder],
         candidates: int = 50,
         rrf_k: int = 60,
+        reranker: Callable[[], Reranker] | None = None,
+        rerank_candidates: int = 50,
     ):
         self._state = state
         self._vectors = vectors
         self._embedder = embedder
+        self._reranker = reranker
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.rerank_candidates = rerank_candidates
 
     def search(
         self,
@@ -81,19 +87,28 @@ class Searcher:
         mode: SearchMode = "hybrid",
         path_prefix: str | None = None,
         file_types: Sequence[str] | None = None,
+        rerank: bool = False,
     ) -> tuple[list[Hit], float]:
-        """Returns (hits best first, milliseconds taken)."""
-        embedder = self._embedder() if mode != "keyword" else None  # loading is not search time
+        """Returns (hits best first, milliseconds taken).
+
+        With ``rerank``, the best ``rerank_candidates`` of the first stage are scored again
+        by the reranker and reordered; anything deeper keeps its first-stage order.
+        """
+        # Loading models is not search time.
+        embedder = self._embedder() if mode != "keyword" else None
+        reranker = self._reranker() if rerank and self._reranker is not None else None
+        if rerank and reranker is None:
+            raise ValueError("no reranker is configured for this searcher")
         started = time.perf_counter()
         types = normalize_file_types(file_types)
         prefix = path_prefix or None
-        pool = max(self.candidates, top_k)
+        pool = max(self.candidates, top_k, self.rerank_candidates if reranker else 0)
+        match = fts_query(query)
         ranked: dict[str, list[tuple[str, float]]] = {}
         if embedder is not None:
             allowed = self._state.filtered_chunk_ids(prefix, types) if (prefix or types) else None
             ranked["dense"] = self._vectors.query(embedder.embed_query(query), pool, allowed)
         if mode in ("keyword", "hybrid"):
-            match = fts_query(query)
             ranked["keyword"] = (
                 [] if match is None else self._state.keyword_search(match, pool, prefix, types)
             )
@@ -112,19 +127,53 @@ class Searcher:
 
         # Read back from SQLite: an id it no longer has (a vector a crash left) is dropped.
         rows = self._state.chunks_by_ids([cid for cid, _ in fused])
+        fused = [(cid, score) for cid, score in fused if cid in rows]
+        if reranker is not None:
+            fused = self._rerank(
+                reranker, query, match, fused, rows, max(self.rerank_candidates, top_k)
+            )
         hits: list[Hit] = []
-        for cid, score in fused:
-            row = rows.get(cid)
-            if row is None:
-                continue
+        for cid, score in fused[:top_k]:
+            row = rows[cid]
             hits.append(
                 Hit(
                     chunk_id=cid, path=row["path"], rel_path=row["rel_path"], title=row["title"] or "",
                     text=row["text"], score=round(float(score), 6), heading=row["heading"],
                     file_type=row["file_type"], page=row["page"], start_line=row["start_line"],
                     end_line=row["end_line"], retrieved_by=by.get(cid, []),
+                    reranker=reranker.name if reranker is not None else None,
                 )
             )  # fmt: skip
-            if len(hits) == top_k:
-                break
         return hits, (time.perf_counter() - started) * 1000.0
+
+    def _rerank(
+        self,
+        reranker: Reranker,
+        query: str,
+        match: str | None,
+        fused: list[tuple[str, float]],
+        rows: dict[str, dict],
+        size: int,
+    ) -> list[tuple[str, float]]:
+        head, tail = fused[:size], fused[size:]
+        ids = [cid for cid, _ in head]
+        vectors = self._vectors.embeddings(ids) if getattr(reranker, "uses_vectors", False) else {}
+        bm25 = self._state.bm25_for(match, ids) if match else {}
+        candidates = [
+            Candidate(
+                text=rows[cid]["text"],
+                heading=rows[cid]["heading"],
+                embedding=vectors.get(cid),
+                bm25=bm25.get(cid, 0.0),
+            )
+            for cid in ids
+        ]
+        scores = reranker.score(query, candidates)
+        order = sorted(
+            range(len(ids)), key=lambda i: -scores[i]
+        )  # stable: ties keep first-stage order
+        lowest = min(scores) if scores else 0.0
+        # What lies below the reranked pool keeps its order, scored under the pool's lowest.
+        return [(ids[i], scores[i]) for i in order] + [
+            (cid, lowest - 1.0 - n) for n, (cid, _) in enumerate(tail)
+        ]

@@ -68,7 +68,7 @@ class IndexService:
         self.state = StateDB(settings.state_path)
         self.vectors = VectorIndex(settings)
         self.lock = WriterLock(settings.data_dir)
-        self._load_lock = threading.Lock()
+        self._load_lock = threading.RLock()  # reranker() loads the embedder inside it
         self._write_lock = threading.Lock()
         if rebuild:
             self.rebuild()
@@ -80,8 +80,15 @@ class IndexService:
         self._current: str | None = None
         self.last_report: IngestReport | None = None
         self.ingestor = Ingestor(settings, self.state, self.vectors, self.embedder, self.chunker)
+        self._reranker: Any = None
         self.searcher = Searcher(
-            self.state, self.vectors, self.embedder, settings.candidates, settings.rrf_k
+            self.state,
+            self.vectors,
+            self.embedder,
+            settings.candidates,
+            settings.rrf_k,
+            reranker=self.reranker,
+            rerank_candidates=settings.rerank_candidates,
         )
 
     # -- models ------------------------------------------------------------------------
@@ -95,6 +102,37 @@ class IndexService:
                     self.vectors.check_model(embedder.name, embedder.dimension)
                     self._embedder = embedder
         return self._embedder
+
+    def reranker(self) -> Any:
+        """The reranker the settings choose, loaded on first call.
+
+        ``auto``: the configured cross-encoder (an error if it cannot load: never a silent
+        fallback), else the default cross-encoder when it is in the Hugging Face cache, else
+        the offline reranker. ``offline`` and ``cross-encoder`` force one or the other.
+
+        Raises:
+            ModelLoadError: the cross-encoder cannot be loaded.
+        """
+        if self._reranker is None:
+            with self._load_lock:
+                if self._reranker is None:
+                    self._reranker = self._make_reranker()
+        return self._reranker
+
+    def _make_reranker(self) -> Any:
+        from llm_engineering.index_store.embeddings import _in_hf_cache
+        from llm_engineering.index_store.reranking import (
+            DEFAULT_CROSS_ENCODER,
+            CrossEncoderReranker,
+            OfflineReranker,
+        )
+
+        choice, model = self.settings.reranker, self.settings.reranker_model
+        if choice == "cross-encoder" or (choice == "auto" and model):
+            return CrossEncoderReranker(model or DEFAULT_CROSS_ENCODER, self.settings.device)
+        if choice == "auto" and _in_hf_cache(DEFAULT_CROSS_ENCODER):
+            return CrossEncoderReranker(DEFAULT_CROSS_ENCODER, self.settings.device)
+        return OfflineReranker(self.embedder(), self.state.document_frequency)
 
     @property
     def embedder_loaded(self) -> bool:
@@ -187,9 +225,10 @@ class IndexService:
         mode: SearchMode = "hybrid",
         path_prefix: str | None = None,
         file_types: Sequence[str] | None = None,
+        rerank: bool = False,
     ) -> tuple[list[Hit], float]:
         self.refresh()
-        return self.searcher.search(query, top_k, mode, path_prefix, file_types)
+        return self.searcher.search(query, top_k, mode, path_prefix, file_types, rerank)
 
     def refresh(self) -> None:
         """In a process that does not write, pick up what the writing process changed."""

@@ -109,7 +109,16 @@ def m001_create_tables(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [m001_create_tables]
+def m002_keyword_vocabulary(db: sqlite3.Connection) -> None:
+    # Document frequency per (stemmed) term, read straight from the FTS5 index: the IDF the
+    # offline reranker uses for passages the keyword retriever did not score.
+    db.execute("CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    m001_create_tables,
+    m002_keyword_vocabulary,
+]
 
 _FILE_COLUMNS = "path, root, rel_path, file_type, size, mtime_ns, sha256, status, error, title, chunk_count, updated_at"
 _CHUNK_COLUMNS = "id, path, ordinal, text_hash, text, heading, page, start_line, end_line"
@@ -366,6 +375,38 @@ class StateDB:
         return [
             row[0] for row in self.db.execute(sql + (f" WHERE {where}" if where else ""), params)
         ]
+
+    def document_frequency(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
+        """(term -> chunks containing it, total chunks) for stemmed ``terms``."""
+        terms = list(dict.fromkeys(terms))
+        counts: dict[str, int] = {}
+        if terms:
+            marks = ",".join("?" * len(terms))
+            counts = dict(
+                self.db.execute(
+                    f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms
+                ).fetchall()
+            )
+        total = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return counts, int(total)
+
+    def bm25_for(
+        self, match: str, ids: Sequence[str], weights: tuple[float, float] = (1.0, 1.0)
+    ) -> dict[str, float]:
+        """BM25 of these chunks for the FTS5 query ``match`` (chunks that do not match are absent)."""
+        found: dict[str, float] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            rows = self.db.execute(
+                f"SELECT c.id, bm25(chunks_fts, {float(weights[0])}, {float(weights[1])}) "
+                "FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+                f"WHERE chunks_fts MATCH ? AND c.id IN ({marks})",
+                [match, *batch],
+            )
+            found.update((chunk_id, -rank) for chunk_id, rank in rows)
+        return found
 
     def keyword_search(
         self,

@@ -16,6 +16,7 @@ from llm_engineering.errors import LlmEngError, UserError
 from llm_engineering.index_store.runner import IndexRunner
 from llm_engineering.index_store.service import IndexService, IndexStatus
 from llm_engineering.tools import ingest as ingest_tools
+from llm_engineering.tools import rerank as rerank_tools
 from llm_engineering.tools import search as search_tools
 
 __all__ = ["AppContext", "create_server"]
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 INSTRUCTIONS = (
     "llm-engineering searches the user's own documents (the folders it indexes and watches). "
     "Use search_docs to find passages (hybrid semantic + keyword search, with source paths and "
-    "lines/pages); index_status says what is indexed, what is still pending and which files "
+    "lines/pages; rerank=true for a more careful order); rerank orders passages you already have; "
+    "index_status says what is indexed, what is still pending and which files "
     "failed and why."
 )
 
@@ -106,6 +108,7 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
         log_level=settings.log_level,
     )
     search_tools.register(server)
+    rerank_tools.register(server)
     if not read_only:
         ingest_tools.register(server)
     return server

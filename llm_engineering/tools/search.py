@@ -35,6 +35,9 @@ class SearchHit(BaseModel):
     )
     end_line: int | None = Field(None, description="Last source line of the chunk (text and code).")
     retrieved_by: list[str] = Field(description="Which retrievers found it: dense, keyword.")
+    reranker: str | None = Field(
+        None, description="The reranker that scored it, when rerank was asked for."
+    )
 
 
 class IndexCounts(BaseModel):
@@ -48,6 +51,7 @@ class SearchDocsResult(BaseModel):
     results: list[SearchHit]
     took_ms: float = Field(description="Search time in milliseconds.")
     mode: str = Field(description="Retrieval mode used.")
+    reranker: str | None = Field(None, description="The reranker that ordered the results, if any.")
     index: IndexCounts
 
 
@@ -133,6 +137,12 @@ async def search_docs(
     file_types: Annotated[
         list[str] | None, Field(description="Only these file types, e.g. ['md', 'pdf'].")
     ] = None,
+    rerank: Annotated[
+        bool,
+        Field(
+            description="Rerank a larger candidate pool before cutting to top_k: better order, a little slower."
+        ),
+    ] = False,
 ) -> SearchDocsResult:
     """Search the user's indexed documents and return the most relevant passages with their source files."""
     if not query.strip():
@@ -140,13 +150,14 @@ async def search_docs(
     app = app_of(ctx)
     index = app.require_index()
     hits, took_ms = await anyio.to_thread.run_sync(
-        lambda: index.search(query, top_k, mode, path_prefix, file_types)
+        lambda: index.search(query, top_k, mode, path_prefix, file_types, rerank)
     )
     status = app.status()
     return SearchDocsResult(
         results=[SearchHit(**hit.__dict__) for hit in hits],
         took_ms=round(took_ms, 2),
         mode=mode,
+        reranker=hits[0].reranker if hits else None,
         index=IndexCounts(documents=status.documents, pending=status.pending),
     )
 

@@ -111,7 +111,7 @@ async def test_tools_declare_schemas_annotations_and_reject_bad_arguments(
 ) -> None:
     async with stdio_client(tmp_path / "data", "--watch", str(mixed_folder)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == {"search_docs", "index_status", "ingest"}
+        assert set(tools) == {"search_docs", "index_status", "ingest", "rerank"}
         search_tool = tools["search_docs"]
         assert (
             search_tool.annotations is not None and search_tool.annotations.read_only_hint is True
@@ -149,7 +149,7 @@ async def test_tools_declare_schemas_annotations_and_reject_bad_arguments(
 async def test_read_only_server_offers_no_write_tool(tmp_path: Path) -> None:
     async with stdio_client(tmp_path / "data", "--read-only") as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
-        assert tools == {"search_docs", "index_status"}
+        assert tools == {"search_docs", "index_status", "rerank"}
         status = (await client.call_tool("index_status", {})).structured_content
         assert status["read_only"] is True and status["documents"] == 0
 
