@@ -220,6 +220,9 @@ def search(
     file_type: Annotated[
         list[str] | None, typer.Option("--file-type", "-t", help="Only this type (repeatable).")
     ] = None,
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="Rerank a larger candidate pool first.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     watch: Watch = None,
     data_dir: DataDir = None,
@@ -240,7 +243,7 @@ def search(
     index = _open_index(settings)
     try:
         _refresh_watched(index)
-        hits, took_ms = index.search(query, top_k, mode, path_prefix, file_type)  # type: ignore[arg-type]
+        hits, took_ms = index.search(query, top_k, mode, path_prefix, file_type, rerank)  # type: ignore[arg-type]
     except LlmEngError as exc:
         raise _fail(str(exc)) from exc
     if as_json:
@@ -263,7 +266,8 @@ def search(
         console.print(f"   [cyan]{hit.heading}[/cyan]")
         snippet = " ".join(hit.text.split())
         console.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", highlight=False)
-    console.print(f"[dim]{took_ms:.1f} ms[/dim]")
+    reranked = f", reranked by {hits[0].reranker}" if hits and hits[0].reranker else ""
+    console.print(f"[dim]{took_ms:.1f} ms{reranked}[/dim]")
 
 
 @app.command()

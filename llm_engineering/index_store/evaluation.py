@@ -185,7 +185,14 @@ def run_queries(
     search_mode = "hybrid" if mode == "hybrid+rerank" else mode
     for qid, text in queries.items():
         started = time.perf_counter()
-        hits, _ = service.search(text, top_k=chunks, mode=search_mode, rerank=rerank)  # type: ignore[arg-type, call-arg]
+        hits, _ = service.search(
+            text,
+            top_k=chunks,
+            mode=search_mode,  # type: ignore[arg-type]
+            rerank=rerank,
+            # the pool users get: only the deeper tail (for Recall@100) is left unreranked
+            rerank_pool=service.settings.rerank_candidates,
+        )
         latencies.append((time.perf_counter() - started) * 1000)
         run[qid] = fold_to_documents(hits, names)
     return run, latencies

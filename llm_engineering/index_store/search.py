@@ -88,12 +88,15 @@ class Searcher:
         path_prefix: str | None = None,
         file_types: Sequence[str] | None = None,
         rerank: bool = False,
+        rerank_pool: int | None = None,
     ) -> tuple[list[Hit], float]:
         """Returns (hits best first, milliseconds taken).
 
-        With ``rerank``, the best ``rerank_candidates`` of the first stage are scored again
-        by the reranker and reordered; anything deeper keeps its first-stage order.
+        With ``rerank``, the best ``rerank_pool`` first-stage results (default: the larger of
+        ``rerank_candidates`` and ``top_k``) are scored again by the reranker and reordered;
+        anything deeper keeps its first-stage order.
         """
+        size = rerank_pool or max(self.rerank_candidates, top_k)
         # Loading models is not search time.
         embedder = self._embedder() if mode != "keyword" else None
         reranker = self._reranker() if rerank and self._reranker is not None else None
@@ -102,7 +105,7 @@ class Searcher:
         started = time.perf_counter()
         types = normalize_file_types(file_types)
         prefix = path_prefix or None
-        pool = max(self.candidates, top_k, self.rerank_candidates if reranker else 0)
+        pool = max(self.candidates, top_k, size if reranker else 0)
         match = fts_query(query)
         ranked: dict[str, list[tuple[str, float]]] = {}
         if embedder is not None:
@@ -129,9 +132,7 @@ class Searcher:
         rows = self._state.chunks_by_ids([cid for cid, _ in fused])
         fused = [(cid, score) for cid, score in fused if cid in rows]
         if reranker is not None:
-            fused = self._rerank(
-                reranker, query, match, fused, rows, max(self.rerank_candidates, top_k)
-            )
+            fused = self._rerank(reranker, query, match, fused, rows, size)
         hits: list[Hit] = []
         for cid, score in fused[:top_k]:
             row = rows[cid]

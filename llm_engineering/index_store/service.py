@@ -226,9 +226,12 @@ class IndexService:
         path_prefix: str | None = None,
         file_types: Sequence[str] | None = None,
         rerank: bool = False,
+        rerank_pool: int | None = None,
     ) -> tuple[list[Hit], float]:
         self.refresh()
-        return self.searcher.search(query, top_k, mode, path_prefix, file_types, rerank)
+        return self.searcher.search(
+            query, top_k, mode, path_prefix, file_types, rerank, rerank_pool
+        )
 
     def refresh(self) -> None:
         """In a process that does not write, pick up what the writing process changed."""
