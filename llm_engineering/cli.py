@@ -316,6 +316,89 @@ def status(
         console.print(f"  [red]{failed.path}[/red]: {failed.error}")
 
 
+def _echo_stderr(piece: str) -> None:
+    sys.stderr.write(piece)
+    sys.stderr.flush()
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, max=20, help="Passages to retrieve.")
+    ] = 5,
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--context", "-c", help="Answer from this passage (repeatable) instead of searching."
+        ),
+    ] = None,
+    adapter: Annotated[str | None, typer.Option(help="Fine-tuned adapter NAME[@VERSION].")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, max=8192)] = 512,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.0,
+    path_prefix: Annotated[
+        str | None, typer.Option(help="Only retrieve from paths starting with this.")
+    ] = None,
+    llm_model: Annotated[
+        str | None,
+        typer.Option(help="GGUF path or packaged name; with --llm-url the server's model."),
+    ] = None,
+    llm_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    chroma_url: ChromaUrl = None,
+    embedding_model: EmbeddingModel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Answer a question from the index with the local model, and show the sources."""
+    settings = _settings(
+        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url, embedding_model=embedding_model,
+        llm_model=llm_model, llm_url=llm_url, log_level=log_level or "ERROR",
+    )  # fmt: skip
+    from llm_engineering.generation.answer import Answerer
+    from llm_engineering.generation.models import GeneratorCache
+
+    generators = GeneratorCache(settings)
+    try:
+        index = _open_index(settings) if context is None else None
+        if index is not None:
+            _refresh_watched(index)
+        answerer = Answerer(generators.get, index, rerank=settings.answer_rerank)
+        stream = None if as_json else _echo_stderr
+        result = answerer.answer(
+            question, top_k, adapter, max_tokens, temperature, context, path_prefix, on_token=stream
+        )
+    except LlmEngError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        generators.close()
+    if as_json:
+        typer.echo(json.dumps(asdict(result), indent=2))
+        return
+    from rich.console import Console
+
+    console = Console()
+    sys.stderr.write("\n")
+    console.print(result.answer, highlight=False)
+    if result.citations:
+        console.print("\n[bold]Sources[/bold]")
+        for citation in result.citations:
+            where = citation.path or "(given passage)"
+            if citation.page:
+                where += f", p. {citation.page}"
+            elif citation.start_line:
+                where += f", lines {citation.start_line}-{citation.end_line}"
+            console.print(f"  [{citation.n}] {where}", highlight=False)
+    console.print(
+        f"[dim]{result.status}; {result.model}; {result.completion_tokens} tokens at "
+        f"{result.tokens_per_s:.0f} tok/s; {result.took_ms / 1000:.1f} s[/dim]"
+    )
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+
+
 eval_app = typer.Typer(help="Measure quality on public benchmarks.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 

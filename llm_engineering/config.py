@@ -108,6 +108,30 @@ class Settings(BaseSettings):
     rerank_candidates: int = Field(
         default=50, ge=1, le=200, description="First-stage results the reranker reorders."
     )
+    llm_model: str = Field(
+        default="smollm2-135m-instruct",
+        description="Packaged GGUF name or a GGUF path; with llm_url, the server's model name.",
+    )
+    llm_url: str = Field(
+        default="", description="OpenAI-compatible server URL; empty = llama.cpp here."
+    )
+    llm_api_key: SecretStr | None = Field(default=None, description="API key for llm_url.")
+    llm_n_ctx: int = Field(
+        default=4096, ge=256, le=1_048_576, description="Context window in tokens."
+    )
+    llm_n_gpu_layers: int = Field(default=-1, ge=-1, description="Layers on the GPU (-1 = all).")
+    llm_n_threads: int = Field(
+        default=0, ge=0, description="CPU threads (0 = all available cores)."
+    )
+    llm_chat_format: str = Field(
+        default="", description="llama-cpp-python chat format name override."
+    )
+    llm_chat_template: str = Field(
+        default="", description="Jinja chat template (file or text) override."
+    )
+    answer_rerank: bool = Field(
+        default=True, description="Rerank retrieved passages before answering."
+    )
     host: str = Field(default="127.0.0.1", description="HTTP bind address.")
     port: int = Field(default=8765, ge=0, le=65535, description="HTTP port.")
     token: SecretStr | None = Field(
@@ -156,6 +180,14 @@ class Settings(BaseSettings):
             if resolved not in seen:
                 seen.append(resolved)
         return seen
+
+    @field_validator("llm_url", mode="after")
+    @classmethod
+    def _check_llm_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"llm_url must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
 
     @field_validator("chroma_url", mode="after")
     @classmethod

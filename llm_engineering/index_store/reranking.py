@@ -182,6 +182,8 @@ class OfflineReranker:
     """
 
     uses_vectors = True
+    relevance_floor = 0.0
+    """A passage scoring below the candidate pool's average (0 after standardising) is off topic."""
 
     def __init__(
         self,

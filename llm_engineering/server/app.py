@@ -13,8 +13,11 @@ from mcp.server.mcpserver import MCPServer
 from llm_engineering import __version__
 from llm_engineering.config import Settings
 from llm_engineering.errors import LlmEngError, UserError
+from llm_engineering.generation.answer import Answerer
+from llm_engineering.generation.models import GeneratorCache
 from llm_engineering.index_store.runner import IndexRunner
 from llm_engineering.index_store.service import IndexService, IndexStatus
+from llm_engineering.tools import answer as answer_tools
 from llm_engineering.tools import ingest as ingest_tools
 from llm_engineering.tools import rerank as rerank_tools
 from llm_engineering.tools import search as search_tools
@@ -26,7 +29,8 @@ log = logging.getLogger(__name__)
 INSTRUCTIONS = (
     "llm-engineering searches the user's own documents (the folders it indexes and watches). "
     "Use search_docs to find passages (hybrid semantic + keyword search, with source paths and "
-    "lines/pages; rerank=true for a more careful order); rerank orders passages you already have; "
+    "lines/pages; rerank=true for a more careful order); answer_with_context answers a question "
+    "from them with a local model and cites the passages; rerank orders passages you already have; "
     "index_status says what is indexed, what is still pending and which files "
     "failed and why."
 )
@@ -41,6 +45,8 @@ class AppContext:
     index: IndexService | None = None
     runner: IndexRunner | None = None
     index_error: str | None = None
+    generators: GeneratorCache | None = None
+    _answerer: Answerer | None = None
 
     def require_index(self) -> IndexService:
         """The index, or a UserError saying why it is not available."""
@@ -54,6 +60,16 @@ class AppContext:
                 "this server was started read-only (--read-only); it does not write to the index"
             )
         return self.require_index()
+
+    def require_answerer(self, needs_index: bool = True) -> Answerer:
+        """The answer service (its model loads on the first question)."""
+        index = self.require_index() if needs_index else self.index
+        if self._answerer is None:
+            self.generators = self.generators or GeneratorCache(self.settings)
+            self._answerer = Answerer(
+                self.generators.get, index, rerank=self.settings.answer_rerank
+            )
+        return self._answerer
 
     def status(self) -> IndexStatus:
         if self.runner is not None:
@@ -97,6 +113,8 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
         finally:
             if app.runner is not None:
                 await anyio.to_thread.run_sync(app.runner.stop)
+            if app.generators is not None:
+                app.generators.close()
             if app.index is not None:
                 app.index.close()
 
@@ -109,6 +127,7 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
     )
     search_tools.register(server)
     rerank_tools.register(server)
+    answer_tools.register(server)
     if not read_only:
         ingest_tools.register(server)
     return server

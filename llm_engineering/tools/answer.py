@@ -1,0 +1,183 @@
+"""``answer_with_context``: a grounded answer from the user's documents, with citations."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Annotated, Literal
+
+import anyio.from_thread
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from llm_engineering.tools.common import app_of, user_errors
+
+__all__ = ["AnswerResult", "register"]
+
+
+class CitationInfo(BaseModel):
+    n: int = Field(description="The passage number, as cited in the answer.")
+    chunk_id: str | None = Field(
+        None, description="Indexed chunk id (None for caller-given passages)."
+    )
+    path: str | None = Field(None, description="Source file (None for caller-given passages).")
+    title: str = ""
+    text: str = Field(description="The cited passage.")
+    page: int | None = None
+    start_line: int | None = None
+    end_line: int | None = None
+    how: Literal["marker", "overlap"] = Field(
+        description="marker: the model cited [n]; overlap: the passage holds the answer's words."
+    )
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Timings(BaseModel):
+    retrieval_ms: float
+    first_token_ms: float | None = Field(
+        description="From the request to the model to its first token."
+    )
+    generation_ms: float
+    tokens_per_s: float
+
+
+class AnswerResult(BaseModel):
+    answer: str
+    status: Literal["answered", "not_in_context", "no_context"] = Field(
+        description="answered: from the passages; not_in_context: they lack the answer; "
+        "no_context: there were none, so the model answered from its own knowledge."
+    )
+    grounded: bool = Field(description="True when the answer comes from, and cites, the passages.")
+    citations: list[CitationInfo]
+    model: str
+    adapter: str | None
+    usage: Usage
+    timings: Timings
+    took_ms: float
+    passages: int = Field(description="Context passages the model was given.")
+    model_answer: str = Field(
+        description="The model's own words (differs from answer when no passage supports them)."
+    )
+    notes: list[str] = Field(description="What was cut, dropped or inferred on the way.")
+
+
+class _TokenStream:
+    """Forwards generated text as MCP progress notifications, at most every 50 ms."""
+
+    def __init__(self, ctx: Context, max_tokens: int):
+        self._ctx = ctx
+        self._max = max_tokens
+        self._pending: list[str] = []
+        self._tokens = 0
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, piece: str) -> None:
+        with self._lock:
+            self._pending.append(piece)
+            self._tokens += 1
+            if time.monotonic() - self._last >= 0.05:
+                self._flush()
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._flush()
+
+    def _flush(self) -> None:
+        text, self._pending = "".join(self._pending), []
+        self._last = time.monotonic()
+        # A client that left must not stop the generation: the answer still returns.
+        with contextlib.suppress(Exception):
+            anyio.from_thread.run(self._ctx.report_progress, self._tokens, self._max, text)
+
+
+@user_errors
+async def answer_with_context(
+    ctx: Context,
+    question: Annotated[
+        str, Field(description="The question to answer from the user's documents.")
+    ],
+    top_k: Annotated[int, Field(ge=1, le=20, description="Passages to retrieve.")] = 5,
+    adapter: Annotated[
+        str | None, Field(description="A fine-tuned adapter NAME or NAME@VERSION to answer with.")
+    ] = None,
+    max_tokens: Annotated[
+        int, Field(ge=1, le=8192, description="Longest answer, in tokens.")
+    ] = 512,
+    temperature: Annotated[float, Field(ge=0.0, le=2.0, description="0 = deterministic.")] = 0.0,
+    contexts: Annotated[
+        list[str] | None,
+        Field(
+            description="Passages to answer from instead of searching; [] = none (the model's own knowledge)."
+        ),
+    ] = None,
+    path_prefix: Annotated[
+        str | None, Field(description="Only retrieve from paths starting with this.")
+    ] = None,
+) -> AnswerResult:
+    """Answer a question from the user's indexed documents with a local model, citing the passages used."""
+    app = app_of(ctx)
+    answerer = app.require_answerer(needs_index=contexts is None)
+    stream = _TokenStream(ctx, max_tokens)
+
+    def work():  # type: ignore[no-untyped-def]
+        try:
+            return answerer.answer(
+                question,
+                top_k,
+                adapter,
+                max_tokens,
+                temperature,
+                contexts,
+                path_prefix,
+                on_token=stream,
+            )
+        finally:
+            stream.finish()
+
+    result = await anyio.to_thread.run_sync(work)
+    return AnswerResult(
+        answer=result.answer,
+        status=result.status,
+        grounded=result.grounded,
+        citations=[CitationInfo(**c.__dict__) for c in result.citations],
+        model=result.model,
+        adapter=result.adapter,
+        usage=Usage(
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            total_tokens=result.prompt_tokens + result.completion_tokens,
+        ),
+        timings=Timings(
+            retrieval_ms=result.retrieval_ms,
+            first_token_ms=result.first_token_ms,
+            generation_ms=result.generation_ms,
+            tokens_per_s=result.tokens_per_s,
+        ),
+        took_ms=result.took_ms,
+        passages=result.passages,
+        model_answer=result.model_answer,
+        notes=result.notes,
+    )
+
+
+def register(server: MCPServer) -> None:
+    server.add_tool(
+        answer_with_context,
+        annotations=ToolAnnotations(
+            title="Answer from documents",
+            read_only_hint=True,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=False,
+        ),
+    )

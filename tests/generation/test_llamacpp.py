@@ -1,0 +1,91 @@
+"""The llama.cpp backend with the real packaged SmolLM2 GGUF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llm_engineering.errors import ConfigError, ModelLoadError, PathError
+from llm_engineering.generation import llamacpp
+from llm_engineering.generation.llamacpp import LlamaCppGenerator
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Name three colours of the rainbow."},
+]
+
+
+@pytest.fixture(scope="module")
+def generator() -> LlamaCppGenerator:
+    return LlamaCppGenerator("smollm2-135m-instruct", n_ctx=2048)
+
+
+@pytest.mark.parametrize("max_tokens", [40, 400])  # stopped by the limit, and by the model
+def test_streamed_text_usage_and_speed_match_a_plain_completion(
+    generator: LlamaCppGenerator, max_tokens: int
+) -> None:
+    generator.chat(
+        MESSAGES, max_tokens=5, temperature=0.0
+    )  # a previous call must not change the next
+    pieces: list[str] = []
+    completion = generator.chat(
+        MESSAGES, max_tokens=max_tokens, temperature=0.0, on_token=pieces.append
+    )
+    assert "".join(pieces) == completion.text and len(pieces) > 3
+    generator._llm.reset()  # as chat() does: the same prompt from a clean context
+    raw = generator._llm.create_chat_completion(
+        messages=MESSAGES, max_tokens=max_tokens, temperature=0.0
+    )
+    assert completion.text == raw["choices"][0]["message"]["content"]  # greedy: the same answer
+    assert completion.finish_reason == raw["choices"][0]["finish_reason"]
+    assert completion.prompt_tokens == raw["usage"]["prompt_tokens"]
+    assert completion.completion_tokens == raw["usage"]["completion_tokens"]
+    assert (
+        completion.first_token_ms is not None
+        and 0 < completion.first_token_ms <= completion.generation_ms
+    )
+    assert completion.tokens_per_s > 0
+
+
+def test_it_uses_every_available_core_and_the_gguf_chat_template(
+    generator: LlamaCppGenerator,
+) -> None:
+    assert generator._llm.n_threads == llamacpp._cores()
+    assert "im_start" in generator._llm.metadata["tokenizer.chat_template"]
+    assert generator.context_window == 2048
+    assert generator.name == "llama.cpp:SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert generator.count_tokens("hello world") == 2
+
+
+def test_a_chat_template_can_be_overridden(tmp_path: Path) -> None:
+    template = tmp_path / "plain.jinja"
+    template.write_text(
+        "{% for m in messages %}{{ m['role'] | upper }}: {{ m['content'] }}\n{% endfor %}ASSISTANT:"
+    )
+    custom = LlamaCppGenerator("smollm2-135m-instruct", n_ctx=512, chat_template=str(template))
+    formatted = custom._llm.chat_handler  # a Jinja handler built from the file
+    assert formatted is not None
+    completion = custom.chat(MESSAGES, max_tokens=5, temperature=0.0)
+    # "SYSTEM: ...\nUSER: ...\nASSISTANT:" has no ChatML markers, so the prompt is shorter
+    plain = LlamaCppGenerator("smollm2-135m-instruct", n_ctx=512).chat(
+        MESSAGES, max_tokens=5, temperature=0.0
+    )
+    assert completion.prompt_tokens != plain.prompt_tokens
+    custom.close()
+
+
+def test_load_errors_say_what_is_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(PathError, match="does not exist"):
+        LlamaCppGenerator(str(tmp_path / "missing.gguf"))
+    not_gguf = tmp_path / "model.gguf"
+    not_gguf.write_bytes(b"PK\x03\x04 a zip, not a model")
+    with pytest.raises(ConfigError, match="not a GGUF model"):
+        LlamaCppGenerator(str(not_gguf))
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(b"GGUF" + b"\x00" * 64)
+    with pytest.raises(ModelLoadError, match="could not load"):
+        LlamaCppGenerator(str(truncated))
+    monkeypatch.setattr(llamacpp, "available_memory", lambda: 10 * 1024 * 1024)
+    with pytest.raises(ModelLoadError, match="not enough memory"):
+        LlamaCppGenerator("smollm2-135m-instruct")
