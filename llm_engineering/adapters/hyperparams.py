@@ -1,0 +1,108 @@
+"""QLoRA hyperparameters: declarative, validated at construction, saved as JSON with each adapter.
+
+Defaults follow the QLoRA paper (Dettmers et al., 2023) and current practice: NF4 with
+double quantization and bf16 compute, LoRA r=16, alpha=32, dropout 0.05 on every linear
+layer, learning rate 2e-4 with a cosine schedule and 3% warm-up, loss on the assistant's
+tokens only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from llm_engineering.errors import UserError
+
+__all__ = ["QLoRAConfig"]
+
+
+@dataclass(frozen=True)
+class QLoRAConfig:
+    r: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    learning_rate: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    epochs: float = 3.0
+    max_steps: int = 0
+    """0 = as many as ``epochs`` take."""
+    max_minutes: float = 0.0
+    """0 = no time budget; otherwise stop (and save) after this long."""
+    batch_size: int = 4
+    gradient_accumulation: int = 1
+    max_seq_len: int = 512
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    checkpoint_every: int = 10
+    """Steps between checkpoints (what a resumed job restarts from)."""
+    seed: int = 42
+    load_in_4bit: bool = True
+    double_quant: bool = True
+    quant_type: str = "nf4"
+    compute_dtype: str = "bfloat16"
+    gradient_checkpointing: bool = True
+    completion_only: bool = True
+    """Loss on assistant turns only (plain-text examples train on everything)."""
+    exploding_loss: float = 100.0
+    """A loss above this (or NaN) fails the job."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.r < 1:
+            problems.append("r must be >= 1")
+        if self.lora_alpha <= 0:
+            problems.append("lora_alpha must be > 0")
+        if not 0 <= self.lora_dropout < 1:
+            problems.append("lora_dropout must be in [0, 1)")
+        if not 0 < self.learning_rate < 1:
+            problems.append("learning_rate must be in (0, 1)")
+        if self.lr_scheduler not in ("cosine", "linear", "constant"):
+            problems.append("lr_scheduler must be cosine, linear or constant")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append("warmup_ratio must be in [0, 1)")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            problems.append("give epochs > 0 or max_steps > 0")
+        if self.max_steps < 0 or self.max_minutes < 0:
+            problems.append("max_steps and max_minutes cannot be negative")
+        if self.batch_size < 1 or self.gradient_accumulation < 1:
+            problems.append("batch_size and gradient_accumulation must be >= 1")
+        if not 16 <= self.max_seq_len <= 32768:
+            problems.append("max_seq_len must be in [16, 32768]")
+        if self.checkpoint_every < 1:
+            problems.append("checkpoint_every must be >= 1")
+        if self.quant_type not in ("nf4", "fp4"):
+            problems.append("quant_type must be nf4 or fp4")
+        if self.compute_dtype not in ("bfloat16", "float16", "float32"):
+            problems.append("compute_dtype must be bfloat16, float16 or float32")
+        if self.exploding_loss <= 0:
+            problems.append("exploding_loss must be > 0")
+        if problems:
+            raise UserError("invalid hyperparameters: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> QLoRAConfig:
+        """Build from user input; unknown names are an error that lists the known ones."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(
+                f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise UserError(f"invalid hyperparameters: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> QLoRAConfig:
+        return cls.from_dict(json.loads(text))

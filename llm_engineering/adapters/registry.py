@@ -1,0 +1,173 @@
+"""The adapter registry: ``adapters/NAME/VERSION/`` with ``peft/``, ``adapter.gguf`` and ``card.json``.
+
+Versions are integers, monotonic per name (a deleted version's number is never reused).
+A card records what an adapter is and where it came from: the base model and the sha256
+of the GGUF it serves on, the dataset's sha256 and counts, the resolved
+hyperparameters, final and best loss, library versions, creation time and parent job.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_engineering.errors import UserError
+
+__all__ = ["AdapterCard", "AdapterRegistry", "parse_spec", "valid_name"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def valid_name(name: str) -> str:
+    """Adapter names become folder names: letters, digits, '.', '_' and '-'."""
+    if not _NAME.match(name or "") or name in (".", ".."):
+        raise UserError(
+            f"adapter name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def parse_spec(spec: str) -> tuple[str, int | None]:
+    """``NAME`` or ``NAME@VERSION`` (``@3`` or ``@v3``)."""
+    name, _, version = spec.partition("@")
+    valid_name(name)
+    if not version:
+        return name, None
+    digits = version[1:] if version[:1] in ("v", "V") else version
+    if not digits.isdigit():
+        raise UserError(f"adapter version in {spec!r} must be a number, like {name}@2")
+    return name, int(digits)
+
+
+@dataclass
+class AdapterCard:
+    name: str
+    version: int
+    base_model: str
+    base_gguf: str
+    base_gguf_sha256: str
+    dataset_sha256: str
+    dataset_examples: int
+    dataset_formats: dict[str, int]
+    hyperparameters: dict[str, Any]
+    final_loss: float | None
+    best_loss: float | None
+    steps: int
+    train_tokens: int
+    job_id: str
+    created: float = field(default_factory=time.time)
+    libraries: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class AdapterRegistry:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def _folder(self, name: str) -> Path:
+        return self.root / valid_name(name)
+
+    def versions(self, name: str) -> list[int]:
+        folder = self._folder(name)
+        if not folder.is_dir():
+            return []
+        return sorted(
+            int(p.name)
+            for p in folder.iterdir()
+            if p.name.isdigit() and (p / "card.json").is_file()
+        )
+
+    def next_version(self, name: str) -> int:
+        folder = self._folder(name)
+        counter = folder / ".last_version"
+        last = int(counter.read_text()) if counter.is_file() else 0
+        return max([last, *self.versions(name)]) + 1
+
+    def add(self, card: AdapterCard, peft_dir: Path, gguf_path: Path | None) -> AdapterCard:
+        """Move a trained adapter in as the next version of ``card.name``."""
+        folder = self._folder(card.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        card.version = self.next_version(card.name)
+        target = folder / str(card.version)
+        staging = folder / f".incoming-{card.version}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        shutil.copytree(peft_dir, staging / "peft")
+        if gguf_path is not None:
+            shutil.copy2(gguf_path, staging / "adapter.gguf")
+        card.path = str(target)
+        (staging / "card.json").write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
+        staging.rename(target)  # the version appears whole or not at all
+        (folder / ".last_version").write_text(str(card.version))
+        return card
+
+    def get(self, spec: str) -> AdapterCard:
+        """The card for ``NAME`` (latest version) or ``NAME@VERSION``.
+
+        Raises:
+            UserError: no such adapter or version.
+        """
+        name, version = parse_spec(spec)
+        versions = self.versions(name)
+        if not versions:
+            known = (
+                ", ".join(c.spec for c in self.cards())
+                or "none yet (train one with start_qlora_job)"
+            )
+            raise UserError(f"unknown adapter {name!r}; registered: {known}")
+        if version is None:
+            version = versions[-1]
+        elif version not in versions:
+            raise UserError(
+                f"adapter {name!r} has no version {version}; versions: {', '.join(map(str, versions))}"
+            )
+        card_file = self._folder(name) / str(version) / "card.json"
+        return AdapterCard(**json.loads(card_file.read_text()))
+
+    def cards(self) -> list[AdapterCard]:
+        cards = []
+        if self.root.is_dir():
+            for folder in sorted(self.root.iterdir()):
+                if folder.is_dir() and _NAME.match(folder.name):
+                    for version in self.versions(folder.name):
+                        cards.append(
+                            AdapterCard(
+                                **json.loads((folder / str(version) / "card.json").read_text())
+                            )
+                        )
+        return cards
+
+    def delete(self, spec: str, confirm: str) -> list[str]:
+        """Delete ``NAME@VERSION``, or every version of ``NAME``; ``confirm`` must repeat ``spec``.
+
+        Returns:
+            The specs deleted.
+        """
+        if confirm != spec:
+            raise UserError(
+                f"to delete {spec!r}, pass confirm={spec!r} (deleting cannot be undone)"
+            )
+        name, version = parse_spec(spec)
+        targets = [version] if version is not None else self.versions(name)
+        if not targets or (version is not None and version not in self.versions(name)):
+            raise UserError(f"no adapter {spec!r} to delete")
+        folder = self._folder(name)
+        for number in targets:
+            shutil.rmtree(folder / str(number))
+        return [f"{name}@{n}" for n in targets]
+
+    def gguf_path(self, card: AdapterCard) -> Path:
+        return Path(card.path) / "adapter.gguf"
+
+    def peft_path(self, card: AdapterCard) -> Path:
+        return Path(card.path) / "peft"

@@ -1,0 +1,102 @@
+"""QLoRA hyperparameters and the adapter registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llm_engineering.adapters.hyperparams import QLoRAConfig
+from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, parse_spec
+from llm_engineering.errors import UserError
+
+
+def test_defaults_follow_the_qlora_recipe() -> None:
+    config = QLoRAConfig()
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (16, 32.0, 0.05)
+    assert (config.learning_rate, config.lr_scheduler, config.warmup_ratio) == (
+        2e-4,
+        "cosine",
+        0.03,
+    )
+    assert (config.quant_type, config.double_quant, config.compute_dtype) == (
+        "nf4",
+        True,
+        "bfloat16",
+    )
+    assert config.target_modules == "all-linear"
+    assert config.gradient_checkpointing and config.completion_only
+
+
+def test_unknown_or_invalid_hyperparameters_are_refused_with_the_reason() -> None:
+    with pytest.raises(
+        UserError, match=r"unknown hyperparameter.*lerning_rate.*known: .*learning_rate"
+    ):
+        QLoRAConfig.from_dict({"lerning_rate": 1e-3})
+    with pytest.raises(UserError, match=r"r must be >= 1.*lr_scheduler"):
+        QLoRAConfig.from_dict({"r": 0, "lr_scheduler": "wavy"})
+    with pytest.raises(UserError, match="learning_rate must be in"):
+        QLoRAConfig.from_dict({"learning_rate": 5})
+
+
+def test_hyperparameters_round_trip_through_json() -> None:
+    config = QLoRAConfig.from_dict(
+        {"r": 8, "max_steps": 12, "target_modules": ["q_proj", "v_proj"]}
+    )
+    assert QLoRAConfig.from_json(config.to_json()) == config
+
+
+def card(name: str) -> AdapterCard:
+    return AdapterCard(
+        name=name, version=0, base_model="m", base_gguf="m.gguf", base_gguf_sha256="ab" * 32,
+        dataset_sha256="cd" * 32, dataset_examples=8, dataset_formats={"chat": 8},
+        hyperparameters={"r": 16}, final_loss=0.5, best_loss=0.4, steps=6, train_tokens=900,
+        job_id="j1",
+    )  # fmt: skip
+
+
+def trained(tmp_path: Path) -> tuple[Path, Path]:
+    peft = tmp_path / "peft"
+    peft.mkdir(exist_ok=True)
+    (peft / "adapter_config.json").write_text("{}")
+    gguf = tmp_path / "a.gguf"
+    gguf.write_bytes(b"GGUF")
+    return peft, gguf
+
+
+def test_versions_are_monotonic_even_after_a_delete(tmp_path: Path) -> None:
+    registry = AdapterRegistry(tmp_path / "adapters")
+    peft, gguf = trained(tmp_path)
+    assert [registry.add(card("faq"), peft, gguf).version for _ in range(3)] == [1, 2, 3]
+    assert registry.delete("faq@3", confirm="faq@3") == ["faq@3"]
+    assert registry.add(card("faq"), peft, gguf).version == 4
+    assert registry.get("faq").version == 4 and registry.get("faq@v2").version == 2
+    stored = json.loads((tmp_path / "adapters" / "faq" / "4" / "card.json").read_text())
+    assert stored["dataset_sha256"] == "cd" * 32 and stored["hyperparameters"] == {"r": 16}
+    assert (registry.peft_path(registry.get("faq")) / "adapter_config.json").is_file()
+
+
+def test_deleting_needs_the_spec_repeated_and_unknown_specs_say_what_exists(tmp_path: Path) -> None:
+    registry = AdapterRegistry(tmp_path / "adapters")
+    peft, gguf = trained(tmp_path)
+    registry.add(card("faq"), peft, gguf)
+    registry.add(card("faq"), peft, gguf)
+    with pytest.raises(UserError, match="pass confirm='faq'"):
+        registry.delete("faq", confirm="yes")
+    assert registry.versions("faq") == [1, 2]
+    with pytest.raises(UserError, match="no version 7; versions: 1, 2"):
+        registry.get("faq@7")
+    with pytest.raises(UserError, match="unknown adapter 'nope'; registered: faq@1, faq@2"):
+        registry.get("nope")
+    assert registry.delete("faq", confirm="faq") == ["faq@1", "faq@2"]
+    assert registry.cards() == []
+
+
+def test_adapter_names_cannot_escape_the_registry_folder() -> None:
+    for bad in ("../x", "a/b", "", ".hidden", "x" * 65):
+        with pytest.raises(UserError, match="not valid"):
+            parse_spec(bad)
+    with pytest.raises(UserError, match="must be a number"):
+        parse_spec("faq@latest")
+    assert parse_spec("faq@v3") == ("faq", 3) and parse_spec("faq") == ("faq", None)
