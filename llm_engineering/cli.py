@@ -1,4 +1,4 @@
-"""``llm-eng``: serve, ingest, search, status.
+"""``llm-eng``: serve, ingest, search, status, ask, train, jobs, adapters, eval.
 
 Heavy libraries are imported inside the commands, so ``llm-eng --help`` is instant.
 Command output goes to stdout; progress and logs go to stderr.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -365,7 +366,15 @@ def ask(
         index = _open_index(settings) if context is None else None
         if index is not None:
             _refresh_watched(index)
-        answerer = Answerer(generators.get, index, rerank=settings.answer_rerank)
+        from llm_engineering.adapters.service import TrainingService
+
+        training = TrainingService(settings)
+        answerer = Answerer(
+            generators.get,
+            index,
+            rerank=settings.answer_rerank,
+            adapters=training.resolve_adapter,
+        )
         stream = None if as_json else _echo_stderr
         result = answerer.answer(
             question, top_k, adapter, max_tokens, temperature, context, path_prefix, on_token=stream
@@ -397,6 +406,209 @@ def ask(
     )
     for note in result.notes:
         console.print(f"[dim]note: {note}[/dim]")
+
+
+def _hyperparameters(pairs: list[str] | None, **named: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {k: v for k, v in named.items() if v is not None}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--set takes NAME=VALUE, got {pair!r}", code=2)
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    return values
+
+
+def _job_line(view: Any) -> str:
+    job = view.job
+    parts = [f"{job.id}  {job.name:<16} {job.status:<11}"]
+    if view.total:
+        parts.append(f"step {view.step}/{view.total}")
+    if view.loss is not None:
+        parts.append(f"loss {view.loss:.3f}")
+    if view.eta_s is not None and job.status == "running":
+        parts.append(f"eta {view.eta_s:.0f}s")
+    if job.adapter:
+        parts.append(f"-> {job.adapter}")
+    if job.error:
+        parts.append(f"({job.error})")
+    return "  ".join(parts)
+
+
+def _training(config: Path | None, data_dir: Path | None) -> Any:
+    from llm_engineering.adapters.service import TrainingService
+
+    return TrainingService(_settings(config, data_dir=data_dir, log_level="WARNING"))
+
+
+@app.command()
+def train(
+    dataset: Annotated[
+        Path, typer.Argument(help="JSONL: chat, alpaca, prompt/completion or text.")
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Adapter name to register.")],
+    base_model: Annotated[
+        str | None, typer.Option(help="GGUF (name or path) or HF model; default: llm_model.")
+    ] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the data (default 3).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps.")] = None,  # noqa: UP045
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this long.")] = None,  # noqa: UP045
+    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Default 2e-4.")] = None,  # noqa: UP045
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any hyperparameter as NAME=VALUE (repeatable), e.g. r=8."),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Queue it and return; a running server trains it.")
+    ] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Fine-tune the local model with QLoRA on DATASET and register the adapter as NAME."""
+    settings = _settings(config, data_dir=data_dir, log_level=log_level or "WARNING")
+    from llm_engineering.adapters.service import TrainingService
+
+    hyperparameters = _hyperparameters(
+        set_,
+        epochs=epochs,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        learning_rate=learning_rate,
+    )
+    training = TrainingService(settings)
+    try:
+        job = training.start_job(
+            name, str(dataset), base_model=base_model, hyperparameters=hyperparameters,
+            check_roots=False,
+        )  # fmt: skip
+    except LlmEngError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"job {job.id}: {job.examples} examples, queued", err=True)
+    if detach:
+        typer.echo(job.id)
+        return
+    runner = training.start_runner()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("waiting", total=None, loss="")
+            while True:
+                view = training.view(job.id, tail=0)
+                where = "training" if runner.active else "queued (another process runs jobs)"
+                loss = f"loss {view.loss:.3f}" if view.loss is not None else ""
+                progress.update(
+                    task, description=f"{view.stage or where}", completed=view.step,
+                    total=view.total or None, loss=loss,
+                )  # fmt: skip
+                if view.job.status not in ("validating", "queued", "running"):
+                    break
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        training.close()
+        raise _fail(
+            f"stopped following job {job.id}; it resumes from its last checkpoint when a server "
+            "or `llm-eng train` runs jobs again (`llm-eng jobs` shows it)",
+            code=130,
+        ) from None
+    training.close()
+    view = training.view(job.id, tail=0)
+    typer.echo(_job_line(view))
+    if view.job.status != "succeeded":
+        raise typer.Exit(1)
+    typer.echo(f"answer with it: llm-eng ask QUESTION --adapter {view.job.adapter}", err=True)
+
+
+@app.command()
+def jobs(
+    job_id: Annotated[str | None, typer.Argument(help="Show this job in full.")] = None,
+    cancel: Annotated[bool, typer.Option("--cancel", help="Cancel JOB_ID.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Resume interrupted JOB_ID.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """List training jobs, or show, cancel or resume one."""
+    training = _training(config, data_dir)
+    try:
+        if job_id is None:
+            if cancel or resume:
+                raise _fail("--cancel and --resume need a JOB_ID", code=2)
+            views = [training.view(j.id, tail=0) for j in training.store.jobs()]
+            if as_json:
+                typer.echo(json.dumps([_view_json(v) for v in views], indent=2))
+            elif not views:
+                typer.echo("no training jobs yet (llm-eng train DATA.jsonl --name NAME)")
+            for view in [] if as_json else views:
+                typer.echo(_job_line(view))
+            return
+        if cancel:
+            training.cancel(job_id)
+        if resume:
+            training.resume(job_id)
+        view = training.view(job_id, tail=5)
+    except LlmEngError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        training.close()
+    if as_json:
+        typer.echo(json.dumps(_view_json(view), indent=2))
+        return
+    typer.echo(_job_line(view))
+    for event in view.events:
+        typer.echo(f"  {json.dumps(event)}")
+    if view.loss_plot:
+        typer.echo(f"  loss plot: {view.loss_plot}")
+
+
+def _view_json(view: Any) -> dict[str, Any]:
+    data = asdict(view)
+    data["loss_plot"] = str(view.loss_plot) if view.loss_plot else None
+    return data
+
+
+@app.command()
+def adapters(
+    delete: Annotated[
+        str | None, typer.Option("--delete", help="Delete NAME@VERSION (or every version of NAME).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """List fine-tuned adapters, or delete one."""
+    training = _training(config, data_dir)
+    try:
+        if delete:
+            if not yes and not typer.confirm(f"delete adapter {delete}? This cannot be undone"):
+                raise _fail("nothing deleted", code=1)
+            for spec in training.delete_adapter(delete, delete):
+                typer.echo(f"deleted {spec}")
+            return
+        cards = training.registry.cards()
+    except LlmEngError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        training.close()
+    if as_json:
+        typer.echo(json.dumps([asdict(c) for c in cards], indent=2))
+        return
+    if not cards:
+        typer.echo("no adapters yet (llm-eng train DATA.jsonl --name NAME)")
+    for card in cards:
+        loss = f"{card.final_loss:.3f}" if card.final_loss is not None else "-"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(card.created))
+        typer.echo(
+            f"{card.spec:<24} base {Path(card.base_model).name}  {card.dataset_examples} examples  "
+            f"loss {loss}  {when}"
+        )
 
 
 eval_app = typer.Typer(help="Measure quality on public benchmarks.", no_args_is_help=True)

@@ -132,6 +132,25 @@ class Settings(BaseSettings):
     answer_rerank: bool = Field(
         default=True, description="Rerank retrieved passages before answering."
     )
+    train_base_model: str = Field(
+        default="",
+        description="QLoRA base model: a GGUF (name or path) or an HF model id/path; empty = llm_model.",
+    )
+    train_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Folders training datasets may be read from; empty = the watched folders and the data dir.",
+    )
+    jobs_max_concurrent: int = Field(
+        default=1, ge=1, le=16, description="Training jobs that run at once; the rest wait queued."
+    )
+    job_max_resumes: int = Field(
+        default=3,
+        ge=0,
+        description="Times a stopped job (server restart, crash) resumes by itself before it is marked interrupted.",
+    )
+    adapter_cache_size: int = Field(
+        default=2, ge=1, description="Loaded models (base and adapters) kept in memory for answers."
+    )
     host: str = Field(default="127.0.0.1", description="HTTP bind address.")
     port: int = Field(default=8765, ge=0, le=65535, description="HTTP port.")
     token: SecretStr | None = Field(
@@ -161,7 +180,7 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
         return tuple(sources)
 
-    @field_validator("watch", "allowed_hosts", "allowed_origins", mode="before")
+    @field_validator("watch", "train_roots", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _lists_from_strings(cls, value: Any) -> Any:
         return _split_list(value)
@@ -171,7 +190,7 @@ class Settings(BaseSettings):
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().absolute()
 
-    @field_validator("watch", mode="after")
+    @field_validator("watch", "train_roots", mode="after")
     @classmethod
     def _absolute_watch(cls, value: list[Path]) -> list[Path]:
         seen: list[Path] = []

@@ -51,9 +51,9 @@ def open_generator(settings: Settings, lora_path: Path | None = None) -> Generat
 class GeneratorCache:
     """Loaded generators by adapter (None = the base model), least recently used dropped first."""
 
-    def __init__(self, settings: Settings, size: int = 2):
+    def __init__(self, settings: Settings, size: int | None = None):
         self._settings = settings
-        self._size = size
+        self._size = size or settings.adapter_cache_size
         self._loaded: OrderedDict[Path | None, Generator] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -68,6 +68,12 @@ class GeneratorCache:
                 _, evicted = self._loaded.popitem(last=False)
                 evicted.close()
             return generator
+
+    def drop_missing(self) -> None:
+        """Unload adapters whose files were deleted."""
+        with self._lock:
+            for path in [p for p in self._loaded if p is not None and not p.exists()]:
+                self._loaded.pop(path).close()
 
     def close(self) -> None:
         with self._lock:

@@ -17,8 +17,8 @@ __all__ = ["WriterLock"]
 
 
 class WriterLock:
-    def __init__(self, data_dir: Path):
-        self.path = data_dir / "writer.lock"
+    def __init__(self, data_dir: Path, name: str = "writer.lock"):
+        self.path = data_dir / name
         self._fd: int | None = None
         self._mutex = threading.Lock()
 

@@ -115,9 +115,38 @@ def m002_keyword_vocabulary(db: sqlite3.Connection) -> None:
     db.execute("CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')")
 
 
+def m003_jobs(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN (
+                'validating', 'queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'
+            )),
+            base_model TEXT NOT NULL,
+            dataset_sha256 TEXT,
+            examples INTEGER NOT NULL DEFAULT 0,
+            hyperparameters TEXT NOT NULL,
+            created REAL NOT NULL,
+            started REAL,
+            finished REAL,
+            pid INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            adapter TEXT,
+            error TEXT
+        );
+        CREATE INDEX jobs_status ON jobs(status);
+        """,
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     m001_create_tables,
     m002_keyword_vocabulary,
+    m003_jobs,
 ]
 
 _FILE_COLUMNS = "path, root, rel_path, file_type, size, mtime_ns, sha256, status, error, title, chunk_count, updated_at"
@@ -171,16 +200,17 @@ class StateDB:
             db.execute("ROLLBACK")
             raise
 
-    def _write(self, work: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run ``work`` in one write transaction that also bumps the index generation."""
+    def _write(self, work: Callable[[sqlite3.Connection], Any], *, index: bool = True) -> Any:
+        """Run ``work`` in one write transaction; index writes also bump the generation."""
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
             result = work(db)
-            db.execute(
-                "INSERT INTO meta VALUES ('generation', '1') "
-                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-            )
+            if index:
+                db.execute(
+                    "INSERT INTO meta VALUES ('generation', '1') "
+                    "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+                )
             db.execute("COMMIT")
             return result
         except BaseException:

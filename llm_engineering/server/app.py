@@ -11,6 +11,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
 
 from llm_engineering import __version__
+from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
 from llm_engineering.errors import LlmEngError, UserError
 from llm_engineering.generation.answer import Answerer
@@ -21,6 +22,7 @@ from llm_engineering.tools import answer as answer_tools
 from llm_engineering.tools import ingest as ingest_tools
 from llm_engineering.tools import rerank as rerank_tools
 from llm_engineering.tools import search as search_tools
+from llm_engineering.tools import train as train_tools
 
 __all__ = ["AppContext", "create_server"]
 
@@ -32,7 +34,9 @@ INSTRUCTIONS = (
     "lines/pages; rerank=true for a more careful order); answer_with_context answers a question "
     "from them with a local model and cites the passages; rerank orders passages you already have; "
     "index_status says what is indexed, what is still pending and which files "
-    "failed and why."
+    "failed and why. start_qlora_job fine-tunes the local model on the user's examples in the "
+    "background (follow it with get_job); a finished adapter answers via "
+    "answer_with_context(adapter=NAME)."
 )
 
 
@@ -46,6 +50,7 @@ class AppContext:
     runner: IndexRunner | None = None
     index_error: str | None = None
     generators: GeneratorCache | None = None
+    training: TrainingService | None = None
     _answerer: Answerer | None = None
 
     def require_index(self) -> IndexService:
@@ -67,7 +72,10 @@ class AppContext:
         if self._answerer is None:
             self.generators = self.generators or GeneratorCache(self.settings)
             self._answerer = Answerer(
-                self.generators.get, index, rerank=self.settings.answer_rerank
+                self.generators.get,
+                index,
+                rerank=self.settings.answer_rerank,
+                adapters=self.training.resolve_adapter if self.training else None,
             )
         return self._answerer
 
@@ -108,9 +116,15 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
                 debounce=settings.watch_debounce,
             )
             app.runner.start()
+        app.training = await anyio.to_thread.run_sync(TrainingService, settings)
+        if not read_only:
+            # Runs queued jobs whenever this copy holds jobs.lock; resumes ones a restart stopped.
+            app.training.start_runner()
         try:
             yield app
         finally:
+            if app.training is not None:
+                await anyio.to_thread.run_sync(app.training.close)
             if app.runner is not None:
                 await anyio.to_thread.run_sync(app.runner.stop)
             if app.generators is not None:
@@ -128,6 +142,7 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
     search_tools.register(server)
     rerank_tools.register(server)
     answer_tools.register(server)
+    train_tools.register(server, read_only)
     if not read_only:
         ingest_tools.register(server)
     return server

@@ -111,13 +111,7 @@ async def test_tools_declare_schemas_annotations_and_reject_bad_arguments(
 ) -> None:
     async with stdio_client(tmp_path / "data", "--watch", str(mixed_folder)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == {
-            "search_docs",
-            "index_status",
-            "ingest",
-            "rerank",
-            "answer_with_context",
-        }
+        assert set(tools) == READ_TOOLS | WRITE_TOOLS
         search_tool = tools["search_docs"]
         assert (
             search_tool.annotations is not None and search_tool.annotations.read_only_hint is True
@@ -131,6 +125,12 @@ async def test_tools_declare_schemas_annotations_and_reject_bad_arguments(
             "Search the user's indexed documents"
         )
         assert tools["ingest"].annotations.read_only_hint is False
+        assert tools["delete_adapter"].annotations.destructive_hint is True
+        assert tools["get_job"].annotations.read_only_hint is True
+        job_schema = tools["get_job"].output_schema
+        assert job_schema is not None and {"status", "step", "loss", "eta_s"} <= set(
+            job_schema["properties"]
+        )
 
         bad = {
             "empty query": ({"query": "   "}, "query is empty"),
@@ -152,10 +152,22 @@ async def test_tools_declare_schemas_annotations_and_reject_bad_arguments(
         assert (await client.call_tool("index_status", {})).is_error is False
 
 
+READ_TOOLS = {
+    "search_docs",
+    "index_status",
+    "rerank",
+    "answer_with_context",
+    "get_job",
+    "list_jobs",
+    "list_adapters",
+}
+WRITE_TOOLS = {"ingest", "start_qlora_job", "cancel_job", "resume_job", "delete_adapter"}
+
+
 async def test_read_only_server_offers_no_write_tool(tmp_path: Path) -> None:
     async with stdio_client(tmp_path / "data", "--read-only") as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
-        assert tools == {"search_docs", "index_status", "rerank", "answer_with_context"}
+        assert tools == READ_TOOLS
         status = (await client.call_tool("index_status", {})).structured_content
         assert status["read_only"] is True and status["documents"] == 0
 

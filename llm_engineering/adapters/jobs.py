@@ -1,0 +1,174 @@
+"""Training jobs: their rows in ``state.sqlite`` and their folders under ``jobs/ID/``.
+
+Lifecycle: ``validating -> queued -> running -> succeeded | failed | cancelled``, and
+``interrupted`` for a job whose worker stopped without finishing (a server restart, a
+crash) once its automatic resumes are used up; ``resume`` queues it again.
+
+A job folder holds ``job.json`` (what to train), ``dataset.jsonl`` (the validated
+examples), ``events.jsonl`` (what the worker reports, a JSON object per line),
+``checkpoints/last/``, ``worker.log``, ``result.json`` (how the worker ended),
+``cancel`` (present = stop at the next step), ``loss.png`` and ``adapter/``.
+Only the job runner and the service write rows; the worker writes only its folder.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from llm_engineering.errors import UserError
+from llm_engineering.index_store.state import StateDB
+
+__all__ = [
+    "ACTIVE",
+    "FINISHED",
+    "Job",
+    "JobStatus",
+    "JobStore",
+    "read_events",
+    "read_result",
+]
+
+JobStatus = Literal[
+    "validating", "queued", "running", "succeeded", "failed", "cancelled", "interrupted"
+]
+ACTIVE: tuple[JobStatus, ...] = ("validating", "queued", "running")
+FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled", "interrupted")
+
+_COLUMNS = (
+    "id, name, status, base_model, dataset_sha256, examples, hyperparameters, created, "
+    "started, finished, pid, attempts, cancel_requested, adapter, error"
+)
+
+
+@dataclass
+class Job:
+    id: str
+    name: str
+    status: JobStatus
+    base_model: str
+    dataset_sha256: str | None
+    examples: int
+    hyperparameters: dict[str, Any]
+    created: float
+    started: float | None
+    finished: float | None
+    pid: int | None
+    attempts: int
+    cancel_requested: bool
+    adapter: str | None
+    error: str | None
+
+
+def _job(row: Sequence[Any]) -> Job:
+    values = list(row)
+    values[6] = json.loads(values[6])
+    values[12] = bool(values[12])
+    return Job(*values)
+
+
+def read_events(folder: Path, tail: int | None = None) -> list[dict[str, Any]]:
+    """The worker's events, oldest first (a half-written last line is skipped)."""
+    path = folder / "events.jsonl"
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events[-tail:] if tail else events
+
+
+def read_result(folder: Path) -> dict[str, Any] | None:
+    path = folder / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return result
+
+
+class JobStore:
+    """Job rows (in the shared ``state.sqlite``) and job folders."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.root = data_dir / "jobs"
+        self.state = StateDB(data_dir / "state.sqlite")
+
+    def close(self) -> None:
+        self.state.close()
+
+    def folder(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def create(
+        self, name: str, base_model: str, hyperparameters: dict[str, Any]
+    ) -> tuple[Job, Path]:
+        """A new job in ``validating``, with its (empty) folder."""
+        job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        folder = self.folder(job_id)
+        folder.mkdir(parents=True)
+        now = time.time()
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO jobs (id, name, status, base_model, hyperparameters, created) "
+                "VALUES (?, ?, 'validating', ?, ?, ?)",
+                (job_id, name, base_model, json.dumps(hyperparameters), now),
+            )
+
+        self.state._write(work, index=False)
+        return self.get(job_id), folder
+
+    def get(self, job_id: str) -> Job:
+        """Raises UserError for an unknown id."""
+        row = self.state.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            recent = ", ".join(j.id for j in self.jobs(limit=5)) or "none yet"
+            raise UserError(f"unknown job {job_id!r}; recent jobs: {recent}")
+        return _job(row)
+
+    def jobs(self, status: Sequence[str] | None = None, limit: int = 50) -> list[Job]:
+        """Newest first."""
+        where, args = "", tuple[str, ...]()
+        if status:
+            where = f"WHERE status IN ({', '.join('?' * len(status))})"
+            args = tuple(status)
+        rows = self.state.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY created DESC, id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def update(self, job_id: str, *, only_if: Sequence[str] | None = None, **values: Any) -> bool:
+        """Set columns; with ``only_if``, only while the status is one of those.
+
+        Returns:
+            Whether the row changed (a compare-and-set when ``only_if`` is given).
+        """
+        if "hyperparameters" in values:
+            values["hyperparameters"] = json.dumps(values["hyperparameters"])
+        sets = ", ".join(f"{column} = ?" for column in values)
+        sql = f"UPDATE jobs SET {sets} WHERE id = ?"
+        args: tuple[Any, ...] = (*values.values(), job_id)
+        if only_if:
+            sql += f" AND status IN ({', '.join('?' * len(only_if))})"
+            args += tuple(only_if)
+
+        def work(db: sqlite3.Connection) -> int:
+            return db.execute(sql, args).rowcount
+
+        return bool(self.state._write(work, index=False))

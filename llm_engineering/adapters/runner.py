@@ -1,0 +1,198 @@
+"""The job runner: starts queued jobs' workers, watches them, and records how they end.
+
+One process per data folder runs jobs: the holder of ``jobs.lock`` (an ``flock``, so a
+killed holder frees it and another server or ``llm-eng train`` takes over). Any process
+may queue a job or ask to cancel one. At most ``max_concurrent`` workers train at once.
+
+A worker that stops without finishing (the server was stopped or killed, the worker
+crashed) leaves the job ``running``; whoever runs jobs next finds it, sees its worker is
+gone, and queues it again to resume from its last checkpoint, up to ``max_resumes``
+times; after that the job is ``interrupted`` and ``resume`` queues it by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llm_engineering.adapters.jobs import Job, read_result
+from llm_engineering.index_store.lock import WriterLock
+
+if TYPE_CHECKING:
+    from llm_engineering.adapters.service import TrainingService
+
+__all__ = ["JobRunner"]
+
+log = logging.getLogger(__name__)
+
+
+def _append_event(folder: Path, event: str, **fields: Any) -> None:
+    with (folder / "events.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"t": round(time.time(), 3), "event": event, **fields}) + "\n")
+
+
+def worker_alive(pid: int | None, folder: Path) -> bool:
+    """Whether ``pid`` is still this job's worker (not a recycled pid)."""
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return str(folder).encode() in cmdline and b"llm_engineering.adapters.worker" in cmdline
+
+
+class JobRunner:
+    def __init__(
+        self,
+        service: TrainingService,
+        max_concurrent: int = 1,
+        max_resumes: int = 3,
+        poll_s: float = 0.5,
+    ):
+        self.service = service
+        self.store = service.store
+        self.max_concurrent = max_concurrent
+        self.max_resumes = max_resumes
+        self.poll_s = poll_s
+        self.lock = WriterLock(service.store.data_dir, "jobs.lock")
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether this process runs the jobs (holds ``jobs.lock``)."""
+        return self.lock.held
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="job-runner", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop running jobs: each worker saves a checkpoint and exits; the next runner resumes them."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for process in self._children.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self._children.values():
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._children.clear()
+        self.lock.release()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self.lock.try_acquire():
+                    self.tick()
+            except Exception:
+                log.exception("job runner")
+            self._wake.wait(self.poll_s if self.lock.held else 2.0)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        """One pass: record finished workers, recover orphans, start queued jobs."""
+        for job_id, process in list(self._children.items()):
+            if process.poll() is not None:
+                del self._children[job_id]
+                self._finish(self.store.get(job_id), process.returncode)
+        for job in self.store.jobs(["running"], limit=1000):
+            if job.id not in self._children and not worker_alive(
+                job.pid, self.store.folder(job.id)
+            ):
+                self._finish(job, None)
+        while len(self._children) < self.max_concurrent and not self._stopping.is_set():
+            queued = self.store.jobs(["queued"], limit=1000)
+            if not queued:
+                break
+            self._launch(queued[-1])  # the oldest
+
+    def _launch(self, job: Job) -> None:
+        folder = self.store.folder(job.id)
+        if not self.store.update(
+            job.id,
+            only_if=["queued"],
+            status="running",
+            started=job.started or time.time(),
+            attempts=job.attempts + 1,
+            error=None,
+        ):
+            return  # cancelled meanwhile
+        (folder / "result.json").unlink(missing_ok=True)
+        with (folder / "worker.log").open("ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "llm_engineering.adapters.worker", str(folder)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C for the server reaches the worker as our SIGTERM
+                env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+            )
+        self._children[job.id] = process
+        self.store.update(job.id, pid=process.pid)
+        log.info("job %s: worker %d started (attempt %d)", job.id, process.pid, job.attempts + 1)
+
+    def _finish(self, job: Job, returncode: int | None) -> None:
+        folder = self.store.folder(job.id)
+        result = read_result(folder) or {}
+        status = result.get("status")
+        now = time.time()
+        if status == "succeeded":
+            try:
+                card = self.service.register(job, result)
+            except Exception as exc:
+                log.exception("job %s: registering the adapter", job.id)
+                self.store.update(
+                    job.id, status="failed", finished=now, error=f"registering the adapter: {exc}"
+                )
+                return
+            self.store.update(
+                job.id,
+                status="succeeded",
+                finished=now,
+                adapter=card.spec,
+                error=result.get("gguf_error"),
+            )
+        elif status == "failed":
+            self.store.update(job.id, status="failed", finished=now, error=result.get("error"))
+        elif status == "cancelled" or job.cancel_requested:
+            self.store.update(job.id, status="cancelled", finished=now)
+        else:
+            reason = result.get("reason") or (
+                f"its worker exited with code {returncode}"
+                if returncode is not None
+                else "its worker stopped (the server or the machine went down)"
+            )
+            if job.attempts <= self.max_resumes:
+                self.store.update(job.id, only_if=["running"], status="queued", pid=None)
+                _append_event(folder, "requeued", reason=reason, attempt=job.attempts)
+                log.info("job %s stopped (%s); resuming from its last checkpoint", job.id, reason)
+            else:
+                self.store.update(
+                    job.id,
+                    status="interrupted",
+                    finished=now,
+                    error=f"stopped {job.attempts} times, last because {reason}; resume it with resume_job",
+                )
+        log.info("job %s: %s", job.id, self.store.get(job.id).status)

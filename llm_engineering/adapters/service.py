@@ -1,0 +1,332 @@
+"""``TrainingService``: what the tools and the CLI call to train, follow and serve adapters.
+
+It validates a request (name, hyperparameters, base model, dataset and where the dataset
+lives) before anything is queued, keeps the job rows, registers a finished job's adapter
+and resolves ``NAME[@VERSION]`` to a GGUF LoRA for answers, refusing an adapter trained
+on another GGUF than the one the server serves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_engineering.adapters.datasets import (
+    ValidatedDataset,
+    check_inside,
+    load_jsonl,
+    validate_records,
+)
+from llm_engineering.adapters.hyperparams import QLoRAConfig
+from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore, read_events, read_result
+from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, valid_name
+from llm_engineering.adapters.runner import JobRunner
+from llm_engineering.config import Settings
+from llm_engineering.errors import PathError, UserError
+
+__all__ = ["JobView", "TrainingService"]
+
+log = logging.getLogger(__name__)
+
+MAX_INLINE_RECORDS = 100_000
+
+
+@dataclass
+class JobView:
+    """A job with its progress as its worker last reported it."""
+
+    job: Job
+    step: int = 0
+    total: int = 0
+    loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    stage: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    loss_plot: Path | None = None
+
+
+class TrainingService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.store = JobStore(settings.data_dir)
+        self.registry = AdapterRegistry(settings.data_dir / "adapters")
+        self.runner: JobRunner | None = None
+        self._gguf_digests: dict[tuple[str, int, int], str] = {}
+        self._digest_lock = threading.Lock()
+
+    # -- running jobs ------------------------------------------------------------------
+
+    def start_runner(self) -> JobRunner:
+        """Run queued jobs in this process whenever it holds ``jobs.lock``."""
+        self.runner = JobRunner(
+            self, self.settings.jobs_max_concurrent, self.settings.job_max_resumes
+        )
+        self.runner.start()
+        return self.runner
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+            self.runner = None
+        self.store.close()
+
+    # -- starting ----------------------------------------------------------------------
+
+    def allowed_roots(self) -> list[Path]:
+        return list(self.settings.train_roots) or [*self.settings.watch, self.settings.data_dir]
+
+    def base_model(self, requested: str | None) -> str:
+        """The base to train: ``requested``, else ``train_base_model``, else ``llm_model``.
+
+        Raises:
+            PathError, ConfigError: a GGUF or local folder that does not exist or is not a model.
+        """
+        from llm_engineering.adapters.training import is_gguf
+
+        base = (
+            (requested or "").strip() or self.settings.train_base_model or self.settings.llm_model
+        )
+        if is_gguf(base):
+            from llm_engineering.generation.llamacpp import resolve_gguf
+
+            resolve_gguf(base)
+        elif base.startswith(("/", ".", "~")):
+            folder = Path(base).expanduser()
+            if not (folder / "config.json").is_file():
+                raise PathError(
+                    f"base_model {base}: no transformers model there (expected {folder / 'config.json'})"
+                )
+            base = str(folder.resolve())
+        return base
+
+    def start_job(
+        self,
+        name: str,
+        dataset_path: str | None = None,
+        records: Sequence[Any] | None = None,
+        base_model: str | None = None,
+        hyperparameters: dict[str, Any] | None = None,
+        *,
+        check_roots: bool = True,
+    ) -> Job:
+        """Validate everything, then queue the job; returns at once.
+
+        ``check_roots=False`` (the CLI, whose user names the file) reads ``dataset_path``
+        wherever it is; requests from an agent keep it inside :meth:`allowed_roots`.
+
+        Raises:
+            UserError: a bad name, hyperparameter, base model, path or dataset (every bad
+                line listed); the job is then recorded as failed with the same reason,
+                unless the request was refused before a job existed.
+        """
+        valid_name(name)
+        if (dataset_path is None) == (records is None):
+            raise UserError("give exactly one of dataset_path (a JSONL file) or records (a list)")
+        config = QLoRAConfig.from_dict(hyperparameters)
+        base = self.base_model(base_model)
+        path = None
+        if dataset_path is not None:
+            path = Path(dataset_path).expanduser().resolve()
+            if check_roots:
+                path = check_inside(Path(dataset_path), self.allowed_roots())
+            elif not path.is_file():
+                raise PathError(f"dataset {dataset_path} does not exist or is not a file")
+        elif records is not None and len(records) > MAX_INLINE_RECORDS:
+            raise UserError(
+                f"{len(records)} inline records; pass more than {MAX_INLINE_RECORDS:,} as a file"
+            )
+        job, folder = self.store.create(name, base, config.to_dict())
+        try:
+            dataset: ValidatedDataset = (
+                load_jsonl(path)
+                if path is not None
+                else validate_records(enumerate(records or [], start=1), "records")
+            )
+        except UserError as exc:
+            self.store.update(job.id, status="failed", finished=time.time(), error=str(exc))
+            raise
+        with (folder / "dataset.jsonl").open("w", encoding="utf-8") as handle:
+            for example in dataset.examples:
+                row = {**example.to_json(), "line": example.line}
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        spec = {
+            "id": job.id,
+            "name": name,
+            "base_model": base,
+            "base_cache": str(self.settings.data_dir / "base_models"),
+            "hyperparameters": config.to_dict(),
+            "dataset": {
+                "source": dataset.source,
+                "sha256": dataset.sha256,
+                "examples": dataset.count,
+                "formats": dataset.formats,
+            },
+        }
+        (folder / "job.json").write_text(json.dumps(spec, indent=2))
+        self.store.update(
+            job.id, status="queued", dataset_sha256=dataset.sha256, examples=dataset.count
+        )
+        if self.runner is not None:
+            self.runner.wake()
+        return self.store.get(job.id)
+
+    # -- following and stopping --------------------------------------------------------
+
+    def view(self, job_id: str, tail: int = 10) -> JobView:
+        job = self.store.get(job_id)
+        folder = self.store.folder(job_id)
+        events = read_events(folder)
+        view = JobView(job=job, events=events[-tail:] if tail else [])
+        for event in events:
+            if event.get("event") == "step":
+                view.step = event["step"]
+                view.total = event["total"]
+                view.loss = event["loss"]
+                view.learning_rate = event["learning_rate"]
+                view.tokens_per_s = event["tokens_per_s"]
+                view.eta_s = event["eta_s"]
+            elif event.get("event") in ("started", "resumed"):
+                view.step = event.get("step", view.step)
+                view.total = event.get("total", view.total)
+            view.stage = str(event.get("event", ""))
+        if job.status not in ACTIVE:
+            view.eta_s = None
+        view.result = read_result(folder)
+        plot = folder / "loss.png"
+        view.loss_plot = plot if plot.is_file() else None
+        return view
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job now, or ask a running one to stop at its next step.
+
+        Raises:
+            UserError: unknown job, or it has already ended.
+        """
+        job = self.store.get(job_id)
+        if self.store.update(
+            job_id, only_if=["validating", "queued"], status="cancelled", finished=time.time()
+        ):
+            return self.store.get(job_id)
+        if job.status == "running":
+            (self.store.folder(job_id) / "cancel").touch()
+            self.store.update(job_id, cancel_requested=1)
+            return self.store.get(job_id)
+        raise UserError(f"job {job_id} has already ended ({job.status}); nothing to cancel")
+
+    def resume(self, job_id: str) -> Job:
+        """Queue an interrupted job again; it continues from its last checkpoint."""
+        job = self.store.get(job_id)
+        if not self.store.update(
+            job_id, only_if=["interrupted"], status="queued", finished=None, error=None, attempts=0
+        ):
+            raise UserError(f"job {job_id} is {job.status}; only an interrupted job can be resumed")
+        if self.runner is not None:
+            self.runner.wake()
+        return self.store.get(job_id)
+
+    def wait(self, job_id: str, timeout: float, poll: float = 0.5) -> Job:
+        """Block until the job ends or ``timeout`` passes; returns its latest row."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.store.get(job_id)
+            if job.status not in ACTIVE or time.monotonic() >= deadline:
+                return job
+            time.sleep(poll)
+
+    # -- adapters ----------------------------------------------------------------------
+
+    def register(self, job: Job, result: dict[str, Any]) -> AdapterCard:
+        """Move a succeeded job's adapter into the registry as the next version of its name."""
+        if job.adapter:  # registered before the server went down
+            return self.registry.get(job.adapter)
+        folder = self.store.folder(job.id)
+        spec = json.loads((folder / "job.json").read_text())
+        card = AdapterCard(
+            name=job.name,
+            version=0,
+            base_model=job.base_model,
+            base_gguf=result.get("base_gguf", ""),
+            base_gguf_sha256=result.get("base_gguf_sha256", ""),
+            dataset_sha256=spec["dataset"]["sha256"],
+            dataset_examples=spec["dataset"]["examples"],
+            dataset_formats=spec["dataset"]["formats"],
+            hyperparameters=spec["hyperparameters"],
+            final_loss=result.get("final_loss"),
+            best_loss=result.get("best_loss"),
+            steps=result.get("step", 0),
+            train_tokens=result.get("train_tokens", 0),
+            job_id=job.id,
+            libraries=result.get("libraries", {}),
+            metrics={
+                key: result.get(key)
+                for key in (
+                    "first_loss",
+                    "final_loss",
+                    "best_loss",
+                    "seconds",
+                    "time_to_first_step_s",
+                    "peak_rss_mib",
+                    "peak_gpu_mib",
+                    "device",
+                    "budget_reached",
+                )
+                if key in result
+            },
+        )
+        gguf = folder / "adapter" / "adapter.gguf"
+        return self.registry.add(
+            card, folder / "adapter" / "peft", gguf if gguf.is_file() else None
+        )
+
+    def _gguf_sha256(self, path: Path) -> str:
+        from llm_engineering.index_store.hashing import sha256_file
+
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        with self._digest_lock:
+            if key not in self._gguf_digests:
+                self._gguf_digests[key] = sha256_file(path)
+            return self._gguf_digests[key]
+
+    def resolve_adapter(self, spec: str) -> tuple[str, Path]:
+        """``NAME[@VERSION]`` -> (``NAME@VERSION``, its GGUF LoRA) for the served model.
+
+        Raises:
+            UserError: unknown adapter or version, no GGUF export, or trained on a
+                different base GGUF than the server's ``llm_model``.
+        """
+        from llm_engineering.generation.llamacpp import resolve_gguf
+
+        card = self.registry.get(spec)
+        gguf = self.registry.gguf_path(card)
+        if not card.base_gguf_sha256 or not gguf.is_file():
+            raise UserError(
+                f"adapter {card.spec} was trained on {card.base_model}, which is not a GGUF model, "
+                "so llama.cpp cannot serve it; train it on the served GGUF (the default base)"
+            )
+        if self.settings.llm_url:
+            raise UserError(
+                "adapters are served by the local llama.cpp backend; with llm_url set, load the "
+                "adapter into the remote server instead"
+            )
+        served = resolve_gguf(self.settings.llm_model)
+        digest = self._gguf_sha256(served)
+        if digest != card.base_gguf_sha256:
+            raise UserError(
+                f"adapter {card.spec} was trained on the GGUF {card.base_gguf} (sha256 "
+                f"{card.base_gguf_sha256[:12]}), but this server serves {served} (sha256 "
+                f"{digest[:12]}); serve that model (llm_model) or train the adapter again on this one"
+            )
+        return card.spec, gguf
+
+    def delete_adapter(self, spec: str, confirm: str) -> list[str]:
+        return self.registry.delete(spec, confirm)

@@ -1,0 +1,256 @@
+"""One training job in its own process: ``python -m llm_engineering.adapters.worker JOB_DIR``.
+
+The worker reads ``job.json`` and ``dataset.jsonl``, appends to ``events.jsonl``, saves
+a checkpoint every ``checkpoint_every`` steps and, when it ends, writes ``result.json``
+with a status: ``succeeded`` (the adapter is in ``adapter/``), ``failed`` (with the
+reason), ``cancelled`` (the ``cancel`` file appeared) or ``interrupted`` (SIGTERM or
+SIGINT, or the process that started it went away: it saves a checkpoint first, so the
+job resumes where it stopped). Nothing here touches ``state.sqlite``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EventLog", "main"]
+
+log = logging.getLogger("llm_engineering.worker")
+
+
+class EventLog:
+    """Appends one JSON object per line; each line is written whole, then flushed."""
+
+    def __init__(self, path: Path):
+        self._handle = path.open("a", encoding="utf-8")
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"t": round(time.time(), 3), "event": event, **fields})
+        self._handle.write(line + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(value, indent=2))
+    partial.replace(path)
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("llm-engineering", "torch", "transformers", "peft", "bitsandbytes", "gguf"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def _peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+class _Stop:
+    """Why training should stop early: set by signals, the parent watch or the cancel file."""
+
+    def __init__(self, folder: Path):
+        self.cancel_file = folder / "cancel"
+        self.reason: str | None = None
+        self.event = threading.Event()
+
+    def interrupt(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_file.exists()
+
+
+def _watch_parent(stop: _Stop, parent: int) -> None:
+    # Reparenting (the server died, even by kill -9) changes getppid(): stop, keeping a
+    # checkpoint, so the restarted server resumes the job rather than two copies training.
+    while not stop.event.wait(0.5):
+        if os.getppid() != parent:
+            stop.interrupt("the server that started this job exited")
+            return
+
+
+def train(folder: Path, spec: dict[str, Any], events: EventLog, stop: _Stop) -> dict[str, Any]:
+    from llm_engineering.adapters.datasets import Example
+    from llm_engineering.adapters.hyperparams import QLoRAConfig
+    from llm_engineering.adapters.training import (
+        QLoRATrainer,
+        StepInfo,
+        encode_examples,
+        load_for_training,
+        prepare_base,
+        torch_device,
+    )
+
+    started = time.perf_counter()
+    config = QLoRAConfig.from_dict(spec["hyperparameters"])
+    events.emit("loading", base_model=spec["base_model"])
+    source, gguf, digest = prepare_base(spec["base_model"], Path(spec["base_cache"]))
+    if stop.event.is_set():
+        return {"status": "interrupted", "step": 0, "reason": stop.reason}
+    device = torch_device()
+    model, tokenizer = load_for_training(source, config, device)
+    with (folder / "dataset.jsonl").open(encoding="utf-8") as handle:
+        examples = [Example(**json.loads(line)) for line in handle if line.strip()]
+    data = encode_examples(examples, tokenizer, config.max_seq_len, config.completion_only)
+    trainer = QLoRATrainer(model, data, config, tokenizer.pad_token_id, device)
+    checkpoint = folder / "checkpoints" / "last"
+    if (checkpoint / "state.pt").is_file():
+        trainer.load_checkpoint(checkpoint)
+        events.emit("resumed", step=trainer.step, total=trainer.total_steps)
+    events.emit(
+        "started",
+        step=trainer.step,
+        total=trainer.total_steps,
+        device=device,
+        examples=len(data),
+        tokens_per_epoch=sum(len(item.input_ids) for item in data),
+        load_s=round(time.perf_counter() - started, 2),
+    )
+    deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes else None
+    first_step_s: list[float] = []
+
+    def on_step(info: StepInfo) -> bool:
+        if not first_step_s:
+            first_step_s.append(round(time.perf_counter() - started, 2))
+        events.emit(
+            "step",
+            step=info.step,
+            total=info.total,
+            loss=round(info.loss, 5),
+            learning_rate=info.learning_rate,
+            tokens=info.tokens,
+            tokens_per_s=round(info.tokens_per_s, 2),
+            elapsed_s=round(info.elapsed_s, 2),
+            eta_s=round(info.eta_s, 1),
+        )
+        if stop.cancelled:
+            return False
+        if stop.event.is_set() or info.step % config.checkpoint_every == 0:
+            trainer.save_checkpoint(checkpoint)
+            events.emit("checkpoint", step=info.step)
+        return not stop.event.is_set()
+
+    if stop.cancelled:
+        return {"status": "cancelled", "step": trainer.step}
+    outcome = trainer.run(on_step, deadline)
+    if outcome == "stopped":
+        if stop.cancelled:
+            return {"status": "cancelled", "step": trainer.step}
+        return {"status": "interrupted", "step": trainer.step, "reason": stop.reason}
+
+    events.emit("saving", step=trainer.step)
+    adapter_dir = folder / "adapter"
+    model.save_pretrained(str(adapter_dir / "peft"))
+    losses = trainer.losses
+    window = max(1, min(len(losses), trainer.steps_per_epoch))
+    result: dict[str, Any] = {
+        "status": "succeeded",
+        "step": trainer.step,
+        "total": trainer.total_steps,
+        "budget_reached": outcome == "budget",
+        "first_loss": _mean(losses[:window]),
+        "final_loss": _mean(losses[-window:]),
+        "best_loss": min(losses) if losses else None,
+        "train_tokens": trainer.tokens,
+        "device": device,
+        "base_source": source,
+        "base_gguf": str(gguf) if gguf else "",
+        "base_gguf_sha256": digest or "",
+        "seconds": round(time.perf_counter() - started, 2),
+        "time_to_first_step_s": first_step_s[0] if first_step_s else None,
+        "peak_rss_mib": _peak_rss_mib(),
+        "libraries": library_versions(),
+        "gguf_error": None,
+    }
+    try:
+        import torch
+
+        if device == "cuda":
+            result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    except Exception:
+        pass
+    if gguf is not None:
+        from llm_engineering.adapters.export import ExportError, export_gguf_lora
+
+        base_config = json.loads((Path(source) / "config.json").read_text())
+        try:
+            result["export"] = export_gguf_lora(
+                adapter_dir / "peft", adapter_dir / "adapter.gguf", base_config
+            )
+        except ExportError as exc:
+            result["gguf_error"] = str(exc)
+    else:
+        result["gguf_error"] = (
+            f"the base {spec['base_model']!r} is not a GGUF model, so there is no llama.cpp "
+            "base to serve this adapter on; the peft adapter is kept"
+        )
+    if losses:
+        from llm_engineering.adapters.plot import write_loss_plot
+
+        write_loss_plot(losses, folder / "loss.png", f"{spec['name']} (job {folder.name})")
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return round(sum(finite) / len(finite), 5) if finite else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m llm_engineering.adapters.worker JOB_DIR", file=sys.stderr)
+        return 2
+    folder = Path(args[0])
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    spec = json.loads((folder / "job.json").read_text())
+    stop = _Stop(folder)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda signum, _frame: stop.interrupt(f"signal {signum}"))
+    threading.Thread(target=_watch_parent, args=(stop, os.getppid()), daemon=True).start()
+    events = EventLog(folder / "events.jsonl")
+    events.emit("worker", pid=os.getpid())
+    from llm_engineering.adapters.training import TrainingFailed
+
+    try:
+        result = train(folder, spec, events, stop)
+    except TrainingFailed as exc:
+        result = {"status": "failed", "error": str(exc)}
+    except Exception as exc:
+        traceback.print_exc()
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc} (see worker.log)"}
+    result.setdefault("peak_rss_mib", _peak_rss_mib())
+    events.emit("finished", status=result["status"], error=result.get("error"))
+    events.close()
+    _write_json(folder / "result.json", result)
+    stop.event.set()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

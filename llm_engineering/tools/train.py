@@ -1,0 +1,371 @@
+"""Fine-tuning tools: start, follow, cancel and resume QLoRA jobs; list and delete adapters."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Annotated, Any, Literal
+
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from llm_engineering.adapters.registry import AdapterCard
+from llm_engineering.adapters.service import JobView, TrainingService
+from llm_engineering.errors import UserError
+from llm_engineering.tools.common import app_of, user_errors
+
+__all__ = ["AdapterInfo", "JobInfo", "register"]
+
+
+class JobInfo(BaseModel):
+    job_id: str
+    name: str = Field(description="The adapter name the job trains.")
+    status: str = Field(
+        description="validating, queued, running, succeeded, failed, cancelled or interrupted."
+    )
+    step: int = Field(description="Optimizer steps done.")
+    total: int = Field(description="Optimizer steps planned (0 until the worker has started).")
+    loss: float | None = Field(description="Training loss at the latest step.")
+    learning_rate: float | None
+    tokens_per_s: float | None = Field(description="Training throughput of the current run.")
+    eta_s: float | None = Field(description="Seconds left, estimated; null once it has ended.")
+    stage: str = Field(description="The worker's latest event (loading, started, step, ...).")
+    base_model: str
+    examples: int
+    dataset_sha256: str | None
+    attempts: int = Field(description="Worker runs so far (more than 1 = resumed).")
+    created: float
+    started: float | None
+    finished: float | None
+    adapter: str | None = Field(description="NAME@VERSION registered when it succeeded.")
+    error: str | None = Field(description="Why it failed or stopped (or a note on success).")
+    final_loss: float | None = Field(default=None, description="Mean loss over the last epoch.")
+    first_loss: float | None = Field(default=None, description="Mean loss over the first epoch.")
+    loss_plot: str | None = Field(default=None, description="Path of loss.png, once written.")
+    events: list[dict[str, Any]] = Field(
+        default_factory=list, description="The latest events from the worker."
+    )
+
+    @classmethod
+    def of(cls, view: JobView, events: bool = True) -> JobInfo:
+        job, result = view.job, view.result or {}
+        return cls(
+            job_id=job.id,
+            name=job.name,
+            status=job.status,
+            step=view.step,
+            total=view.total,
+            loss=view.loss,
+            learning_rate=view.learning_rate,
+            tokens_per_s=view.tokens_per_s,
+            eta_s=view.eta_s,
+            stage=view.stage,
+            base_model=job.base_model,
+            examples=job.examples,
+            dataset_sha256=job.dataset_sha256,
+            attempts=job.attempts,
+            created=job.created,
+            started=job.started,
+            finished=job.finished,
+            adapter=job.adapter,
+            error=job.error,
+            final_loss=result.get("final_loss"),
+            first_loss=result.get("first_loss"),
+            loss_plot=str(view.loss_plot) if view.loss_plot else None,
+            events=view.events if events else [],
+        )
+
+
+class StartedJob(BaseModel):
+    job_id: str
+    status: str = Field(description="queued: it trains in the background; follow it with get_job.")
+    examples: int = Field(description="Training examples that passed validation.")
+    dataset_sha256: str | None
+    base_model: str
+    hyperparameters: dict[str, Any] = Field(description="Every hyperparameter, defaults resolved.")
+    runs_here: bool = Field(
+        description="Whether this server runs jobs; false = another copy of the server (or llm-eng train) does."
+    )
+
+
+class JobList(BaseModel):
+    jobs: list[JobInfo]
+
+
+class AdapterInfo(BaseModel):
+    adapter: str = Field(description="NAME@VERSION, what answer_with_context(adapter=...) takes.")
+    name: str
+    version: int
+    base_model: str
+    base_gguf_sha256: str = Field(description="sha256 of the GGUF it serves on ('' = none).")
+    dataset_sha256: str
+    dataset_examples: int
+    final_loss: float | None
+    best_loss: float | None
+    steps: int
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, Any]
+    created: float
+    job_id: str
+    path: str
+
+    @classmethod
+    def of(cls, card: AdapterCard) -> AdapterInfo:
+        return cls(
+            adapter=card.spec,
+            name=card.name,
+            version=card.version,
+            base_model=card.base_model,
+            base_gguf_sha256=card.base_gguf_sha256,
+            dataset_sha256=card.dataset_sha256,
+            dataset_examples=card.dataset_examples,
+            final_loss=card.final_loss,
+            best_loss=card.best_loss,
+            steps=card.steps,
+            hyperparameters=card.hyperparameters,
+            metrics=card.metrics,
+            created=card.created,
+            job_id=card.job_id,
+            path=card.path,
+        )
+
+
+class AdapterList(BaseModel):
+    adapters: list[AdapterInfo]
+
+
+class Deleted(BaseModel):
+    deleted: list[str] = Field(description="The NAME@VERSION adapters removed.")
+
+
+def _training(ctx: Context) -> TrainingService:
+    training: TrainingService | None = app_of(ctx).training
+    if training is None:
+        raise UserError("training is not available in this server")
+    return training
+
+
+@user_errors
+async def start_qlora_job(
+    ctx: Context,
+    adapter_name: Annotated[
+        str, Field(description="Name to register the adapter under (letters, digits, . _ -).")
+    ],
+    dataset_path: Annotated[
+        str | None,
+        Field(
+            description="Absolute path of a JSONL file inside a watched folder or the data dir: "
+            "chat {messages}, alpaca {instruction,input,output}, {prompt,completion} or {text} per line."
+        ),
+    ] = None,
+    records: Annotated[
+        list[dict[str, Any]] | None,
+        Field(
+            description="The examples inline instead of dataset_path, in any of the same shapes."
+        ),
+    ] = None,
+    base_model: Annotated[
+        str | None,
+        Field(
+            description="A GGUF (name or path) or an HF model path/id; default: the model that answers."
+        ),
+    ] = None,
+    hyperparameters: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="Overrides: r, lora_alpha, lora_dropout, learning_rate, epochs, max_steps, "
+            "max_minutes, batch_size, max_seq_len, checkpoint_every, ... (unknown names are refused)."
+        ),
+    ] = None,
+) -> StartedJob:
+    """Fine-tune the local model with QLoRA on the user's examples; returns a job id at once while it trains in the background."""
+    training = _training(ctx)
+    job = await anyio.to_thread.run_sync(
+        lambda: training.start_job(adapter_name, dataset_path, records, base_model, hyperparameters)
+    )
+    return StartedJob(
+        job_id=job.id,
+        status=job.status,
+        examples=job.examples,
+        dataset_sha256=job.dataset_sha256,
+        base_model=job.base_model,
+        hyperparameters=job.hyperparameters,
+        runs_here=training.runner is not None and training.runner.active,
+    )
+
+
+@user_errors
+async def get_job(
+    ctx: Context,
+    job_id: Annotated[str, Field(description="The id start_qlora_job returned.")],
+    include_plot: Annotated[
+        bool, Field(description="Also return the loss curve as a PNG image.")
+    ] = False,
+    wait_s: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=60,
+            description="Wait up to this many seconds for the job to end before answering.",
+        ),
+    ] = 0.0,
+) -> Annotated[CallToolResult, JobInfo]:
+    """A training job's status and progress: step/total, loss, tokens/s, eta, latest events, and its adapter once done."""
+    training = _training(ctx)
+    if wait_s:
+        await _wait_for_end(ctx, training, job_id, wait_s)
+    view = await anyio.to_thread.run_sync(lambda: training.view(job_id))
+    info = JobInfo.of(view)
+    structured = info.model_dump(mode="json")
+    content: list[ContentBlock] = [TextContent(type="text", text=json.dumps(structured))]
+    if include_plot:
+        if view.loss_plot is None:
+            content.append(
+                TextContent(type="text", text="no loss plot yet (written when the job ends)")
+            )
+        else:
+            data = base64.b64encode(view.loss_plot.read_bytes()).decode()
+            content.append(ImageContent(type="image", data=data, mime_type="image/png"))
+    return CallToolResult(content=content, structured_content=structured)
+
+
+async def _wait_for_end(
+    ctx: Context, training: TrainingService, job_id: str, wait_s: float
+) -> JobView:
+    """Wait for the job to end, sending its steps as progress notifications meanwhile."""
+    deadline = time.monotonic() + wait_s
+    reported = -1
+    while True:
+        view = await anyio.to_thread.run_sync(lambda: training.view(job_id, tail=0))
+        if view.job.status not in ("validating", "queued", "running"):
+            return view
+        if view.step != reported:
+            reported = view.step
+            loss = f", loss {view.loss:.3f}" if view.loss is not None else ""
+            await ctx.report_progress(
+                view.step, view.total or None, f"{view.job.status}: step {view.step}{loss}"
+            )
+        if time.monotonic() >= deadline:
+            return view
+        await anyio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+@user_errors
+async def list_jobs(
+    ctx: Context,
+    status: Annotated[
+        str | None, Field(description="Only jobs with this status (e.g. running).")
+    ] = None,
+    limit: Annotated[int, Field(ge=1, le=500)] = 20,
+) -> JobList:
+    """Training jobs, newest first, with their status and progress."""
+    training = _training(ctx)
+
+    def work() -> list[JobInfo]:
+        jobs = training.store.jobs([status] if status else None, limit=limit)
+        return [JobInfo.of(training.view(job.id, tail=0), events=False) for job in jobs]
+
+    return JobList(jobs=await anyio.to_thread.run_sync(work))
+
+
+@user_errors
+async def cancel_job(
+    ctx: Context, job_id: Annotated[str, Field(description="The job to stop.")]
+) -> JobInfo:
+    """Cancel a training job: a queued one at once, a running one cleanly at its next step."""
+    return await _change(ctx, job_id, "cancel")
+
+
+@user_errors
+async def resume_job(
+    ctx: Context, job_id: Annotated[str, Field(description="An interrupted job.")]
+) -> JobInfo:
+    """Queue an interrupted training job again; it continues from its last checkpoint."""
+    return await _change(ctx, job_id, "resume")
+
+
+async def _change(ctx: Context, job_id: str, action: Literal["cancel", "resume"]) -> JobInfo:
+    training = _training(ctx)
+
+    def work() -> JobView:
+        (training.cancel if action == "cancel" else training.resume)(job_id)
+        return training.view(job_id)
+
+    return JobInfo.of(await anyio.to_thread.run_sync(work))
+
+
+@user_errors
+async def list_adapters(
+    ctx: Context,
+    name: Annotated[str | None, Field(description="Only the versions of this adapter.")] = None,
+) -> AdapterList:
+    """Fine-tuned adapters, every version, with base model, dataset hash, losses and hyperparameters."""
+    training = _training(ctx)
+    cards = await anyio.to_thread.run_sync(training.registry.cards)
+    return AdapterList(
+        adapters=[AdapterInfo.of(c) for c in cards if name is None or c.name == name]
+    )
+
+
+@user_errors
+async def delete_adapter(
+    ctx: Context,
+    adapter: Annotated[str, Field(description="NAME@VERSION, or NAME for every version.")],
+    confirm: Annotated[
+        str, Field(description="Repeat the adapter argument exactly to confirm; deleting is final.")
+    ],
+) -> Deleted:
+    """Delete a fine-tuned adapter version (or all versions of a name); needs confirm equal to adapter."""
+    training = _training(ctx)
+    app = app_of(ctx)
+    deleted = await anyio.to_thread.run_sync(lambda: training.delete_adapter(adapter, confirm))
+    if app.generators is not None:
+        app.generators.drop_missing()
+    return Deleted(deleted=deleted)
+
+
+def register(server: MCPServer, read_only: bool) -> None:
+    def annotations(title: str, read_only_hint: bool, destructive: bool = False) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=title,
+            read_only_hint=read_only_hint,
+            destructive_hint=destructive,
+            idempotent_hint=read_only_hint,
+            open_world_hint=False,
+        )
+
+    server.add_tool(get_job, annotations=annotations("Training job status", True))
+    server.add_tool(list_jobs, annotations=annotations("Training jobs", True))
+    server.add_tool(list_adapters, annotations=annotations("Fine-tuned adapters", True))
+    if not read_only:
+        server.add_tool(start_qlora_job, annotations=annotations("Start fine-tuning", False))
+        server.add_tool(cancel_job, annotations=annotations("Cancel training job", False))
+        server.add_tool(resume_job, annotations=annotations("Resume training job", False))
+        server.add_tool(
+            delete_adapter, annotations=annotations("Delete adapter", False, destructive=True)
+        )
+
+    @server.resource(
+        "job://{job_id}",
+        name="job",
+        description="A training job's events (events.jsonl), one JSON object per line.",
+        mime_type="application/x-ndjson",
+    )
+    def job_events(job_id: str, ctx: Context) -> str:
+        training = _training(ctx)
+        training.store.get(job_id)  # unknown ids are a clear error
+        path = training.store.folder(job_id) / "events.jsonl"
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+    @server.resource(
+        "adapter://{name}",
+        name="adapter",
+        description="An adapter's card (latest version; NAME@VERSION for another) as JSON.",
+        mime_type="application/json",
+    )
+    def adapter_card(name: str, ctx: Context) -> str:
+        card = _training(ctx).registry.get(name)
+        return json.dumps(card.__dict__, indent=2)

@@ -1,0 +1,106 @@
+"""Job bookkeeping without training: queueing, cancelling, resumes running out, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llm_engineering.adapters.runner import JobRunner
+from llm_engineering.adapters.service import TrainingService
+from llm_engineering.config import Settings
+from llm_engineering.errors import UserError
+from tests.adapters.fictional import fact_records
+from tests.test_cli import run
+
+
+def service(tmp_path: Path, **settings: object) -> TrainingService:
+    return TrainingService(Settings(data_dir=tmp_path / "data", **settings))  # type: ignore[arg-type]
+
+
+def test_a_valid_request_is_queued_with_its_dataset_and_resolved_hyperparameters(
+    tmp_path: Path,
+) -> None:
+    training = service(tmp_path)
+    job = training.start_job("faq", records=fact_records(12), hyperparameters={"r": 8})
+    assert job.status == "queued" and job.examples == 12 and job.hyperparameters["r"] == 8
+    folder = training.store.folder(job.id)
+    spec = json.loads((folder / "job.json").read_text())
+    assert spec["base_model"] == "smollm2-135m-instruct" and spec["dataset"]["examples"] == 12
+    assert len((folder / "dataset.jsonl").read_text().splitlines()) == 12
+
+
+def test_a_bad_request_is_refused_and_a_bad_dataset_is_recorded_as_a_failed_job(
+    tmp_path: Path,
+) -> None:
+    training = service(tmp_path)
+    with pytest.raises(UserError, match="unknown hyperparameter"):
+        training.start_job("faq", records=fact_records(12), hyperparameters={"rank": 8})
+    with pytest.raises(UserError, match="exactly one of dataset_path"):
+        training.start_job("faq")
+    with pytest.raises(UserError, match="no transformers model there"):
+        training.start_job("faq", records=fact_records(12), base_model="/nowhere/model")
+    assert training.store.jobs() == []
+    with pytest.raises(UserError, match="line 2: bad JSON"):
+        training.start_job(
+            "faq", records=[fact_records(1)[0], json.JSONDecodeError("x", "{", 0)] * 6
+        )
+    [failed] = training.store.jobs()
+    assert failed.status == "failed" and "line 2: bad JSON" in (failed.error or "")
+
+
+def test_a_queued_job_cancels_at_once_and_an_ended_one_cannot_be_cancelled(tmp_path: Path) -> None:
+    training = service(tmp_path)
+    job = training.start_job("faq", records=fact_records(12))
+    assert training.cancel(job.id).status == "cancelled"
+    with pytest.raises(UserError, match="already ended \\(cancelled\\)"):
+        training.cancel(job.id)
+    with pytest.raises(UserError, match="unknown job 'nope'; recent jobs: " + job.id):
+        training.view("nope")
+
+
+def test_a_job_stopped_more_often_than_allowed_is_interrupted_and_can_be_resumed(
+    tmp_path: Path,
+) -> None:
+    training = service(tmp_path, job_max_resumes=1)
+    job = training.start_job("faq", records=fact_records(12))
+    runner = JobRunner(training, max_resumes=1)
+    folder = training.store.folder(job.id)
+
+    def worker_stopped(attempt: int) -> None:
+        # what a dead worker leaves: its row still running, a result that says interrupted
+        training.store.update(job.id, status="running", attempts=attempt, pid=None)
+        (folder / "result.json").write_text(json.dumps({"status": "interrupted", "step": 4}))
+
+    worker_stopped(1)
+    runner._finish(training.store.get(job.id), None)
+    assert training.store.get(job.id).status == "queued"  # resumed by itself
+    worker_stopped(2)
+    runner._finish(training.store.get(job.id), None)
+    stopped = training.store.get(job.id)
+    assert stopped.status == "interrupted" and "resume it with resume_job" in (stopped.error or "")
+    assert training.resume(job.id).status == "queued"
+    with pytest.raises(UserError, match="only an interrupted job can be resumed"):
+        training.resume(job.id)
+
+
+def test_train_jobs_and_adapters_from_the_command_line(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in fact_records(10)) + '{"text": ""}\n')
+    result = run("train", str(bad), "--name", "faq", *data)
+    assert result.returncode == 1 and "line 11: 'text' is empty" in result.stderr
+    good = tmp_path / "good.jsonl"
+    good.write_text("".join(json.dumps(r) + "\n" for r in fact_records(10)))
+    result = run("train", str(good), "--name", "faq", "--set", "r=8", "--detach", *data)
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip()
+    listing = run("jobs", *data)
+    assert job_id in listing.stdout and "queued" in listing.stdout
+    shown = json.loads(run("jobs", job_id, "--json", *data).stdout)
+    assert shown["job"]["hyperparameters"]["r"] == 8 and shown["job"]["examples"] == 10
+    assert "cancelled" in run("jobs", job_id, "--cancel", *data).stdout
+    assert "no adapters yet" in run("adapters", *data).stdout
+    result = run("adapters", "--delete", "faq", "--yes", *data)
+    assert result.returncode == 1 and "no adapter 'faq' to delete" in result.stderr

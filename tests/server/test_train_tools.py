@@ -1,0 +1,187 @@
+"""Fine-tuning over MCP, end to end with real parts: the packaged model trains with QLoRA on the
+CPU in a worker process, the adapter is registered, exported to GGUF and answers through llama.cpp."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from llm_engineering.generation.llamacpp import resolve_gguf
+from llm_engineering.index_store.hashing import sha256_file
+from tests.adapters.fictional import FACT_WORD, HELD_OUT, fact_records
+from tests.conftest import LLM_ENG, free_port
+from tests.server.helpers import running, stdio_client
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+FAST = {"learning_rate": 1e-3, "max_steps": 24}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+async def error_of(client: Client, tool: str, **arguments: Any) -> str:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+async def wait_for_job(
+    client: Client, job_id: str, done: Any = None, timeout: float = 900
+) -> dict[str, Any]:
+    """Poll get_job until ``done(job)`` (default: the job has ended)."""
+    ended = done or (lambda job: job["status"] not in ("validating", "queued", "running"))
+    with anyio.fail_after(timeout):
+        while True:
+            job = await call(client, "get_job", job_id=job_id, wait_s=0 if done else 20)
+            if ended(job):
+                return job
+            await anyio.sleep(0.5)
+
+
+async def mentions_fact(client: Client, adapter: str | None) -> list[str]:
+    answers = []
+    for question in HELD_OUT:
+        arguments: dict[str, Any] = {"question": question, "contexts": [], "max_tokens": 32}
+        if adapter:
+            arguments["adapter"] = adapter
+        answer = await call(client, "answer_with_context", **arguments)
+        assert answer["grounded"] is False and answer["adapter"] == (adapter and "zorblax@1")
+        answers.append(answer["answer"])
+    return answers
+
+
+@pytest.mark.timeout(1200)
+async def test_a_fine_tuned_adapter_states_a_fact_the_base_model_does_not(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    dataset = write_jsonl(docs / "training" / "zorblax.jsonl", fact_records(40))
+    outside = write_jsonl(tmp_path / "elsewhere.jsonl", fact_records(40))
+    data_dir = tmp_path / "data"
+    async with stdio_client(data_dir, "--watch", str(docs)) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        assert {"start_qlora_job", "get_job", "list_jobs", "cancel_job", "list_adapters"} <= tools
+
+        message = await error_of(
+            client, "start_qlora_job", adapter_name="z", dataset_path=str(outside)
+        )
+        assert "outside the allowed folders" in message and str(docs) in message
+        bad = [*fact_records(9), {"messages": [{"role": "user", "content": "only a question"}]}]
+        message = await error_of(client, "start_qlora_job", adapter_name="z", records=bad)
+        assert "line 10: the last message must be the assistant's" in message
+
+        started = await call(
+            client, "start_qlora_job", adapter_name="zorblax", dataset_path=str(dataset), hyperparameters=FAST
+        )  # fmt: skip
+        assert started["status"] == "queued" and started["examples"] == 40
+        assert started["hyperparameters"]["r"] == 16 and started["runs_here"] is True
+
+        job = await wait_for_job(client, started["job_id"])
+        assert job["status"] == "succeeded", job
+        assert job["adapter"] == "zorblax@1" and job["step"] == job["total"] == 24
+        assert job["final_loss"] < job["first_loss"] / 3, "the loss should fall well"
+
+        with_plot = await client.call_tool(
+            "get_job", {"job_id": job["job_id"], "include_plot": True}
+        )
+        [image] = [block for block in with_plot.content if block.type == "image"]
+        assert base64.b64decode(image.data).startswith(b"\x89PNG")
+
+        [adapter] = (await call(client, "list_adapters"))["adapters"]
+        assert adapter["adapter"] == "zorblax@1" and adapter["dataset_examples"] == 40
+        assert adapter["base_gguf_sha256"] == sha256_file(resolve_gguf("smollm2-135m-instruct"))
+        assert adapter["dataset_sha256"] == job["dataset_sha256"]
+        card = await client.read_resource("adapter://zorblax")
+        assert json.loads(card.contents[0].text)["job_id"] == job["job_id"]
+        events = await client.read_resource(f"job://{job['job_id']}")
+        steps = [json.loads(line) for line in events.contents[0].text.splitlines()]
+        assert [e["step"] for e in steps if e["event"] == "step"] == list(range(1, 25))
+
+        tuned = await mentions_fact(client, "zorblax")
+        base = await mentions_fact(client, None)
+        tuned_hits = sum(FACT_WORD in a.lower() for a in tuned)
+        base_hits = sum(FACT_WORD in a.lower() for a in base)
+        assert tuned_hits >= 5 and base_hits <= 1, (tuned, base)
+
+        message = await error_of(
+            client, "answer_with_context", question="q", contexts=[], adapter="nope"
+        )
+        assert "unknown adapter 'nope'; registered: zorblax@1" in message
+
+
+def serve_http(data_dir: Path, port: int) -> list[str]:
+    return [LLM_ENG, "serve", "--http", "--port", str(port), "--data-dir", str(data_dir)]
+
+
+@pytest.mark.timeout(1200)
+async def test_a_job_survives_a_killed_server_and_a_cancelled_job_stops(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    resumable = {"learning_rate": 1e-3, "max_steps": 6, "checkpoint_every": 2}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    with running(serve_http(data_dir, port), ready_url=url) as server:
+        async with Client(url) as client:
+            started = await call(
+                client, "start_qlora_job", adapter_name="resumed", records=fact_records(16),
+                hyperparameters=resumable,
+            )  # fmt: skip
+            job_id = started["job_id"]
+            await wait_for_job(client, job_id, lambda job: job["step"] >= 3, timeout=600)
+        server.kill()  # kill -9: no chance to stop the worker
+        server.wait()
+    folder = data_dir / "jobs" / job_id
+    deadline = time.monotonic() + 60
+    while not (folder / "result.json").is_file():  # the orphaned worker saves and exits
+        assert time.monotonic() < deadline, "the worker kept running without its server"
+        await anyio.sleep(0.2)
+    stopped = json.loads((folder / "result.json").read_text())
+    assert stopped["status"] == "interrupted" and stopped["step"] >= 3
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    with running(serve_http(data_dir, port), ready_url=url):
+        async with Client(url) as client:
+            job = await wait_for_job(client, job_id)
+            assert job["status"] == "succeeded" and job["attempts"] == 2, job
+            assert job["adapter"] == "resumed@1"
+            events = [
+                json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()
+            ]
+            [resumed] = [e for e in events if e["event"] == "resumed"]
+            assert resumed["step"] >= 2, "it went on from a checkpoint, not from the start"
+            steps = [e["step"] for e in events if e["event"] == "step"]
+            assert steps[-1] == 6 and len(steps) < 6 + stopped["step"]
+
+            long = await call(
+                client, "start_qlora_job", adapter_name="cancelled", records=fact_records(16),
+                hyperparameters={"max_steps": 500},
+            )  # fmt: skip
+            await wait_for_job(client, long["job_id"], lambda job: job["step"] >= 1, timeout=600)
+            await call(client, "cancel_job", job_id=long["job_id"])
+            job = await wait_for_job(client, long["job_id"], timeout=120)
+            assert job["status"] == "cancelled" and job["step"] < 500 and job["adapter"] is None
+            adapters = (await call(client, "list_adapters"))["adapters"]
+            assert [a["adapter"] for a in adapters] == ["resumed@1"]
+            message = await error_of(client, "cancel_job", job_id=long["job_id"])
+            assert "already ended (cancelled)" in message
