@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from llm_engineering.adapters.registry import AdapterCard
 from llm_engineering.adapters.runner import JobRunner
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
 from llm_engineering.errors import UserError
+from llm_engineering.generation.llamacpp import resolve_gguf
+from llm_engineering.index_store.hashing import sha256_file
 from tests.adapters.fictional import fact_records
 from tests.test_cli import run
 
@@ -85,6 +89,40 @@ def test_a_job_stopped_more_often_than_allowed_is_interrupted_and_can_be_resumed
         training.resume(job.id)
 
 
+def registered(training: TrainingService, tmp_path: Path, base_sha256: str) -> str:
+    peft = tmp_path / "peft"
+    peft.mkdir(parents=True)
+    gguf = tmp_path / "adapter.gguf"
+    gguf.write_bytes(b"GGUF")
+    card = AdapterCard(
+        name="faq", version=0, base_model="other.gguf", base_gguf="/models/other.gguf",
+        base_gguf_sha256=base_sha256, dataset_sha256="cd" * 32, dataset_examples=8,
+        dataset_formats={"chat": 8}, hyperparameters={}, final_loss=0.1, best_loss=0.1,
+        steps=2, train_tokens=100, job_id="j",
+    )  # fmt: skip
+    return training.registry.add(card, peft, gguf if base_sha256 else None).spec
+
+
+def test_an_adapter_trained_on_another_gguf_is_refused_with_both_hashes(tmp_path: Path) -> None:
+    training = service(tmp_path)
+    spec = registered(training, tmp_path / "a", "ab" * 32)
+    with pytest.raises(
+        UserError, match=r"trained on the GGUF /models/other.gguf \(sha256 abababababab\)"
+    ):
+        training.resolve_adapter(spec)
+    served = resolve_gguf("smollm2-135m-instruct")
+    assert sha256_file(served)[:12] in _message(lambda: training.resolve_adapter(spec))
+    hf_only = registered(training, tmp_path / "b", "")
+    with pytest.raises(UserError, match=r"not a GGUF model, so llama\.cpp cannot serve it"):
+        training.resolve_adapter(hf_only)
+
+
+def _message(call: Callable[[], object]) -> str:
+    with pytest.raises(UserError) as caught:
+        call()
+    return str(caught.value)
+
+
 def test_train_jobs_and_adapters_from_the_command_line(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "data")]
     bad = tmp_path / "bad.jsonl"
@@ -104,3 +142,17 @@ def test_train_jobs_and_adapters_from_the_command_line(tmp_path: Path) -> None:
     assert "no adapters yet" in run("adapters", *data).stdout
     result = run("adapters", "--delete", "faq", "--yes", *data)
     assert result.returncode == 1 and "no adapter 'faq' to delete" in result.stderr
+
+
+@pytest.mark.slow
+def test_llm_eng_train_follows_a_short_job_to_a_registered_adapter(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    dataset = tmp_path / "faq.jsonl"
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in fact_records(8)))
+    result = run("train", str(dataset), "--name", "faq", "--max-steps", "2", *data)
+    assert result.returncode == 0, result.stderr
+    assert "succeeded" in result.stdout and "-> faq@1" in result.stdout
+    [card] = json.loads(run("adapters", "--json", *data).stdout)
+    assert card["steps"] == 2 and card["dataset_examples"] == 8
+    assert (Path(card["path"]) / "adapter.gguf").is_file()
+    assert "deleted faq@1" in run("adapters", "--delete", "faq@1", "--yes", *data).stdout
