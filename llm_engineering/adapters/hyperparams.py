@@ -30,7 +30,8 @@ class QLoRAConfig:
     max_steps: int = 0
     """0 = as many as ``epochs`` take."""
     max_minutes: float = 0.0
-    """0 = no time budget; otherwise stop (and save) after this long."""
+    """0 = no time budget; otherwise stop and save the adapter after this many minutes of
+    training, counted over every run of the job (a resumed job gets what is left)."""
     batch_size: int = 4
     gradient_accumulation: int = 1
     max_seq_len: int = 512

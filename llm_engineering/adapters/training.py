@@ -265,6 +265,8 @@ class QLoRATrainer:
         self.step = 0
         self.losses: list[float] = []
         self.tokens = 0
+        self.trained_s = 0.0
+        """Seconds spent training, over every run of this job (checkpoints carry it)."""
         torch.manual_seed(config.seed)
 
     def _micro_batches(self, step: int) -> list[list[Encoded]]:
@@ -313,6 +315,7 @@ class QLoRATrainer:
             TrainingFailed: the loss became NaN or exceeded ``exploding_loss``.
         """
         started = time.perf_counter()
+        trained_before = self.trained_s
         start_step = self.step
         run_tokens = 0
         while self.step < self.total_steps:
@@ -331,6 +334,7 @@ class QLoRATrainer:
                 )
             self.losses.append(loss)
             elapsed = time.perf_counter() - started
+            self.trained_s = trained_before + elapsed
             done = self.step - start_step
             per_step = elapsed / done
             info = StepInfo(
@@ -371,6 +375,7 @@ class QLoRATrainer:
                 "step": self.step,
                 "losses": self.losses,
                 "tokens": self.tokens,
+                "trained_s": self.trained_s,
                 "torch_rng": torch.get_rng_state(),
             },
             staging / "state.pt",
@@ -389,6 +394,7 @@ class QLoRATrainer:
         self.step = int(state["step"])
         self.losses = list(state["losses"])
         self.tokens = int(state["tokens"])
+        self.trained_s = float(state.get("trained_s", 0.0))
         torch.set_rng_state(state["torch_rng"])
 
 

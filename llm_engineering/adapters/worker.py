@@ -129,7 +129,12 @@ def train(folder: Path, spec: dict[str, Any], events: EventLog, stop: _Stop) -> 
         tokens_per_epoch=sum(len(item.input_ids) for item in data),
         load_s=round(time.perf_counter() - started, 2),
     )
-    deadline = time.monotonic() + config.max_minutes * 60 if config.max_minutes else None
+    # The budget covers the whole job: a resumed run gets what the earlier ones left.
+    deadline = (
+        time.monotonic() + max(0.0, config.max_minutes * 60 - trainer.trained_s)
+        if config.max_minutes
+        else None
+    )
     first_step_s: list[float] = []
 
     def on_step(info: StepInfo) -> bool:

@@ -93,7 +93,7 @@ def test_a_resumed_run_continues_exactly_where_the_checkpoint_left_off(
     first.save_checkpoint(tmp_path / "last")
     resumed = trainer_for(tiny_llama, settings)
     resumed.load_checkpoint(tmp_path / "last")
-    assert resumed.step == 2
+    assert resumed.step == 2 and resumed.trained_s == first.trained_s > 0
     assert resumed.run() == "done"
     assert resumed.losses == pytest.approx(straight.losses, rel=1e-4)
 
