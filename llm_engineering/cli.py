@@ -493,6 +493,8 @@ def train(
     runner = training.start_runner()
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from llm_engineering.adapters.jobs import ACTIVE
+
     try:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -507,7 +509,7 @@ def train(
                     task, description=f"{view.stage or where}", completed=view.step,
                     total=view.total or None, loss=loss,
                 )  # fmt: skip
-                if view.job.status not in ("validating", "queued", "running"):
+                if view.job.status not in ACTIVE:
                     break
                 time.sleep(0.5)
     except KeyboardInterrupt:

@@ -27,7 +27,7 @@ from llm_engineering.index_store.state import StateDB
 
 __all__ = [
     "ACTIVE",
-    "FINISHED",
+    "EventLog",
     "Job",
     "JobStatus",
     "JobStore",
@@ -39,7 +39,6 @@ JobStatus = Literal[
     "validating", "queued", "running", "succeeded", "failed", "cancelled", "interrupted"
 ]
 ACTIVE: tuple[JobStatus, ...] = ("validating", "queued", "running")
-FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled", "interrupted")
 
 _COLUMNS = (
     "id, name, status, base_model, dataset_sha256, examples, hyperparameters, created, "
@@ -73,7 +72,7 @@ def _job(row: Sequence[Any]) -> Job:
     return Job(*values)
 
 
-def read_events(folder: Path, tail: int | None = None) -> list[dict[str, Any]]:
+def read_events(folder: Path) -> list[dict[str, Any]]:
     """The worker's events, oldest first (a half-written last line is skipped)."""
     path = folder / "events.jsonl"
     if not path.is_file():
@@ -84,7 +83,22 @@ def read_events(folder: Path, tail: int | None = None) -> list[dict[str, Any]]:
             events.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    return events[-tail:] if tail else events
+    return events
+
+
+class EventLog:
+    """Appends one JSON object per line; each line is written whole, then flushed."""
+
+    def __init__(self, path: Path):
+        self._handle = path.open("a", encoding="utf-8")
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"t": round(time.time(), 3), "event": event, **fields})
+        self._handle.write(line + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def read_result(folder: Path) -> dict[str, Any] | None:

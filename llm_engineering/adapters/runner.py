@@ -13,7 +13,6 @@ times; after that the job is ``interrupted`` and ``resume`` queues it by hand.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -22,9 +21,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from llm_engineering.adapters.jobs import Job, read_result
+from llm_engineering.adapters.jobs import EventLog, Job, read_result
 from llm_engineering.index_store.lock import WriterLock
 
 if TYPE_CHECKING:
@@ -33,11 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["JobRunner"]
 
 log = logging.getLogger(__name__)
-
-
-def _append_event(folder: Path, event: str, **fields: Any) -> None:
-    with (folder / "events.jsonl").open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"t": round(time.time(), 3), "event": event, **fields}) + "\n")
 
 
 def worker_alive(pid: int | None, folder: Path) -> bool:
@@ -186,7 +180,9 @@ class JobRunner:
             )
             if job.attempts <= self.max_resumes:
                 self.store.update(job.id, only_if=["running"], status="queued", pid=None)
-                _append_event(folder, "requeued", reason=reason, attempt=job.attempts)
+                events = EventLog(folder / "events.jsonl")  # the worker is gone: no other writer
+                events.emit("requeued", reason=reason, attempt=job.attempts)
+                events.close()
                 log.info("job %s stopped (%s); resuming from its last checkpoint", job.id, reason)
             else:
                 self.store.update(

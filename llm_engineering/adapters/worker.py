@@ -23,24 +23,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EventLog", "main"]
+from llm_engineering.adapters.jobs import EventLog
+
+__all__ = ["main"]
 
 log = logging.getLogger("llm_engineering.worker")
-
-
-class EventLog:
-    """Appends one JSON object per line; each line is written whole, then flushed."""
-
-    def __init__(self, path: Path):
-        self._handle = path.open("a", encoding="utf-8")
-
-    def emit(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"t": round(time.time(), 3), "event": event, **fields})
-        self._handle.write(line + "\n")
-        self._handle.flush()
-
-    def close(self) -> None:
-        self._handle.close()
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from llm_engineering.adapters.jobs import ACTIVE
 from llm_engineering.adapters.registry import AdapterCard
 from llm_engineering.adapters.service import JobView, TrainingService
 from llm_engineering.errors import UserError
@@ -240,7 +241,7 @@ async def _wait_for_end(
     reported = -1
     while True:
         view = await anyio.to_thread.run_sync(lambda: training.view(job_id, tail=0))
-        if view.job.status not in ("validating", "queued", "running"):
+        if view.job.status not in ACTIVE:
             return view
         if view.step != reported:
             reported = view.step
