@@ -7,8 +7,12 @@
 2. Start-up reconcile of an unchanged 5,000-file folder (what a restart costs): repair +
    reconcile, in files/s (target >= 1,000), against a raw ``os.scandir`` + ``stat`` walk
    of the same folder.
+3. Start to first answer: time from launching ``llm-eng serve --watch DIR`` over stdio to
+   its first ``tools/list`` answer while a 1,000-file folder indexes (target <= 2 s), with
+   the same server on an empty folder as the baseline, and whether indexing was still
+   pending when the answer came (it should be: the server answers before it has indexed).
 
-Usage: python benchmarks/watch_latency.py [--files 50] [--reconcile-files 5000]
+Usage: python benchmarks/watch_latency.py [--files 50] [--reconcile-files 5000] [--start-files 1000]
 """
 
 from __future__ import annotations
@@ -81,6 +85,55 @@ async def drop_latencies(folder: Path, data_dir: Path, count: int) -> list[float
                     await anyio.sleep(0.01)
             latencies.append(time.perf_counter() - closed)
     return latencies
+
+
+def _serve_params(folder: Path, data_dir: Path):  # type: ignore[no-untyped-def]
+    from mcp.client.stdio import StdioServerParameters
+
+    return StdioServerParameters(
+        command=LLM_ENG,
+        args=["serve", "--watch", str(folder), "--data-dir", str(data_dir)],
+        env={**os.environ, "LLM_ENG_CONFIG": "", "LLM_ENG_LOG_LEVEL": "WARNING"},
+    )
+
+
+async def first_answer(folder: Path, data_dir: Path) -> tuple[float, int]:
+    """Seconds from launching the server to its first tools/list answer; files then pending."""
+    from mcp import Client
+
+    started = time.perf_counter()
+    async with Client(_serve_params(folder, data_dir), read_timeout_seconds=120) as client:
+        await client.list_tools()
+        seconds = time.perf_counter() - started
+        status = (await client.call_tool("index_status", {})).structured_content
+        return seconds, int(status["pending"]) + (0 if status["documents"] else 1)
+
+
+def start_to_first_answer(files: int, repeats: int = 3) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix="llm-eng-start-"))
+    try:
+        big, empty = work / "big", work / "empty"
+        big.mkdir()
+        empty.mkdir()
+        for i in range(files):
+            body = " ".join(f"w{i}n{j}" for j in range(30))
+            (big / f"doc{i:04}.md").write_text(f"# Document {i}\n\n{body}\n")
+        loaded, baseline, still_pending = [], [], []
+        for r in range(repeats):
+            seconds, pending = anyio.run(first_answer, big, work / f"data{r}")
+            loaded.append(seconds)
+            still_pending.append(pending > 0)
+            baseline.append(anyio.run(first_answer, empty, work / f"empty{r}")[0])
+        return {
+            "start_files": files,
+            "start_to_tools_list_s": round(statistics.median(loaded), 3),
+            "start_to_tools_list_empty_folder_s": round(statistics.median(baseline), 3),
+            "start_big_vs_empty": round(statistics.median(loaded) / statistics.median(baseline), 3),
+            "start_still_indexing_when_answered": sum(still_pending),
+            "start_repeats": repeats,
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def direct_index_seconds(count: int) -> list[float]:
@@ -165,6 +218,7 @@ def main() -> None:
     )
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--reconcile-files", type=int, default=5000)
+    parser.add_argument("--start-files", type=int, default=1000)
     args = parser.parse_args()
 
     from llm_engineering.logs import setup_logging
@@ -185,6 +239,7 @@ def main() -> None:
         "drop_to_hit_max_s": round(max(latencies), 3),
         "direct_index_p50_s": round(statistics.median(direct), 3),
         **reconcile(args.reconcile_files),
+        **start_to_first_answer(args.start_files),
     }
     print(json.dumps(results, indent=2))
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,14 @@ def service_factory(settings_factory, counting_embedder) -> Iterator:  # type: i
     yield make
     for service in opened:
         service.close()
+
+
+def describe(check: Callable[..., object]) -> str:
+    """The source of a wait's condition, for the message when its deadline passes."""
+    try:
+        return inspect.getsource(check).strip()
+    except (OSError, TypeError):
+        return getattr(check, "__name__", repr(check))
 
 
 def server_env(**extra: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,21 @@ class ChangeQueue:
         settle: Quiet time after a closed write or a completed rename.
         max_wait: A path that never goes quiet (a log being appended to) is released anyway
             this long after its first event.
+        clock: Where "now" comes from; tests pass a manual clock so no assertion depends on
+            how fast the machine happens to be.
     """
 
-    def __init__(self, debounce: float = 0.5, settle: float = 0.1, max_wait: float = 10.0):
+    def __init__(
+        self,
+        debounce: float = 0.5,
+        settle: float = 0.1,
+        max_wait: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.debounce = debounce
         self.settle = settle
         self.max_wait = max_wait
+        self._clock = clock
         self._due: dict[Path, float] = {}
         self._first: dict[Path, float] = {}
         self._cond = threading.Condition()
@@ -48,7 +57,7 @@ class ChangeQueue:
             return len(self._due)
 
     def add(self, path: Path, complete: bool = False) -> None:
-        now = time.monotonic()
+        now = self._clock()
         with self._cond:
             first = self._first.setdefault(path, now)
             due = now + (self.settle if complete else self.debounce)
@@ -57,10 +66,10 @@ class ChangeQueue:
 
     def take_due(self, timeout: float) -> list[Path]:
         """Wait up to ``timeout`` seconds for paths whose quiet period is over; return them."""
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
         with self._cond:
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 ready = [path for path, due in self._due.items() if due <= now]
                 if ready:
                     for path in ready:

@@ -15,7 +15,7 @@ import httpx
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from tests.conftest import LLM_ENG, server_env
+from tests.conftest import LLM_ENG, describe, server_env
 
 
 def stdio_client(data_dir: Path, *args: str, **env: str) -> Client:
@@ -31,16 +31,26 @@ def stdio_client(data_dir: Path, *args: str, **env: str) -> Client:
 async def wait_for_status(
     client: Client, ready: Callable[[dict[str, Any]], bool], timeout: float = 180
 ) -> dict[str, Any]:
-    """Poll ``index_status`` until ``ready(status)``; fail after ``timeout`` seconds."""
-    with anyio.fail_after(timeout):
-        while True:
-            result = await client.call_tool("index_status", {})
-            assert not result.is_error, result.content
-            status = result.structured_content
-            assert status is not None
-            if ready(status):
-                return status
-            await anyio.sleep(0.2)
+    """Poll ``index_status`` until ``ready(status)``; fail after ``timeout`` seconds.
+
+    The failure names what was awaited and the last status seen, so a slow machine and a
+    broken server are told apart.
+    """
+    last: dict[str, Any] | None = None
+    try:
+        with anyio.fail_after(timeout):
+            while True:
+                result = await client.call_tool("index_status", {})
+                assert not result.is_error, result.content
+                last = result.structured_content
+                assert last is not None
+                if ready(last):
+                    return last
+                await anyio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(
+            f"index_status never satisfied {describe(ready)} within {timeout} s; last: {last}"
+        ) from None
 
 
 def indexed(documents: int) -> Callable[[dict[str, Any]], bool]:
@@ -62,7 +72,7 @@ def names(results: list[dict[str, Any]]) -> list[str]:
 
 @contextmanager
 def running(
-    command: list[str], ready_url: str | None = None, timeout: float = 60, **env: str
+    command: list[str], ready_url: str | None = None, timeout: float = 180, **env: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server process; wait until ``ready_url`` answers (any HTTP status); stop it after.
 

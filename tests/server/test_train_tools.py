@@ -16,7 +16,7 @@ from mcp import Client
 from llm_engineering.generation.llamacpp import resolve_gguf
 from llm_engineering.index_store.hashing import sha256_file
 from tests.adapters.fictional import FACT_WORD, HELD_OUT, fact_records
-from tests.conftest import LLM_ENG, free_port
+from tests.conftest import LLM_ENG, describe, free_port
 from tests.server.helpers import running, stdio_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -53,12 +53,18 @@ async def wait_for_job(
 ) -> dict[str, Any]:
     """Poll get_job until ``done(job)`` (default: the job has ended)."""
     ended = done or (lambda job: job["status"] not in ("validating", "queued", "running"))
-    with anyio.fail_after(timeout):
-        while True:
-            job = await call(client, "get_job", job_id=job_id, wait_s=0 if done else 20)
-            if ended(job):
-                return job
-            await anyio.sleep(0.5)
+    job: dict[str, Any] | None = None
+    try:
+        with anyio.fail_after(timeout):
+            while True:
+                job = await call(client, "get_job", job_id=job_id, wait_s=0 if done else 20)
+                if ended(job):
+                    return job
+                await anyio.sleep(0.5)
+    except TimeoutError:
+        raise AssertionError(
+            f"job {job_id} never satisfied {describe(ended)} within {timeout} s; last: {job}"
+        ) from None
 
 
 async def mentions_fact(client: Client, adapter: str | None) -> list[str]:
@@ -151,9 +157,12 @@ async def test_a_job_survives_a_killed_server_and_a_cancelled_job_stops(tmp_path
         server.kill()  # kill -9: no chance to stop the worker
         server.wait()
     folder = data_dir / "jobs" / job_id
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while not (folder / "result.json").is_file():  # the orphaned worker saves and exits
-        assert time.monotonic() < deadline, "the worker kept running without its server"
+        # result.json is written to a temporary name and renamed: once it exists it is whole
+        assert time.monotonic() < deadline, (
+            "no result.json: the worker kept running 300 s without its server"
+        )
         await anyio.sleep(0.2)
     stopped = json.loads((folder / "result.json").read_text())
     assert stopped["status"] == "interrupted" and stopped["step"] >= 3
