@@ -127,11 +127,11 @@ def main() -> None:
             : args.queries
         ]
         for query in queries[:5]:
-            service.search(query, 5)
+            service.search(query, top_k=5)
         in_process = []
         for query in queries:
             started = time.perf_counter()
-            service.search(query, 5)
+            service.search(query, top_k=5)
             in_process.append((time.perf_counter() - started) * 1000)
         service.close()
         del service

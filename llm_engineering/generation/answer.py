@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from llm_engineering.errors import UserError
 from llm_engineering.generation.base import Generator, TokenFn
@@ -18,6 +18,11 @@ from llm_engineering.generation.prompts import (
     open_messages,
     pack_blocks,
 )
+
+if TYPE_CHECKING:
+    from llm_engineering.config import Settings
+    from llm_engineering.generation.models import GeneratorCache
+    from llm_engineering.index_store.service import IndexService
 
 __all__ = ["Answer", "Answerer", "Citation"]
 
@@ -83,7 +88,7 @@ class Answerer:
     def __init__(
         self,
         generators: Callable[[Path | None], Generator],
-        index: Any = None,
+        index: IndexService | None = None,
         rerank: bool = True,
         adapters: AdapterResolver | None = None,
     ):
@@ -92,9 +97,21 @@ class Answerer:
         self._rerank = rerank
         self._adapters = adapters or _no_adapters
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        generators: GeneratorCache,
+        index: IndexService | None,
+        adapters: AdapterResolver | None = None,
+    ) -> Answerer:
+        """The answerer the server and the CLI both use: the settings' generators and reranking."""
+        return cls(generators.get, index, rerank=settings.answer_rerank, adapters=adapters)
+
     def answer(
         self,
         question: str,
+        *,
         top_k: int = 5,
         adapter: str | None = None,
         max_tokens: int = 512,

@@ -7,10 +7,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from llm_engineering.config import Settings
-from llm_engineering.errors import IndexBusyError
+from llm_engineering.errors import IndexBusyError, PathError
 from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.embeddings import Embedder
 from llm_engineering.index_store.ingest import (
@@ -24,14 +24,24 @@ from llm_engineering.index_store.lock import WriterLock
 from llm_engineering.index_store.search import Hit, Searcher, SearchMode
 from llm_engineering.index_store.state import StateDB
 from llm_engineering.index_store.vectors import VectorIndex
+from llm_engineering.paths import confine
 
 __all__ = ["IndexService", "IndexStatus"]
 
 log = logging.getLogger(__name__)
 
 
+Role = Literal["writer", "reader", "read-only"]
+
+
 @dataclass
 class IndexStatus:
+    """What is indexed and who keeps it so: everything ``index_status`` and ``llm-eng status`` show.
+
+    ``role``: ``writer`` (this process indexes), ``reader`` (another process, ``writer_pid``,
+    does; this one takes over when it exits) or ``read-only`` (asked never to write).
+    """
+
     documents: int
     chunks: int
     pending: int
@@ -44,6 +54,10 @@ class IndexStatus:
     embedding_dimension: int | None
     embedding_loaded: bool
     last_ingest: IngestReport | None = None
+    role: Role = "writer"
+    writer_pid: int | None = None
+    watching: bool = False
+    error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -147,11 +161,45 @@ class IndexService:
             )
         return self._chunker
 
+    # -- the folders -------------------------------------------------------------------
+
+    def watched_folders(self) -> list[Path]:
+        """The watched folders.
+
+        Raises:
+            PathError: none are watched, so there is nothing this process may index.
+        """
+        if not self.settings.watch:
+            raise PathError(
+                "no folders are watched, so there is nothing this server may index: start it with "
+                "--watch DIR (or LLM_ENG_WATCH, or `watch` in the config file)"
+            )
+        return list(self.settings.watch)
+
+    def inside_watched(self, path: str | Path) -> Path:
+        """``path`` resolved (links too) inside a watched folder; relative means the first one.
+
+        Raises:
+            PathError: no folders are watched, or the path lies outside them or does not exist.
+        """
+        folders = self.watched_folders()
+        return confine(
+            path,
+            folders,
+            relative_to=folders[0],
+            roots_name="the watched folders; only those can be indexed",
+        )
+
     # -- work --------------------------------------------------------------------------
 
     @property
     def is_writer(self) -> bool:
         return self.lock.held
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The process that writes this data folder (this one or another), if any."""
+        return self.lock.holder()
 
     def _require_writer(self) -> None:
         if not self.lock.try_acquire():
@@ -221,6 +269,7 @@ class IndexService:
     def search(
         self,
         query: str,
+        *,
         top_k: int = 5,
         mode: SearchMode = "hybrid",
         path_prefix: str | None = None,
@@ -263,6 +312,8 @@ class IndexService:
             embedding_dimension=getattr(self._embedder, "dimension", None) or dim,
             embedding_loaded=self.embedder_loaded,
             last_ingest=self.last_report,
+            role="writer" if self.is_writer else "reader",
+            writer_pid=self.writer_pid,
         )
 
     def close(self) -> None:

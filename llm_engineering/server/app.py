@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -13,18 +12,17 @@ from mcp.server.mcpserver import MCPServer
 from llm_engineering import __version__
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
-from llm_engineering.errors import LlmEngError, UserError
-from llm_engineering.generation.answer import Answerer
-from llm_engineering.generation.models import GeneratorCache
-from llm_engineering.index_store.runner import IndexRunner
-from llm_engineering.index_store.service import IndexService, IndexStatus
+from llm_engineering.errors import LlmEngError
+from llm_engineering.index_store.indexing import IndexRunner
+from llm_engineering.index_store.service import IndexService
+from llm_engineering.server.context import AppContext
 from llm_engineering.tools import answer as answer_tools
 from llm_engineering.tools import ingest as ingest_tools
 from llm_engineering.tools import rerank as rerank_tools
 from llm_engineering.tools import search as search_tools
 from llm_engineering.tools import train as train_tools
 
-__all__ = ["AppContext", "create_server"]
+__all__ = ["create_server"]
 
 log = logging.getLogger(__name__)
 
@@ -38,57 +36,6 @@ INSTRUCTIONS = (
     "background (follow it with get_job); a finished adapter answers via "
     "answer_with_context(adapter=NAME)."
 )
-
-
-@dataclass
-class AppContext:
-    """What the lifespan opens once and every tool reads."""
-
-    settings: Settings
-    read_only: bool
-    index: IndexService | None = None
-    runner: IndexRunner | None = None
-    index_error: str | None = None
-    generators: GeneratorCache | None = None
-    training: TrainingService | None = None
-    _answerer: Answerer | None = None
-
-    def require_index(self) -> IndexService:
-        """The index, or a UserError saying why it is not available."""
-        if self.index is None:
-            raise UserError(f"the index is not available: {self.index_error or 'still opening'}")
-        return self.index
-
-    def require_writable_index(self) -> IndexService:
-        if self.read_only:
-            raise UserError(
-                "this server was started read-only (--read-only); it does not write to the index"
-            )
-        return self.require_index()
-
-    def require_answerer(self, needs_index: bool = True) -> Answerer:
-        """The answer service (its model loads on the first question)."""
-        index = self.require_index() if needs_index else self.index
-        if self._answerer is None:
-            self.generators = self.generators or GeneratorCache(self.settings)
-            self._answerer = Answerer(
-                self.generators.get,
-                index,
-                rerank=self.settings.answer_rerank,
-                adapters=self.training.resolve_adapter if self.training else None,
-            )
-        return self._answerer
-
-    def status(self) -> IndexStatus:
-        if self.runner is not None:
-            return self.runner.status()
-        return self.require_index().status()
-
-    @property
-    def role(self) -> str:
-        if self.runner is not None:
-            return self.runner.role
-        return "read-only" if self.read_only else "writer"
 
 
 def create_server(settings: Settings, *, read_only: bool = False, watch: bool = True) -> MCPServer:

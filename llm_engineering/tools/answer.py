@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 from typing import Annotated, Literal
 
-import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from llm_engineering.tools.common import app_of, user_errors
+from llm_engineering.tools.common import TokenStream, app_of, tool_hints, user_errors
 
 __all__ = ["AnswerResult", "register"]
 
@@ -69,37 +64,6 @@ class AnswerResult(BaseModel):
     notes: list[str] = Field(description="What was cut, dropped or inferred on the way.")
 
 
-class _TokenStream:
-    """Forwards generated text as MCP progress notifications, at most every 50 ms."""
-
-    def __init__(self, ctx: Context, max_tokens: int):
-        self._ctx = ctx
-        self._max = max_tokens
-        self._pending: list[str] = []
-        self._tokens = 0
-        self._last = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self, piece: str) -> None:
-        with self._lock:
-            self._pending.append(piece)
-            self._tokens += 1
-            if time.monotonic() - self._last >= 0.05:
-                self._flush()
-
-    def finish(self) -> None:
-        with self._lock:
-            if self._pending:
-                self._flush()
-
-    def _flush(self) -> None:
-        text, self._pending = "".join(self._pending), []
-        self._last = time.monotonic()
-        # A client that left must not stop the generation: the answer still returns.
-        with contextlib.suppress(Exception):
-            anyio.from_thread.run(self._ctx.report_progress, self._tokens, self._max, text)
-
-
 @user_errors
 async def answer_with_context(
     ctx: Context,
@@ -127,20 +91,15 @@ async def answer_with_context(
     """Answer a question from the user's indexed documents with a local model, citing the passages used."""
     app = app_of(ctx)
     answerer = app.require_answerer(needs_index=contexts is None)
-    stream = _TokenStream(ctx, max_tokens)
+    stream = TokenStream(ctx, max_tokens)
 
     def work():  # type: ignore[no-untyped-def]
         try:
             return answerer.answer(
-                question,
-                top_k,
-                adapter,
-                max_tokens,
-                temperature,
-                contexts,
-                path_prefix,
+                question, top_k=top_k, adapter=adapter, max_tokens=max_tokens,
+                temperature=temperature, contexts=contexts, path_prefix=path_prefix,
                 on_token=stream,
-            )
+            )  # fmt: skip
         finally:
             stream.finish()
 
@@ -173,11 +132,5 @@ async def answer_with_context(
 def register(server: MCPServer) -> None:
     server.add_tool(
         answer_with_context,
-        annotations=ToolAnnotations(
-            title="Answer from documents",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=False,
-            open_world_hint=False,
-        ),
+        annotations=tool_hints("Answer from documents", read_only=True, idempotent=False),
     )

@@ -1,21 +1,24 @@
-"""What every tool module shares: the app context, error mapping, progress from threads."""
+"""What every tool module shares: the app context, annotations, error mapping, progress."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import anyio
 import anyio.from_thread
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
 
 from llm_engineering.errors import LlmEngError, UserError
+from llm_engineering.server.context import AppContext
 
-__all__ = ["ThreadProgress", "app_of", "user_errors"]
+__all__ = ["ThreadProgress", "TokenStream", "app_of", "tool_hints", "user_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +26,25 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def app_of(ctx: Context) -> Any:
-    """The :class:`~llm_engineering.server.app.AppContext` opened by the lifespan."""
-    return ctx.request_context.lifespan_context
+def app_of(ctx: Context) -> AppContext:
+    """The :class:`~llm_engineering.server.context.AppContext` opened by the lifespan."""
+    app = ctx.request_context.lifespan_context
+    assert isinstance(app, AppContext), "the server was not built by create_server"
+    return app
+
+
+def tool_hints(
+    title: str, *, read_only: bool, destructive: bool = False, idempotent: bool | None = None
+) -> ToolAnnotations:
+    """A tool's hints: none reach outside this machine; only deletes are destructive; read
+    tools are idempotent unless said otherwise (a sampled answer is not)."""
+    return ToolAnnotations(
+        title=title,
+        read_only_hint=read_only,
+        destructive_hint=destructive,
+        idempotent_hint=read_only if idempotent is None else idempotent,
+        open_world_hint=False,
+    )
 
 
 def user_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -57,14 +76,48 @@ class ThreadProgress:
     def __init__(self, ctx: Context, interval: float = 0.25):
         self._ctx = ctx
         self._interval = interval
-        self._last = 0.0
+        self._last = -interval
 
     def __call__(self, done: int, total: int, message: str) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < self._interval:
+        if done < total and not self.due():
             return
-        self._last = now
+        self.send(done, total, message)
+
+    def due(self) -> bool:
+        """Whether ``interval`` has passed since the last notification."""
+        return time.monotonic() - self._last >= self._interval
+
+    def send(self, done: float, total: float | None, message: str) -> None:
+        """Send one notification now (from a worker thread)."""
+        self._last = time.monotonic()
         try:
             anyio.from_thread.run(self._ctx.report_progress, done, total, message)
         except Exception as exc:  # a client that went away must not stop the work
             log.debug("progress notification not sent: %s", exc)
+
+
+class TokenStream:
+    """Generated text as progress notifications: the pieces since the last one, every 50 ms."""
+
+    def __init__(self, ctx: Context, max_tokens: int):
+        self._progress = ThreadProgress(ctx, interval=0.05)
+        self._max = max_tokens
+        self._pending: list[str] = []
+        self._tokens = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, piece: str) -> None:
+        with self._lock:
+            self._pending.append(piece)
+            self._tokens += 1
+            if self._progress.due():
+                self._flush()
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._flush()
+
+    def _flush(self) -> None:
+        text, self._pending = "".join(self._pending), []
+        self._progress.send(self._tokens, self._max, text)

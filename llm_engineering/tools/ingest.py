@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from llm_engineering.errors import PathError
-from llm_engineering.tools.common import ThreadProgress, app_of, user_errors
-from llm_engineering.tools.search import FailedFileInfo, IngestSummary
+from llm_engineering.index_store.ingest import IngestReport
+from llm_engineering.tools.common import ThreadProgress, app_of, tool_hints, user_errors
 
-__all__ = ["IngestResult", "register"]
+__all__ = ["FailedFileInfo", "IngestResult", "IngestSummary", "register"]
+
+
+class FailedFileInfo(BaseModel):
+    path: str
+    error: str = Field(description="Why the file could not be indexed.")
+
+
+class IngestSummary(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    failed: int
+    chunks_embedded: int = Field(description="Chunks that went through the embedding model.")
+    chunks_reused: int = Field(description="Chunks whose vectors were reused from the index.")
+    seconds: float
+
+    @classmethod
+    def of(cls, report: IngestReport) -> IngestSummary:
+        return cls(
+            added=report.added,
+            updated=report.updated,
+            unchanged=report.unchanged,
+            removed=report.removed,
+            failed=len(report.failed),
+            chunks_embedded=report.chunks_embedded,
+            chunks_reused=report.chunks_reused,
+            seconds=round(report.seconds, 3),
+        )
 
 
 class IngestResult(BaseModel):
@@ -23,32 +49,6 @@ class IngestResult(BaseModel):
         description="Files that could not be indexed in this run, with the reason."
     )
     paths: list[str] = Field(description="What was ingested.")
-
-
-def resolve_inside(path: str, folders: list[Path]) -> Path:
-    """``path`` made absolute (relative paths are taken inside the first watched folder).
-
-    Raises:
-        PathError: no folders are watched, or the path (links resolved) lies outside them.
-    """
-    if not folders:
-        raise PathError(
-            "no folders are watched, so there is nothing this server may index: start it with "
-            "--watch DIR (or LLM_ENG_WATCH, or `watch` in the config file)"
-        )
-    candidate = Path(path).expanduser()
-    if not candidate.is_absolute():
-        candidate = folders[0] / candidate
-    resolved = candidate.resolve()
-    for folder in folders:
-        if resolved == folder or folder in resolved.parents:
-            if not resolved.exists():
-                raise PathError(f"{candidate} does not exist")
-            return resolved
-    allowed = ", ".join(str(f) for f in folders)
-    raise PathError(
-        f"{candidate} is outside the watched folders ({allowed}); only those can be indexed"
-    )
 
 
 @user_errors
@@ -64,10 +64,7 @@ async def ingest(
     """Index a watched folder (or one file or subfolder of it) now: new and changed files are indexed, deleted ones removed."""
     app = app_of(ctx)
     index = app.require_writable_index()
-    folders = list(app.settings.watch)
-    targets = [resolve_inside(path, folders)] if path else folders
-    if not targets:
-        resolve_inside("", folders)  # raises the "no folders are watched" error
+    targets = [index.inside_watched(path)] if path else index.watched_folders()
     progress = ThreadProgress(ctx)
     report = await anyio.to_thread.run_sync(lambda: index.ingest(targets, progress))
     return IngestResult(
@@ -80,11 +77,5 @@ async def ingest(
 def register(server: MCPServer) -> None:
     server.add_tool(
         ingest,
-        annotations=ToolAnnotations(
-            title="Index documents",
-            read_only_hint=False,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=tool_hints("Index documents", read_only=False, idempotent=True),
     )

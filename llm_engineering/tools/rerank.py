@@ -7,12 +7,11 @@ from typing import Annotated
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from llm_engineering.errors import UserError
 from llm_engineering.index_store.reranking import MAX_RERANK_DOCUMENTS, Candidate, check_documents
-from llm_engineering.tools.common import app_of, user_errors
+from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
 __all__ = ["RerankResult", "register"]
 
@@ -73,11 +72,5 @@ async def rerank(
 def register(server: MCPServer) -> None:
     server.add_tool(
         rerank,
-        annotations=ToolAnnotations(
-            title="Rerank passages",
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
+        annotations=tool_hints("Rerank passages", read_only=True),
     )

@@ -6,12 +6,11 @@ from typing import Annotated, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from llm_engineering.errors import UserError
-from llm_engineering.index_store.ingest import IngestReport
-from llm_engineering.tools.common import app_of, user_errors
+from llm_engineering.tools.common import app_of, tool_hints, user_errors
+from llm_engineering.tools.ingest import FailedFileInfo, IngestSummary
 
 __all__ = ["IndexStatusResult", "SearchDocsResult", "register"]
 
@@ -53,35 +52,6 @@ class SearchDocsResult(BaseModel):
     mode: str = Field(description="Retrieval mode used.")
     reranker: str | None = Field(None, description="The reranker that ordered the results, if any.")
     index: IndexCounts
-
-
-class FailedFileInfo(BaseModel):
-    path: str
-    error: str = Field(description="Why the file could not be indexed.")
-
-
-class IngestSummary(BaseModel):
-    added: int
-    updated: int
-    unchanged: int
-    removed: int
-    failed: int
-    chunks_embedded: int = Field(description="Chunks that went through the embedding model.")
-    chunks_reused: int = Field(description="Chunks whose vectors were reused from the index.")
-    seconds: float
-
-    @classmethod
-    def of(cls, report: IngestReport) -> IngestSummary:
-        return cls(
-            added=report.added,
-            updated=report.updated,
-            unchanged=report.unchanged,
-            removed=report.removed,
-            failed=len(report.failed),
-            chunks_embedded=report.chunks_embedded,
-            chunks_reused=report.chunks_reused,
-            seconds=round(report.seconds, 3),
-        )
 
 
 class ModelInfo(BaseModel):
@@ -150,7 +120,14 @@ async def search_docs(
     app = app_of(ctx)
     index = app.require_index()
     hits, took_ms = await anyio.to_thread.run_sync(
-        lambda: index.search(query, top_k, mode, path_prefix, file_types, rerank)
+        lambda: index.search(
+            query,
+            top_k=top_k,
+            mode=mode,
+            path_prefix=path_prefix,
+            file_types=file_types,
+            rerank=rerank,
+        )
     )
     status = app.status()
     return SearchDocsResult(
@@ -166,9 +143,8 @@ async def search_docs(
 async def index_status(ctx: Context) -> IndexStatusResult:
     """Report what is indexed: document and chunk counts, files pending, files that failed and why, models."""
     app = app_of(ctx)
-    index = app.require_index()
+    app.require_index()
     status = await anyio.to_thread.run_sync(app.status)
-    runner = app.runner
     return IndexStatusResult(
         documents=status.documents,
         chunks=status.chunks,
@@ -183,22 +159,15 @@ async def index_status(ctx: Context) -> IndexStatusResult:
             embedding_dimension=status.embedding_dimension,
             embedding_loaded=status.embedding_loaded,
         ),
-        read_only=app.role != "writer",
-        role=app.role,
-        writer_pid=index.lock.holder(),
-        watching=runner is not None and runner.watcher is not None,
-        error=runner.error if runner is not None else None,
+        read_only=status.role != "writer",
+        role=status.role,
+        writer_pid=status.writer_pid,
+        watching=status.watching,
+        error=status.error,
         last_ingest=IngestSummary.of(status.last_ingest) if status.last_ingest else None,
     )
 
 
 def register(server: MCPServer) -> None:
-    read_only = ToolAnnotations(
-        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-    )
-    server.add_tool(
-        search_docs, annotations=read_only.model_copy(update={"title": "Search documents"})
-    )
-    server.add_tool(
-        index_status, annotations=read_only.model_copy(update={"title": "Index status"})
-    )
+    server.add_tool(search_docs, annotations=tool_hints("Search documents", read_only=True))
+    server.add_tool(index_status, annotations=tool_hints("Index status", read_only=True))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_engineering.index_store.runner import IndexRunner
+from llm_engineering.index_store.indexing import IndexRunner
 from llm_engineering.index_store.watcher import ChangeQueue
 from tests.conftest import describe
 

@@ -77,16 +77,16 @@ class IndexRunner:
             self.watcher.stop()
             self.watcher = None
 
-    @property
-    def role(self) -> str:
-        """``writer``, ``reader`` (another process writes) or ``read-only`` (asked never to write)."""
-        if self.read_only:
-            return "read-only"
-        return "writer" if self.index.is_writer else "reader"
-
     def status(self) -> IndexStatus:
+        """The index's status with this runner's part: queued paths, role, watching, error."""
         status = self.index.status()
-        return replace(status, pending=status.pending + len(self.queue))
+        return replace(
+            status,
+            pending=status.pending + len(self.queue),
+            role="read-only" if self.read_only else status.role,
+            watching=self.watcher is not None,
+            error=self.error,
+        )
 
     # -- the thread ----------------------------------------------------------------------
 

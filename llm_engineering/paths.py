@@ -1,0 +1,76 @@
+"""The one rule for paths a caller names: inside the allowed folders, after every link.
+
+Every path that comes from outside (a tool argument, a dataset path, a resource URI) goes
+through :func:`confine`. It resolves ``~``, ``..`` and symbolic links, of the path and of
+the roots themselves (a watched folder that is itself a link still matches), and refuses
+anything that then lies outside every root: a link placed inside a folder that points out
+of it is refused like a plain outside path, and ``/data/docs-secret`` never passes for
+being "under" ``/data/docs``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from llm_engineering.errors import PathError
+
+__all__ = ["confine", "is_inside"]
+
+
+def is_inside(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether ``path`` (links resolved) is one of ``roots`` or lies below one (links resolved)."""
+    resolved = Path(os.path.realpath(path))
+    return any(resolved == root or root in resolved.parents for root in _real(roots))
+
+
+def confine(
+    path: str | Path,
+    roots: Sequence[Path],
+    *,
+    what: str = "path",
+    relative_to: Path | None = None,
+    roots_name: str = "the allowed folders",
+    kind: Literal["file", "any"] = "any",
+) -> Path:
+    """``path`` resolved, insisting it lies inside one of ``roots`` and exists.
+
+    Args:
+        path: What the caller named.
+        roots: The folders it must lie in.
+        what: How messages name the argument (``dataset_path``, ``path``).
+        relative_to: Where a relative path is taken; ``None`` refuses relative paths.
+        roots_name: How messages name the roots (``the watched folders``).
+        kind: ``file`` also refuses folders.
+
+    Returns:
+        The resolved path.
+
+    Raises:
+        PathError: it is relative with no ``relative_to``, lies outside every root once
+            resolved, does not exist, or is not a file when ``kind`` is ``file``.
+    """
+    raw = Path(path).expanduser()
+    if not raw.is_absolute():
+        if relative_to is None:
+            raise PathError(
+                f"{what} {raw} must be absolute (or a path inside a watched folder given in full)"
+            )
+        raw = relative_to / raw
+    resolved = Path(os.path.realpath(raw))
+    allowed = _real(roots)
+    if not any(resolved == root or root in resolved.parents for root in allowed):
+        names = ", ".join(str(r) for r in allowed) or "(none configured)"
+        via = f" (it resolves to {resolved})" if resolved != raw else ""
+        raise PathError(f"{what} {raw}{via} is outside {roots_name} ({names})")
+    if not resolved.exists():
+        raise PathError(f"{what} {raw} does not exist")
+    if kind == "file" and not resolved.is_file():
+        raise PathError(f"{what} {raw} is not a file")
+    return resolved
+
+
+def _real(roots: Sequence[Path]) -> list[Path]:
+    return [Path(os.path.realpath(Path(root).expanduser())) for root in roots]
