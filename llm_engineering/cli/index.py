@@ -1,0 +1,152 @@
+"""``llm-eng ingest``, ``search`` and ``status``: the index from the command line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from llm_engineering.cli import output
+from llm_engineering.cli.app import app
+from llm_engineering.cli.options import (
+    AsJson,
+    ChromaUrl,
+    Config,
+    DataDir,
+    EmbeddingModel,
+    LogLevel,
+    Watch,
+    fail,
+    load_settings,
+    open_index,
+)
+from llm_engineering.errors import LlmEngError
+
+if TYPE_CHECKING:
+    from llm_engineering.index_store.ingest import IngestReport
+    from llm_engineering.index_store.service import IndexService
+
+__all__ = ["index_watched", "ingest", "search", "status"]
+
+
+def _ingest(index: IndexService, targets: list[Path]) -> IngestReport:
+    with output.file_progress() as progress:
+        return index.ingest(targets, progress)
+
+
+def index_watched(index: IndexService) -> None:
+    """Index the --watch folders first, unless a running server already keeps them indexed."""
+    from llm_engineering.errors import IndexBusyError
+
+    if not index.settings.watch:
+        return
+    try:
+        _ingest(index, list(index.settings.watch))
+    except IndexBusyError:
+        typer.echo(f"note: llm-eng (pid {index.writer_pid}) keeps this index up to date", err=True)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Drop the whole index first (e.g. after changing the embedding model).",
+        ),
+    ] = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    chroma_url: ChromaUrl = None,
+    embedding_model: EmbeddingModel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Index files and folders: new and changed files are embedded, deleted ones removed."""
+    settings = load_settings(
+        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
+        embedding_model=embedding_model, log_level=log_level or "ERROR",
+    )  # fmt: skip
+    index = open_index(settings, rebuild=rebuild)
+    try:
+        report = _ingest(index, [*paths, *settings.watch])
+    except LlmEngError as exc:
+        raise fail(str(exc)) from exc
+    output.print_report(report)
+    if report.failed:
+        raise typer.Exit(3)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or keyword.")] = "hybrid",
+    path_prefix: Annotated[str | None, typer.Option(help="Only paths starting with this.")] = None,
+    file_type: Annotated[
+        list[str] | None, typer.Option("--file-type", "-t", help="Only this type (repeatable).")
+    ] = None,
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="Rerank a larger candidate pool first.")
+    ] = False,
+    as_json: AsJson = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    chroma_url: ChromaUrl = None,
+    embedding_model: EmbeddingModel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Search the index (hybrid by default) and print the best passages."""
+    if mode not in ("hybrid", "dense", "keyword"):
+        raise fail(f"unknown mode {mode!r}: use hybrid, dense or keyword", 2)
+    if not query.strip():
+        raise fail("the query is empty", 2)
+    settings = load_settings(
+        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
+        embedding_model=embedding_model, log_level=log_level or "ERROR",
+    )  # fmt: skip
+    index = open_index(settings)
+    try:
+        index_watched(index)
+        hits, took_ms = index.search(
+            query, top_k=top_k, mode=mode, path_prefix=path_prefix, file_types=file_type,  # type: ignore[arg-type]
+            rerank=rerank,
+        )  # fmt: skip
+    except LlmEngError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps({"results": [asdict(h) for h in hits], "took_ms": took_ms}, indent=2))
+        return
+    output.print_hits(hits, took_ms)
+
+
+@app.command()
+def status(
+    as_json: AsJson = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    chroma_url: ChromaUrl = None,
+    embedding_model: EmbeddingModel = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Show what is indexed, what failed and why, and where the data lives."""
+    settings = load_settings(
+        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
+        embedding_model=embedding_model, log_level=log_level or "ERROR",
+    )  # fmt: skip
+    index = open_index(settings)
+    try:
+        index_watched(index)
+    except LlmEngError as exc:
+        raise fail(str(exc)) from exc
+    info = index.status()
+    if as_json:
+        typer.echo(json.dumps(asdict(info), indent=2, default=str))
+        return
+    output.print_status(info)

@@ -1,0 +1,231 @@
+"""Everything the commands show a person: progress bars, tables and listings (via rich).
+
+Results go to stdout; progress and notes go to stderr, so ``llm-eng search ... > out``
+keeps only the results.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llm_engineering.adapters.registry import AdapterCard
+    from llm_engineering.adapters.service import JobView
+    from llm_engineering.generation.answer import Answer
+    from llm_engineering.index_store.evaluation import EvalResult
+    from llm_engineering.index_store.ingest import IngestReport
+    from llm_engineering.index_store.search import Hit
+    from llm_engineering.index_store.service import IndexStatus
+
+__all__ = [
+    "echo_stderr",
+    "file_progress",
+    "job_line",
+    "print_adapters",
+    "print_answer",
+    "print_eval",
+    "print_hits",
+    "print_report",
+    "print_status",
+    "training_progress",
+]
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def echo_stderr(piece: str) -> None:
+    sys.stderr.write(piece)
+    sys.stderr.flush()
+
+
+@contextmanager
+def file_progress() -> Iterator[ProgressFn]:
+    """A transient ``indexing [bar] done/total`` line on stderr, fed by a progress callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]indexing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}", style="dim"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(done: int, total: int, message: str) -> None:
+            bar.update(task, completed=done, total=total, description=Path(message).name[-60:])
+
+        yield progress
+
+
+def print_report(report: IngestReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Ingest finished in {report.seconds:.1f} s", show_header=True)
+    columns = (
+        "added",
+        "updated",
+        "unchanged",
+        "removed",
+        "failed",
+        "chunks embedded",
+        "chunks reused",
+    )
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(report.added), str(report.updated), str(report.unchanged), str(report.removed),
+        str(len(report.failed)), str(report.chunks_embedded), str(report.chunks_reused),
+    )  # fmt: skip
+    console.print(table)
+    for failed in report.failed:
+        console.print(f"[red]failed[/red] {failed.path}: {failed.error}")
+
+
+def print_hits(hits: Sequence[Hit], took_ms: float) -> None:
+    from rich.console import Console
+
+    console = Console()
+    if not hits:
+        console.print("no results")
+    for rank, hit in enumerate(hits, start=1):
+        where = (
+            f"p. {hit.page}"
+            if hit.page
+            else (f"lines {hit.start_line}-{hit.end_line}" if hit.start_line else "")
+        )
+        console.print(
+            f"[bold]{rank}. {hit.path}[/bold] {where}  [dim]score {hit.score:.4f} ({', '.join(hit.retrieved_by)})[/dim]"
+        )
+        console.print(f"   [cyan]{hit.heading}[/cyan]")
+        snippet = " ".join(hit.text.split())
+        console.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", highlight=False)
+    reranked = f", reranked by {hits[0].reranker}" if hits and hits[0].reranker else ""
+    console.print(f"[dim]{took_ms:.1f} ms{reranked}[/dim]")
+
+
+def print_status(info: IndexStatus) -> None:
+    from rich.console import Console
+
+    from llm_engineering.index_store.readers import SUPPORTED_EXTENSIONS
+
+    console = Console()
+    console.print(f"[bold]data dir[/bold]        {info.data_dir}")
+    console.print(f"[bold]vector store[/bold]    {info.vector_store}")
+    console.print(
+        f"[bold]embedding model[/bold] {info.embedding_model} ({info.embedding_dimension or '?'} dims)"
+    )
+    console.print(
+        f"[bold]documents[/bold]       {info.documents}  ([bold]chunks[/bold] {info.chunks})"
+    )
+    console.print(f"[bold]watched[/bold]         {', '.join(info.watched) or '-'}")
+    console.print(
+        f"[bold]file types[/bold]      {' '.join(sorted(SUPPORTED_EXTENSIONS))}", highlight=False
+    )
+    console.print(f"[bold]failed[/bold]          {len(info.failed)}")
+    for failed in info.failed:
+        console.print(f"  [red]{failed.path}[/red]: {failed.error}")
+
+
+def print_answer(result: Answer) -> None:
+    from rich.console import Console
+
+    console = Console()
+    console.print(result.answer, highlight=False)
+    if result.citations:
+        console.print("\n[bold]Sources[/bold]")
+        for citation in result.citations:
+            where = citation.path or "(given passage)"
+            if citation.page:
+                where += f", p. {citation.page}"
+            elif citation.start_line:
+                where += f", lines {citation.start_line}-{citation.end_line}"
+            console.print(f"  [{citation.n}] {where}", highlight=False)
+    console.print(
+        f"[dim]{result.status}; {result.model}; {result.completion_tokens} tokens at "
+        f"{result.tokens_per_s:.0f} tok/s; {result.took_ms / 1000:.1f} s[/dim]"
+    )
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/dim]")
+
+
+def job_line(view: JobView) -> str:
+    job = view.job
+    parts = [f"{job.id}  {job.name:<16} {job.status:<11}"]
+    if view.total:
+        parts.append(f"step {view.step}/{view.total}")
+    if view.loss is not None:
+        parts.append(f"loss {view.loss:.3f}")
+    if view.eta_s is not None and job.status == "running":
+        parts.append(f"eta {view.eta_s:.0f}s")
+    if job.adapter:
+        parts.append(f"-> {job.adapter}")
+    if job.error:
+        parts.append(f"({job.error})")
+    return "  ".join(parts)
+
+
+@contextmanager
+def training_progress() -> Iterator[Callable[[JobView, str], None]]:
+    """A transient ``stage [bar] step/total loss eta`` line; call it with each new view."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("waiting", total=None, loss="")
+
+        def show(view: JobView, where: str) -> None:
+            loss = f"loss {view.loss:.3f}" if view.loss is not None else ""
+            progress.update(
+                task, description=f"{view.stage or where}", completed=view.step,
+                total=view.total or None, loss=loss,
+            )  # fmt: skip
+
+        yield show
+
+
+def print_adapters(cards: Sequence[AdapterCard]) -> None:
+    import typer
+
+    if not cards:
+        typer.echo("no adapters yet (llm-eng train DATA.jsonl --name NAME)")
+    for card in cards:
+        loss = f"{card.final_loss:.3f}" if card.final_loss is not None else "-"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(card.created))
+        typer.echo(
+            f"{card.spec:<24} base {Path(card.base_model).name}  {card.dataset_examples} examples  "
+            f"loss {loss}  {when}"
+        )
+
+
+def print_eval(results: Sequence[EvalResult], queries: int, documents: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from llm_engineering.index_store.evaluation import METRICS
+
+    table = Table(title=f"{queries} queries, {documents} documents")
+    for column in ("mode", *METRICS, "p50 ms", "p95 ms"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for r in results:
+        table.add_row(
+            r.mode, *(f"{r.metrics[m]:.4f}" for m in METRICS),
+            f"{r.latency_ms_p50:.1f}", f"{r.latency_ms_p95:.1f}",
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    for r in results:
+        if r.extra.get("reranker"):
+            console.print(f"reranker: {r.extra['reranker']}")
