@@ -51,7 +51,7 @@ def main() -> None:
         q: t for q, t in evaluation.load_queries(args.data / "queries.jsonl").items() if q in qrels
     }
     index, names = evaluation.open_eval_index(args.data / "corpus.jsonl", settings, args.cache_dir)
-    reranker = OfflineReranker(index.embedder(), index.state.document_frequency)
+    reranker = OfflineReranker(index.embedder(), index.keyword.document_frequency)
 
     # First stage once per query: the hybrid ranking, and the reranker's signals on its pool.
     started = time.perf_counter()
@@ -64,7 +64,7 @@ def main() -> None:
         t0 = time.perf_counter()
         vectors = index.vectors.embeddings(ids)
         match = fts_query(text)
-        bm25 = index.state.bm25_for(match, ids) if match else {}
+        bm25 = index.keyword.bm25_for(match, ids) if match else {}
         candidates = [
             Candidate(h.text, h.heading, vectors.get(h.chunk_id), bm25.get(h.chunk_id, 0.0))
             for h in pool

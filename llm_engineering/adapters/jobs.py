@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llm_engineering.errors import UserError
-from llm_engineering.index_store.state import StateDB
+from llm_engineering.storage import Migrations, Storage, run_script
 
 __all__ = [
     "ACTIVE",
+    "MIGRATIONS",
     "EventLog",
     "Job",
     "JobStatus",
@@ -39,6 +40,39 @@ JobStatus = Literal[
     "validating", "queued", "running", "succeeded", "failed", "cancelled", "interrupted"
 ]
 ACTIVE: tuple[JobStatus, ...] = ("validating", "queued", "running")
+
+MIGRATIONS = Migrations()
+"""The jobs table; the index's ledger registers its own."""
+
+
+@MIGRATIONS.register
+def m003_jobs(db: sqlite3.Connection) -> None:
+    run_script(
+        db,
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN (
+                'validating', 'queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'
+            )),
+            base_model TEXT NOT NULL,
+            dataset_sha256 TEXT,
+            examples INTEGER NOT NULL DEFAULT 0,
+            hyperparameters TEXT NOT NULL,
+            created REAL NOT NULL,
+            started REAL,
+            finished REAL,
+            pid INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            adapter TEXT,
+            error TEXT
+        );
+        CREATE INDEX jobs_status ON jobs(status);
+        """,
+    )
+
 
 _COLUMNS = (
     "id, name, status, base_model, dataset_sha256, examples, hyperparameters, created, "
@@ -118,10 +152,11 @@ class JobStore:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
         self.root = data_dir / "jobs"
-        self.state = StateDB(data_dir / "state.sqlite")
+        self.storage = Storage(data_dir / "state.sqlite")
+        self.storage.migrate(MIGRATIONS)
 
     def close(self) -> None:
-        self.state.close()
+        self.storage.close()
 
     def folder(self, job_id: str) -> Path:
         return self.root / job_id
@@ -142,12 +177,12 @@ class JobStore:
                 (job_id, name, base_model, json.dumps(hyperparameters), now),
             )
 
-        self.state._write(work, index=False)
+        self.storage.write(work)
         return self.get(job_id), folder
 
     def get(self, job_id: str) -> Job:
         """Raises UserError for an unknown id."""
-        row = self.state.db.execute(
+        row = self.storage.db.execute(
             f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
         ).fetchone()
         if row is None:
@@ -161,7 +196,7 @@ class JobStore:
         if status:
             where = f"WHERE status IN ({', '.join('?' * len(status))})"
             args = tuple(status)
-        rows = self.state.db.execute(
+        rows = self.storage.db.execute(
             f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY created DESC, id DESC LIMIT ?",
             (*args, limit),
         ).fetchall()
@@ -185,4 +220,4 @@ class JobStore:
         def work(db: sqlite3.Connection) -> int:
             return db.execute(sql, args).rowcount
 
-        return bool(self.state._write(work, index=False))
+        return bool(self.storage.write(work))

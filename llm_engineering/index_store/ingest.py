@@ -26,9 +26,9 @@ from llm_engineering.config import Settings
 from llm_engineering.errors import DocumentError, PathError
 from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.hashing import chunk_id, sha256_bytes, text_hash
+from llm_engineering.index_store.ledger import ChunkRow, FileRow, Ledger
 from llm_engineering.index_store.readers import file_type_of, read_document
 from llm_engineering.index_store.scanning import ScannedFile, is_supported, scan_file, scan_folder
-from llm_engineering.index_store.state import ChunkRow, FileRow, StateDB
 from llm_engineering.index_store.vectors import VectorIndex, VectorRecord
 
 __all__ = ["FailedFile", "IngestReport", "Ingestor", "ProgressFn"]
@@ -93,7 +93,7 @@ class Ingestor:
 
     Args:
         settings: Chunk sizes, size limit, watched folders.
-        state: The SQLite state.
+        state: The ledger of files and chunks.
         vectors: The Chroma collection.
         embedder: Returns the (lazily loaded) embedding model.
         chunker: Returns the chunker (it needs the model's tokenizer).
@@ -102,7 +102,7 @@ class Ingestor:
     def __init__(
         self,
         settings: Settings,
-        state: StateDB,
+        state: Ledger,
         vectors: VectorIndex,
         embedder: Callable[[], EmbedderLike],
         chunker: Callable[[], Chunker],

@@ -1,13 +1,18 @@
-"""Text analysis for keyword search: FTS5 queries, and the same analysis in Python."""
+"""Keyword search: text analysis (FTS5 queries, and the same analysis in Python) and the
+BM25 queries over the FTS5 index the ledger keeps in step with its chunk rows."""
 
 from __future__ import annotations
 
 import re
+import sqlite3
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["STOPWORDS", "analyze", "fts_query", "query_terms"]
+from llm_engineering.storage import Storage
+
+__all__ = ["STOPWORDS", "KeywordIndex", "analyze", "fts_query", "query_terms"]
 
 # The Lucene/Elasticsearch English stop list BM25 baselines are usually run with, plus a few
 # question words: without them a question matches almost every chunk.
@@ -125,3 +130,93 @@ def fts_query(query: str) -> str | None:
     if not terms:
         return None
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+
+
+class KeywordIndex:
+    """BM25 (FTS5) over the ledger's chunks, and the chunk ids a path/type filter allows.
+
+    Args:
+        storage: The ``state.sqlite`` the ledger opened (and migrated).
+    """
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self.storage.db
+
+    def _filter_sql(
+        self, path_prefix: str | None, file_types: Sequence[str] | None
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if path_prefix:
+            column = "c.path" if path_prefix.startswith("/") else "f.rel_path"
+            clauses.append(f"substr({column}, 1, ?) = ?")
+            params += [len(path_prefix), path_prefix]
+        if file_types:
+            clauses.append(f"f.file_type IN ({','.join('?' * len(file_types))})")
+            params += list(file_types)
+        return " AND ".join(clauses), params
+
+    def filtered_chunk_ids(
+        self, path_prefix: str | None, file_types: Sequence[str] | None
+    ) -> list[str]:
+        where, params = self._filter_sql(path_prefix, file_types)
+        sql = "SELECT c.id FROM chunks c JOIN files f ON f.path = c.path"
+        return [
+            row[0] for row in self.db.execute(sql + (f" WHERE {where}" if where else ""), params)
+        ]
+
+    def document_frequency(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
+        """(term -> chunks containing it, total chunks) for stemmed ``terms``."""
+        terms = list(dict.fromkeys(terms))
+        counts: dict[str, int] = {}
+        if terms:
+            marks = ",".join("?" * len(terms))
+            counts = dict(
+                self.db.execute(
+                    f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms
+                ).fetchall()
+            )
+        total = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        return counts, int(total)
+
+    def bm25_for(
+        self, match: str, ids: Sequence[str], weights: tuple[float, float] = (1.0, 1.0)
+    ) -> dict[str, float]:
+        """BM25 of these chunks for the FTS5 query ``match`` (chunks that do not match are absent)."""
+        found: dict[str, float] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            rows = self.db.execute(
+                f"SELECT c.id, bm25(chunks_fts, {float(weights[0])}, {float(weights[1])}) "
+                "FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+                f"WHERE chunks_fts MATCH ? AND c.id IN ({marks})",
+                [match, *batch],
+            )
+            found.update((chunk_id, -rank) for chunk_id, rank in rows)
+        return found
+
+    def keyword_search(
+        self,
+        match: str,
+        limit: int,
+        path_prefix: str | None = None,
+        file_types: Sequence[str] | None = None,
+        weights: tuple[float, float] = (1.0, 1.0),
+    ) -> list[tuple[str, float]]:
+        """BM25 over the chunks: (chunk id, score), best first. ``match`` is an FTS5 query."""
+        where, params = self._filter_sql(path_prefix, file_types)
+        join = " JOIN files f ON f.path = c.path" if where else ""
+        sql = (
+            f"SELECT c.id, bm25(chunks_fts, {float(weights[0])}, {float(weights[1])}) AS rank "
+            f"FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid{join} "
+            f"WHERE chunks_fts MATCH ?{' AND ' + where if where else ''} ORDER BY rank LIMIT ?"
+        )
+        rows = self.db.execute(sql, [match, *params, limit]).fetchall()
+        # FTS5's bm25() is negated so that ascending order is best-first.
+        return [(chunk_id, -rank) for chunk_id, rank in rows]

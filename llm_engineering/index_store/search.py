@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from llm_engineering.index_store.fusion import reciprocal_rank_fusion
-from llm_engineering.index_store.keyword import fts_query
+from llm_engineering.index_store.keyword import KeywordIndex, fts_query
+from llm_engineering.index_store.ledger import Ledger
 from llm_engineering.index_store.reranking import Candidate, Reranker
-from llm_engineering.index_store.state import StateDB
 from llm_engineering.index_store.vectors import VectorIndex
 
 __all__ = ["Hit", "SearchMode", "Searcher", "normalize_file_types"]
@@ -55,7 +55,8 @@ class Searcher:
     """Runs a query in one of the three modes, with path-prefix and file-type filters.
 
     Args:
-        state: SQLite state (BM25 and the chunk rows).
+        state: The ledger (the chunk rows hits are read back from).
+        keyword: BM25 over the chunks, and the chunk ids a filter allows.
         vectors: Chroma collection.
         embedder: Returns the query embedder (loaded on first use).
         candidates: How many candidates each retriever gives the fusion.
@@ -64,7 +65,8 @@ class Searcher:
 
     def __init__(
         self,
-        state: StateDB,
+        state: Ledger,
+        keyword: KeywordIndex,
         vectors: VectorIndex,
         embedder: Callable[[], QueryEmbedder],
         candidates: int = 50,
@@ -73,6 +75,7 @@ class Searcher:
         rerank_candidates: int = 50,
     ):
         self._state = state
+        self._keyword = keyword
         self._vectors = vectors
         self._embedder = embedder
         self._reranker = reranker
@@ -109,11 +112,11 @@ class Searcher:
         match = fts_query(query)
         ranked: dict[str, list[tuple[str, float]]] = {}
         if embedder is not None:
-            allowed = self._state.filtered_chunk_ids(prefix, types) if (prefix or types) else None
+            allowed = self._keyword.filtered_chunk_ids(prefix, types) if (prefix or types) else None
             ranked["dense"] = self._vectors.query(embedder.embed_query(query), pool, allowed)
         if mode in ("keyword", "hybrid"):
             ranked["keyword"] = (
-                [] if match is None else self._state.keyword_search(match, pool, prefix, types)
+                [] if match is None else self._keyword.keyword_search(match, pool, prefix, types)
             )
 
         if mode == "hybrid":
@@ -159,7 +162,7 @@ class Searcher:
         head, tail = fused[:size], fused[size:]
         ids = [cid for cid, _ in head]
         vectors = self._vectors.embeddings(ids) if getattr(reranker, "uses_vectors", False) else {}
-        bm25 = self._state.bm25_for(match, ids) if match else {}
+        bm25 = self._keyword.bm25_for(match, ids) if match else {}
         candidates = [
             Candidate(
                 text=rows[cid]["text"],

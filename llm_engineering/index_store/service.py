@@ -20,11 +20,13 @@ from llm_engineering.index_store.ingest import (
     IngestReport,
     ProgressFn,
 )
+from llm_engineering.index_store.keyword import KeywordIndex
+from llm_engineering.index_store.ledger import Ledger
 from llm_engineering.index_store.lock import WriterLock
 from llm_engineering.index_store.search import Hit, Searcher, SearchMode
-from llm_engineering.index_store.state import StateDB
 from llm_engineering.index_store.vectors import VectorIndex
 from llm_engineering.paths import confine
+from llm_engineering.storage import Storage
 
 __all__ = ["IndexService", "IndexStatus"]
 
@@ -62,7 +64,7 @@ class IndexStatus:
 
 
 class IndexService:
-    """The state, the vectors, the embedding model (loaded on first need), ingest and search.
+    """The ledger, the keyword index, the vectors, the embedding model (loaded on first need), ingest and search.
 
     Args:
         settings: The settings.
@@ -79,7 +81,9 @@ class IndexService:
     ):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.state = StateDB(settings.state_path)
+        self.storage = Storage(settings.state_path)
+        self.state = Ledger(self.storage)
+        self.keyword = KeywordIndex(self.storage)
         self.vectors = VectorIndex(settings)
         self.lock = WriterLock(settings.data_dir)
         self._load_lock = threading.RLock()  # reranker() loads the embedder inside it
@@ -97,6 +101,7 @@ class IndexService:
         self._reranker: Any = None
         self.searcher = Searcher(
             self.state,
+            self.keyword,
             self.vectors,
             self.embedder,
             settings.candidates,
@@ -146,7 +151,7 @@ class IndexService:
             return CrossEncoderReranker(model or DEFAULT_CROSS_ENCODER, self.settings.device)
         if choice == "auto" and _in_hf_cache(DEFAULT_CROSS_ENCODER):
             return CrossEncoderReranker(DEFAULT_CROSS_ENCODER, self.settings.device)
-        return OfflineReranker(self.embedder(), self.state.document_frequency)
+        return OfflineReranker(self.embedder(), self.keyword.document_frequency)
 
     @property
     def embedder_loaded(self) -> bool:
@@ -318,4 +323,4 @@ class IndexService:
 
     def close(self) -> None:
         self.lock.release()
-        self.state.close()
+        self.storage.close()

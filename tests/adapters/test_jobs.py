@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from llm_engineering.adapters.jobs import MIGRATIONS as JOB_MIGRATIONS
+from llm_engineering.adapters.jobs import JobStore
 from llm_engineering.adapters.registry import AdapterCard
 from llm_engineering.adapters.runner import JobRunner
 from llm_engineering.adapters.service import TrainingService
@@ -156,3 +158,13 @@ def test_llm_eng_train_follows_a_short_job_to_a_registered_adapter(tmp_path: Pat
     assert card["steps"] == 2 and card["dataset_examples"] == 8
     assert (Path(card["path"]) / "adapter.gguf").is_file()
     assert "deleted faq@1" in run("adapters", "--delete", "faq@1", "--yes", *data).stdout
+
+
+def test_the_job_store_applies_its_own_migration_to_the_state_file(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    assert store.storage.applied_migrations() == ["m003_jobs"]
+    assert store.jobs() == []
+    store.close()
+    reopened = JobStore(tmp_path)
+    assert reopened.storage.migrate(JOB_MIGRATIONS) == []
+    reopened.close()

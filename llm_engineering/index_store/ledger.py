@@ -1,22 +1,27 @@
-"""``state.sqlite``: the files seen, their chunks, and the BM25 keyword index over them.
+"""The index's ledger in ``state.sqlite``: the files seen and their chunks.
 
 SQLite is the source of truth for what is indexed. Each file's row and its chunk rows
 change in one transaction, and the FTS5 table (BM25 ranking, Porter stemming) follows
-the chunk rows through triggers, so the keyword index can never disagree with it.
-Chroma holds one vector per chunk row, under the same id.
+the chunk rows through triggers, so the keyword index (``keyword.py`` queries it) can
+never disagree with them. Chroma holds one vector per chunk row, under the same id.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["ChunkRow", "FileRow", "StateDB"]
+from llm_engineering.storage import Migrations, Storage, run_script
+
+__all__ = ["MIGRATIONS", "ChunkRow", "FileRow", "Ledger"]
+
+T = TypeVar("T")
+
+MIGRATIONS = Migrations()
+"""The ledger's tables; the job store registers its own."""
 
 
 @dataclass
@@ -49,20 +54,9 @@ class ChunkRow:
     end_line: int | None = None
 
 
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Run statements one by one: ``executescript`` would commit the caller's transaction."""
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            db.execute(statement)
-            statement = ""
-    if statement.strip():
-        raise ValueError(f"incomplete SQL statement: {statement!r}")
-
-
+@MIGRATIONS.register
 def m001_create_tables(db: sqlite3.Connection) -> None:
-    _run_script(
+    run_script(
         db,
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -109,45 +103,12 @@ def m001_create_tables(db: sqlite3.Connection) -> None:
     )
 
 
+@MIGRATIONS.register
 def m002_keyword_vocabulary(db: sqlite3.Connection) -> None:
     # Document frequency per (stemmed) term, read straight from the FTS5 index: the IDF the
     # offline reranker uses for passages the keyword retriever did not score.
     db.execute("CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')")
 
-
-def m003_jobs(db: sqlite3.Connection) -> None:
-    _run_script(
-        db,
-        """
-        CREATE TABLE jobs (
-            id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN (
-                'validating', 'queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'
-            )),
-            base_model TEXT NOT NULL,
-            dataset_sha256 TEXT,
-            examples INTEGER NOT NULL DEFAULT 0,
-            hyperparameters TEXT NOT NULL,
-            created REAL NOT NULL,
-            started REAL,
-            finished REAL,
-            pid INTEGER,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            cancel_requested INTEGER NOT NULL DEFAULT 0,
-            adapter TEXT,
-            error TEXT
-        );
-        CREATE INDEX jobs_status ON jobs(status);
-        """,
-    )
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    m001_create_tables,
-    m002_keyword_vocabulary,
-    m003_jobs,
-]
 
 _FILE_COLUMNS = "path, root, rel_path, file_type, size, mtime_ns, sha256, status, error, title, chunk_count, updated_at"
 _CHUNK_COLUMNS = "id, path, ordinal, text_hash, text, heading, page, start_line, end_line"
@@ -157,65 +118,33 @@ def _file_row(row: Sequence[Any]) -> FileRow:
     return FileRow(*row)
 
 
-class StateDB:
-    """Thread-safe access to ``state.sqlite`` (one connection per thread, WAL mode)."""
+class Ledger:
+    """The files and chunks tables, and the generation counter readers watch.
 
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._migrate()
+    Args:
+        storage: The opened ``state.sqlite``; the ledger's migrations are applied to it.
+    """
 
-    # -- connections -------------------------------------------------------------------
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        storage.migrate(MIGRATIONS)
 
     @property
     def db(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
+        return self.storage.db
 
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+    def _change(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one write transaction that also bumps the generation."""
 
-    def _migrate(self) -> None:
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                migration(db)
-                db.execute(f"PRAGMA user_version = {number}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-    def _write(self, work: Callable[[sqlite3.Connection], Any], *, index: bool = True) -> Any:
-        """Run ``work`` in one write transaction; index writes also bump the generation."""
-        db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        def work_and_bump(db: sqlite3.Connection) -> T:
             result = work(db)
-            if index:
-                db.execute(
-                    "INSERT INTO meta VALUES ('generation', '1') "
-                    "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-                )
-            db.execute("COMMIT")
+            db.execute(
+                "INSERT INTO meta VALUES ('generation', '1') "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
             return result
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+
+        return self.storage.write(work_and_bump)
 
     # -- meta --------------------------------------------------------------------------
 
@@ -224,12 +153,12 @@ class StateDB:
         return None if row is None else row[0]
 
     def generation(self) -> int:
-        """A counter every write bumps: a reader compares it to notice another process's writes."""
+        """A counter every ledger write bumps: a reader compares it to notice another process's writes."""
         value = self.get_meta("generation")
         return int(value) if value else 0
 
     def set_meta(self, key: str, value: str) -> None:
-        self._write(
+        self._change(
             lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         )
 
@@ -268,7 +197,7 @@ class StateDB:
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for a file whose content hash did not change."""
-        self._write(
+        self._change(
             lambda db: db.execute(
                 "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
             )
@@ -321,7 +250,7 @@ class StateDB:
             keep = {c.id for c in chunks}
             return [chunk_id for chunk_id in old if chunk_id not in keep]
 
-        return self._write(work)
+        return self._change(work)
 
     def remove_files(self, paths: Iterable[str]) -> list[str]:
         """Forget files and their chunks. Returns the removed chunk ids."""
@@ -337,14 +266,14 @@ class StateDB:
                 db.execute("DELETE FROM files WHERE path = ?", (path,))
             return removed
 
-        return self._write(work) if paths else []
+        return self._change(work) if paths else []
 
     def clear(self) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM files")
 
-        self._write(work)
+        self._change(work)
 
     # -- chunks ------------------------------------------------------------------------
 
@@ -382,78 +311,3 @@ class StateDB:
             for row in cursor:
                 found[row[0]] = dict(zip(names, row, strict=True))
         return found
-
-    def _filter_sql(
-        self, path_prefix: str | None, file_types: Sequence[str] | None
-    ) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if path_prefix:
-            column = "c.path" if path_prefix.startswith("/") else "f.rel_path"
-            clauses.append(f"substr({column}, 1, ?) = ?")
-            params += [len(path_prefix), path_prefix]
-        if file_types:
-            clauses.append(f"f.file_type IN ({','.join('?' * len(file_types))})")
-            params += list(file_types)
-        return " AND ".join(clauses), params
-
-    def filtered_chunk_ids(
-        self, path_prefix: str | None, file_types: Sequence[str] | None
-    ) -> list[str]:
-        where, params = self._filter_sql(path_prefix, file_types)
-        sql = "SELECT c.id FROM chunks c JOIN files f ON f.path = c.path"
-        return [
-            row[0] for row in self.db.execute(sql + (f" WHERE {where}" if where else ""), params)
-        ]
-
-    def document_frequency(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
-        """(term -> chunks containing it, total chunks) for stemmed ``terms``."""
-        terms = list(dict.fromkeys(terms))
-        counts: dict[str, int] = {}
-        if terms:
-            marks = ",".join("?" * len(terms))
-            counts = dict(
-                self.db.execute(
-                    f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms
-                ).fetchall()
-            )
-        total = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        return counts, int(total)
-
-    def bm25_for(
-        self, match: str, ids: Sequence[str], weights: tuple[float, float] = (1.0, 1.0)
-    ) -> dict[str, float]:
-        """BM25 of these chunks for the FTS5 query ``match`` (chunks that do not match are absent)."""
-        found: dict[str, float] = {}
-        ids = list(ids)
-        for start in range(0, len(ids), 500):
-            batch = ids[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            rows = self.db.execute(
-                f"SELECT c.id, bm25(chunks_fts, {float(weights[0])}, {float(weights[1])}) "
-                "FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
-                f"WHERE chunks_fts MATCH ? AND c.id IN ({marks})",
-                [match, *batch],
-            )
-            found.update((chunk_id, -rank) for chunk_id, rank in rows)
-        return found
-
-    def keyword_search(
-        self,
-        match: str,
-        limit: int,
-        path_prefix: str | None = None,
-        file_types: Sequence[str] | None = None,
-        weights: tuple[float, float] = (1.0, 1.0),
-    ) -> list[tuple[str, float]]:
-        """BM25 over the chunks: (chunk id, score), best first. ``match`` is an FTS5 query."""
-        where, params = self._filter_sql(path_prefix, file_types)
-        join = " JOIN files f ON f.path = c.path" if where else ""
-        sql = (
-            f"SELECT c.id, bm25(chunks_fts, {float(weights[0])}, {float(weights[1])}) AS rank "
-            f"FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid{join} "
-            f"WHERE chunks_fts MATCH ?{' AND ' + where if where else ''} ORDER BY rank LIMIT ?"
-        )
-        rows = self.db.execute(sql, [match, *params, limit]).fetchall()
-        # FTS5's bm25() is negated so that ascending order is best-first.
-        return [(chunk_id, -rank) for chunk_id, rank in rows]
