@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from llm_engineering.adapters.jobs import EventLog, Job, read_result
+from llm_engineering.adapters.jobs import EventLog, Job
+from llm_engineering.adapters.records import JobResult
 from llm_engineering.index_store.lock import WriterLock
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class JobRunner:
             error=None,
         ):
             return  # cancelled meanwhile
-        (folder / "result.json").unlink(missing_ok=True)
+        (folder / JobResult.FILE).unlink(missing_ok=True)
         with (folder / "worker.log").open("ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "llm_engineering.adapters.worker", str(folder)],
@@ -149,10 +150,10 @@ class JobRunner:
 
     def _finish(self, job: Job, returncode: int | None) -> None:
         folder = self.store.folder(job.id)
-        result = read_result(folder) or {}
-        status = result.get("status")
+        # No result.json: the worker died before writing one, which is an interruption too.
+        result = JobResult.read(folder) or JobResult("interrupted")
         now = time.time()
-        if status == "succeeded":
+        if result.status == "succeeded":
             try:
                 card = self.service.register(job, result)
             except Exception as exc:
@@ -166,14 +167,14 @@ class JobRunner:
                 status="succeeded",
                 finished=now,
                 adapter=card.spec,
-                error=result.get("gguf_error"),
+                error=result.gguf_error,
             )
-        elif status == "failed":
-            self.store.update(job.id, status="failed", finished=now, error=result.get("error"))
-        elif status == "cancelled" or job.cancel_requested:
+        elif result.status == "failed":
+            self.store.update(job.id, status="failed", finished=now, error=result.error)
+        elif result.status == "cancelled" or job.cancel_requested:
             self.store.update(job.id, status="cancelled", finished=now)
         else:
-            reason = result.get("reason") or (
+            reason = result.reason or (
                 f"its worker exited with code {returncode}"
                 if returncode is not None
                 else "its worker stopped (the server or the machine went down)"

@@ -24,7 +24,8 @@ from llm_engineering.adapters.datasets import (
     validate_records,
 )
 from llm_engineering.adapters.hyperparams import QLoRAConfig
-from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore, read_events, read_result
+from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore, read_events
+from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, valid_name
 from llm_engineering.adapters.runner import JobRunner
 from llm_engineering.config import Settings
@@ -50,7 +51,7 @@ class JobView:
     eta_s: float | None = None
     stage: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
-    result: dict[str, Any] | None = None
+    result: JobResult | None = None
     loss_plot: Path | None = None
 
 
@@ -158,20 +159,19 @@ class TrainingService:
             for example in dataset.examples:
                 row = {**example.to_json(), "line": example.line}
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        spec = {
-            "id": job.id,
-            "name": name,
-            "base_model": base,
-            "base_cache": str(self.settings.data_dir / "base_models"),
-            "hyperparameters": config.to_dict(),
-            "dataset": {
-                "source": dataset.source,
-                "sha256": dataset.sha256,
-                "examples": dataset.count,
-                "formats": dataset.formats,
-            },
-        }
-        (folder / "job.json").write_text(json.dumps(spec, indent=2))
+        JobSpec(
+            id=job.id,
+            name=name,
+            base_model=base,
+            base_cache=str(self.settings.data_dir / "base_models"),
+            hyperparameters=config,
+            dataset=DatasetSummary(
+                source=dataset.source,
+                sha256=dataset.sha256,
+                examples=dataset.count,
+                formats=dataset.formats,
+            ),
+        ).write(folder)
         self.store.update(
             job.id, status="queued", dataset_sha256=dataset.sha256, examples=dataset.count
         )
@@ -200,7 +200,7 @@ class TrainingService:
             view.stage = str(event.get("event", ""))
         if job.status not in ACTIVE:
             view.eta_s = None
-        view.result = read_result(folder)
+        view.result = JobResult.read(folder)
         plot = folder / "loss.png"
         view.loss_plot = plot if plot.is_file() else None
         return view
@@ -244,43 +244,29 @@ class TrainingService:
 
     # -- adapters ----------------------------------------------------------------------
 
-    def register(self, job: Job, result: dict[str, Any]) -> AdapterCard:
+    def register(self, job: Job, result: JobResult) -> AdapterCard:
         """Move a succeeded job's adapter into the registry as the next version of its name."""
         if job.adapter:  # registered before the server went down
             return self.registry.get(job.adapter)
         folder = self.store.folder(job.id)
-        spec = json.loads((folder / "job.json").read_text())
+        spec = JobSpec.read(folder)
         card = AdapterCard(
             name=job.name,
             version=0,
             base_model=job.base_model,
-            base_gguf=result.get("base_gguf", ""),
-            base_gguf_sha256=result.get("base_gguf_sha256", ""),
-            dataset_sha256=spec["dataset"]["sha256"],
-            dataset_examples=spec["dataset"]["examples"],
-            dataset_formats=spec["dataset"]["formats"],
-            hyperparameters=spec["hyperparameters"],
-            final_loss=result.get("final_loss"),
-            best_loss=result.get("best_loss"),
-            steps=result.get("step", 0),
-            train_tokens=result.get("train_tokens", 0),
+            base_gguf=result.base_gguf or "",
+            base_gguf_sha256=result.base_gguf_sha256 or "",
+            dataset_sha256=spec.dataset.sha256,
+            dataset_examples=spec.dataset.examples,
+            dataset_formats=spec.dataset.formats,
+            hyperparameters=spec.hyperparameters.to_dict(),
+            final_loss=result.final_loss,
+            best_loss=result.best_loss,
+            steps=result.step or 0,
+            train_tokens=result.train_tokens or 0,
             job_id=job.id,
-            libraries=result.get("libraries", {}),
-            metrics={
-                key: result.get(key)
-                for key in (
-                    "first_loss",
-                    "final_loss",
-                    "best_loss",
-                    "seconds",
-                    "time_to_first_step_s",
-                    "peak_rss_mib",
-                    "peak_gpu_mib",
-                    "device",
-                    "budget_reached",
-                )
-                if key in result
-            },
+            libraries=result.libraries or {},
+            metrics=result.metrics(),
         )
         gguf = folder / "adapter" / "adapter.gguf"
         return self.registry.add(

@@ -52,7 +52,7 @@ class JobInfo(BaseModel):
 
     @classmethod
     def of(cls, view: JobView, events: bool = True) -> JobInfo:
-        job, result = view.job, view.result or {}
+        job, result = view.job, view.result
         return cls(
             job_id=job.id,
             name=job.name,
@@ -73,8 +73,8 @@ class JobInfo(BaseModel):
             finished=job.finished,
             adapter=job.adapter,
             error=job.error,
-            final_loss=result.get("final_loss"),
-            first_loss=result.get("first_loss"),
+            final_loss=result.final_loss if result else None,
+            first_loss=result.first_loss if result else None,
             loss_plot=str(view.loss_plot) if view.loss_plot else None,
             events=view.events if events else [],
         )
