@@ -24,10 +24,10 @@ from llm_engineering.adapters.datasets import (
     validate_records,
 )
 from llm_engineering.adapters.hyperparams import QLoRAConfig
+from llm_engineering.adapters.job_runner import JobRunner
 from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore, read_events
 from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, valid_name
-from llm_engineering.adapters.runner import JobRunner
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
 
@@ -69,7 +69,10 @@ class TrainingService:
     def start_runner(self) -> JobRunner:
         """Run queued jobs in this process whenever it holds ``jobs.lock``."""
         self.runner = JobRunner(
-            self, self.settings.jobs_max_concurrent, self.settings.job_max_resumes
+            self.store,
+            self.register,
+            max_concurrent=self.settings.jobs_max_concurrent,
+            max_resumes=self.settings.job_max_resumes,
         )
         self.runner.start()
         return self.runner

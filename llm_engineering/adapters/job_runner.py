@@ -20,17 +20,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from llm_engineering.adapters.jobs import EventLog, Job
+from llm_engineering.adapters.jobs import EventLog, Job, JobStore
 from llm_engineering.adapters.records import JobResult
+from llm_engineering.adapters.registry import AdapterCard
 from llm_engineering.index_store.lock import WriterLock
 
-if TYPE_CHECKING:
-    from llm_engineering.adapters.service import TrainingService
+__all__ = ["JobRunner", "OnSuccess"]
 
-__all__ = ["JobRunner"]
+OnSuccess = Callable[[Job, JobResult], AdapterCard]
+"""Registers a succeeded job's adapter; the job is then recorded with the card's spec."""
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +50,19 @@ def worker_alive(pid: int | None, folder: Path) -> bool:
 class JobRunner:
     def __init__(
         self,
-        service: TrainingService,
+        store: JobStore,
+        on_success: OnSuccess,
+        *,
         max_concurrent: int = 1,
         max_resumes: int = 3,
         poll_s: float = 0.5,
     ):
-        self.service = service
-        self.store = service.store
+        self.store = store
+        self.on_success = on_success
         self.max_concurrent = max_concurrent
         self.max_resumes = max_resumes
         self.poll_s = poll_s
-        self.lock = WriterLock(service.store.data_dir, "jobs.lock")
+        self.lock = WriterLock(store.data_dir, "jobs.lock")
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -155,7 +158,7 @@ class JobRunner:
         now = time.time()
         if result.status == "succeeded":
             try:
-                card = self.service.register(job, result)
+                card = self.on_success(job, result)
             except Exception as exc:
                 log.exception("job %s: registering the adapter", job.id)
                 self.store.update(
