@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,14 +236,67 @@ class TrainingService:
             self.runner.wake()
         return self.store.get(job_id)
 
-    def wait(self, job_id: str, timeout: float, poll: float = 0.5) -> Job:
-        """Block until the job ends or ``timeout`` passes; returns its latest row."""
-        deadline = time.monotonic() + timeout
+    def jobs(self, status: str | None = None, limit: int = 20) -> list[JobView]:
+        """The newest jobs (only those with ``status`` when given), without their events."""
+        return [
+            self.view(job.id, tail=0)
+            for job in self.store.jobs([status] if status else None, limit=limit)
+        ]
+
+    def events(self, job_id: str) -> str:
+        """The job's ``events.jsonl`` as written so far ('' before its worker has started).
+
+        Raises:
+            UserError: unknown job.
+        """
+        self.store.get(job_id)
+        path = self.store.folder(job_id) / "events.jsonl"
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+    def follow(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        on_step: Callable[[JobView], None] | None = None,
+        *,
+        poll_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> JobView:
+        """Block until the job ends or ``timeout`` seconds pass (None: no limit).
+
+        Args:
+            on_step: Called with the first view of a job still queued or running, then each
+                time its step changes. An exception from it stops following and propagates.
+            poll_s: Seconds between looks at the job.
+            sleep: How to wait between looks; a caller on an event loop passes one that its
+                cancellation interrupts.
+
+        Returns:
+            The latest view (without events).
+
+        Raises:
+            UserError: unknown job.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        reported = -1
         while True:
-            job = self.store.get(job_id)
-            if job.status not in ACTIVE or time.monotonic() >= deadline:
-                return job
-            time.sleep(poll)
+            view = self.view(job_id, tail=0)
+            if view.job.status not in ACTIVE:
+                return view
+            if on_step is not None and view.step != reported:
+                reported = view.step
+                on_step(view)
+            wait = poll_s
+            if deadline is not None:
+                wait = min(poll_s, deadline - time.monotonic())
+                if wait <= 0:
+                    return view
+            sleep(wait)
+
+    @property
+    def runs_here(self) -> bool:
+        """Whether this process runs the jobs (its runner holds ``jobs.lock``)."""
+        return self.runner is not None and self.runner.active
 
     # -- adapters ----------------------------------------------------------------------
 
@@ -316,6 +369,18 @@ class TrainingService:
                 f"{digest[:12]}); serve that model (llm_model) or train the adapter again on this one"
             )
         return card.spec, gguf
+
+    def adapters(self, name: str | None = None) -> list[AdapterCard]:
+        """Every registered adapter version (only those named ``name`` when given)."""
+        return [card for card in self.registry.cards() if name is None or card.name == name]
+
+    def adapter(self, spec: str) -> AdapterCard:
+        """The card of ``NAME`` (its latest version) or ``NAME@VERSION``.
+
+        Raises:
+            UserError: no such adapter or version.
+        """
+        return self.registry.get(spec)
 
     def delete_adapter(self, spec: str, confirm: str) -> list[str]:
         return self.registry.delete(spec, confirm)
