@@ -48,6 +48,22 @@ def worker_alive(pid: int | None, folder: Path) -> bool:
 
 
 class JobRunner:
+    """Trains queued jobs, one worker process each, from a background thread.
+
+    Every ``poll_s`` (or when :meth:`wake` is called) the thread tries to take
+    ``jobs.lock``; while it holds it, each :meth:`tick` records the workers that ended
+    (calling ``on_success`` to register a succeeded job's adapter), requeues jobs whose
+    worker is gone and starts queued jobs up to ``max_concurrent``. :meth:`stop` asks the
+    workers to checkpoint and exit, and frees the lock for the next runner.
+
+    Args:
+        store: The job rows and folders.
+        on_success: Registers a succeeded job's adapter and returns its card.
+        max_concurrent: Workers training at once.
+        max_resumes: Automatic restarts of a job whose worker stopped without finishing.
+        poll_s: Seconds between passes while this process holds the lock.
+    """
+
     def __init__(
         self,
         store: JobStore,

@@ -56,6 +56,21 @@ class JobView:
 
 
 class TrainingService:
+    """Fine-tuning for the tools, the CLI and the benchmarks: jobs in, adapters out.
+
+    Starting a job validates everything first and queues it (:meth:`start_job` returns at
+    once); :meth:`start_runner` makes this process train queued jobs whenever it holds
+    ``jobs.lock`` (otherwise another server or ``llm-eng train`` does). :meth:`view`,
+    :meth:`jobs`, :meth:`events` and :meth:`follow` report progress; :meth:`cancel` and
+    :meth:`resume` change a job; :meth:`adapters`, :meth:`adapter`, :meth:`resolve_adapter`
+    and :meth:`delete_adapter` serve the registry. Call :meth:`close` when done: it stops
+    the runner (its workers checkpoint, to resume later) and closes the job store.
+
+    Args:
+        settings: Where the data folder is, which model to train and serve, which folders a
+            dataset may come from, and how many jobs run at once.
+    """
+
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = JobStore(settings.data_dir)
