@@ -26,13 +26,12 @@ from typing import Any
 
 from llm_engineering.adapters.datasets import Example
 from llm_engineering.adapters.hyperparams import QLoRAConfig
-from llm_engineering.errors import LlmEngError
+from llm_engineering.errors import TrainingFailed
 
 __all__ = [
     "Encoded",
     "QLoRATrainer",
     "StepInfo",
-    "TrainingFailed",
     "encode_examples",
     "is_gguf",
     "load_for_training",
@@ -42,10 +41,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class TrainingFailed(LlmEngError):
-    """Training cannot go on (the loss became NaN or exploded, or the data cannot be used)."""
 
 
 def torch_device() -> str:

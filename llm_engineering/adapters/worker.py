@@ -24,6 +24,7 @@ from pathlib import Path
 
 from llm_engineering.adapters.jobs import EventLog
 from llm_engineering.adapters.records import JobResult, JobSpec
+from llm_engineering.errors import ExportError, TrainingFailed
 
 __all__ = ["main"]
 
@@ -177,7 +178,7 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
     except Exception:
         pass
     if gguf is not None:
-        from llm_engineering.adapters.export import ExportError, export_gguf_lora
+        from llm_engineering.adapters.export import export_gguf_lora
 
         base_config = json.loads((Path(source) / "config.json").read_text())
         try:
@@ -218,8 +219,6 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=_watch_parent, args=(stop, os.getppid()), daemon=True).start()
     events = EventLog(folder / "events.jsonl")
     events.emit("worker", pid=os.getpid())
-    from llm_engineering.adapters.training import TrainingFailed
-
     try:
         # Read inside the try: hyperparameters this version refuses fail the job.
         result = train(folder, JobSpec.read(folder), events, stop)

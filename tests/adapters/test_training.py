@@ -10,10 +10,10 @@ from llm_engineering.adapters.datasets import Example
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 from llm_engineering.adapters.training import (
     QLoRATrainer,
-    TrainingFailed,
     encode_examples,
     load_for_training,
 )
+from llm_engineering.errors import TrainingFailed
 
 CHAT = Example(
     messages=[
