@@ -109,7 +109,7 @@ class TrainingService:
         Raises:
             PathError, ConfigError: a GGUF or local folder that does not exist or is not a model.
         """
-        from llm_engineering.adapters.training import is_gguf
+        from llm_engineering.adapters.base_model import is_gguf
 
         base = (
             (requested or "").strip() or self.settings.train_base_model or self.settings.llm_model

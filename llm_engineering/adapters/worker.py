@@ -75,15 +75,11 @@ def _watch_parent(stop: _Stop, parent: int) -> None:
 
 
 def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResult:
+    from llm_engineering.adapters.base_model import prepare_base
     from llm_engineering.adapters.datasets import Example
-    from llm_engineering.adapters.training import (
-        QLoRATrainer,
-        StepInfo,
-        encode_examples,
-        load_for_training,
-        prepare_base,
-        torch_device,
-    )
+    from llm_engineering.adapters.encoding import encode_examples
+    from llm_engineering.adapters.lora_model import load_for_training, torch_device
+    from llm_engineering.adapters.trainer import QLoRATrainer, StepInfo
 
     started = time.perf_counter()
     config = spec.hyperparameters

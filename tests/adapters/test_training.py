@@ -7,12 +7,10 @@ from pathlib import Path
 import pytest
 
 from llm_engineering.adapters.datasets import Example
+from llm_engineering.adapters.encoding import encode_examples
 from llm_engineering.adapters.hyperparams import QLoRAConfig
-from llm_engineering.adapters.training import (
-    QLoRATrainer,
-    encode_examples,
-    load_for_training,
-)
+from llm_engineering.adapters.lora_model import load_for_training
+from llm_engineering.adapters.trainer import QLoRATrainer
 from llm_engineering.errors import TrainingFailed
 
 CHAT = Example(
