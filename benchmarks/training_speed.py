@@ -217,7 +217,7 @@ def child_first_step(args: argparse.Namespace) -> dict[str, Any]:
     data = encode_examples(examples, tokenizer, config.max_seq_len, config.completion_only)
     phases["encode_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    trainer = QLoRATrainer(model, data, config, tokenizer.pad_token_id, device)
+    trainer = QLoRATrainer(model, data, config, pad_id=tokenizer.pad_token_id, device=device)
     trainer.train_step()
     if device == "cuda":
         torch.cuda.synchronize()
@@ -438,7 +438,7 @@ def compare(
     load_s = time.perf_counter() - started
     data = encode_examples(examples, tokenizer, config.max_seq_len, config.completion_only)
     pad = tokenizer.pad_token_id
-    trainer = QLoRATrainer(model, data, config, pad, device)
+    trainer = QLoRATrainer(model, data, config, pad_id=pad, device=device)
     trainable, total = model.get_nb_trainable_parameters()
     lengths = [len(item.input_ids) for item in data]
 

@@ -131,10 +131,10 @@ class TrainingService:
         self,
         name: str,
         dataset_path: str | None = None,
-        records: Sequence[Any] | None = None,
+        *,
+        records: Sequence[object] | None = None,
         base_model: str | None = None,
         hyperparameters: dict[str, Any] | None = None,
-        *,
         check_roots: bool = True,
     ) -> Job:
         """Validate everything, then queue the job; returns at once.

@@ -52,7 +52,13 @@ class QLoRATrainer:
     """
 
     def __init__(
-        self, model: Any, data: Sequence[Encoded], config: QLoRAConfig, pad_id: int, device: str
+        self,
+        model: Any,
+        data: Sequence[Encoded],
+        config: QLoRAConfig,
+        *,
+        pad_id: int,
+        device: str,
     ):
         import torch
         from transformers import get_scheduler

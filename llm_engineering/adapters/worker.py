@@ -92,7 +92,7 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
     with (folder / "dataset.jsonl").open(encoding="utf-8") as handle:
         examples = [Example(**json.loads(line)) for line in handle if line.strip()]
     data = encode_examples(examples, tokenizer, config.max_seq_len, config.completion_only)
-    trainer = QLoRATrainer(model, data, config, tokenizer.pad_token_id, device)
+    trainer = QLoRATrainer(model, data, config, pad_id=tokenizer.pad_token_id, device=device)
     checkpoint = folder / "checkpoints" / "last"
     if (checkpoint / "state.pt").is_file():
         trainer.load_checkpoint(checkpoint)

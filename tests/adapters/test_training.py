@@ -74,7 +74,7 @@ def trainer_for(source: Path, settings: QLoRAConfig) -> QLoRATrainer:
     torch.manual_seed(0)  # the LoRA matrices start from the same random values each time
     model, tokenizer = load_for_training(str(source), settings, "cpu")
     data = encode_examples(examples(), tokenizer, 128, completion_only=True)
-    return QLoRATrainer(model, data, settings, tokenizer.pad_token_id, "cpu")
+    return QLoRATrainer(model, data, settings, pad_id=tokenizer.pad_token_id, device="cpu")
 
 
 @pytest.mark.parametrize("quantized", [False, True], ids=["bf16", "nf4"])
