@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,34 +24,18 @@ from llm_engineering.adapters.datasets import (
 )
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 from llm_engineering.adapters.job_runner import JobRunner
-from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore, read_events
+from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore
+from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, valid_name
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
 
-__all__ = ["JobView", "TrainingService"]
+__all__ = ["TrainingService"]
 
 log = logging.getLogger(__name__)
 
 MAX_INLINE_RECORDS = 100_000
-
-
-@dataclass
-class JobView:
-    """A job with its progress as its worker last reported it."""
-
-    job: Job
-    step: int = 0
-    total: int = 0
-    loss: float | None = None
-    learning_rate: float | None = None
-    tokens_per_s: float | None = None
-    eta_s: float | None = None
-    stage: str = ""
-    events: list[dict[str, Any]] = field(default_factory=list)
-    result: JobResult | None = None
-    loss_plot: Path | None = None
 
 
 class TrainingService:
@@ -200,28 +183,12 @@ class TrainingService:
     # -- following and stopping --------------------------------------------------------
 
     def view(self, job_id: str, tail: int = 10) -> JobView:
-        job = self.store.get(job_id)
-        folder = self.store.folder(job_id)
-        events = read_events(folder)
-        view = JobView(job=job, events=events[-tail:] if tail else [])
-        for event in events:
-            if event.get("event") == "step":
-                view.step = event["step"]
-                view.total = event["total"]
-                view.loss = event["loss"]
-                view.learning_rate = event["learning_rate"]
-                view.tokens_per_s = event["tokens_per_s"]
-                view.eta_s = event["eta_s"]
-            elif event.get("event") in ("started", "resumed"):
-                view.step = event.get("step", view.step)
-                view.total = event.get("total", view.total)
-            view.stage = str(event.get("event", ""))
-        if job.status not in ACTIVE:
-            view.eta_s = None
-        view.result = JobResult.read(folder)
-        plot = folder / "loss.png"
-        view.loss_plot = plot if plot.is_file() else None
-        return view
+        """The job with its latest progress and its last ``tail`` events (0: none).
+
+        Raises:
+            UserError: unknown job.
+        """
+        return JobView.read(self.store.get(job_id), self.store.folder(job_id), tail)
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued job now, or ask a running one to stop at its next step.

@@ -12,8 +12,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.registry import AdapterCard
-from llm_engineering.adapters.service import JobView, TrainingService
+from llm_engineering.adapters.service import TrainingService
 from llm_engineering.errors import UserError
 from llm_engineering.tools.common import app_of, user_errors
 
