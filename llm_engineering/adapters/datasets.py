@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_engineering.errors import PathError, UserError
+from llm_engineering.errors import DatasetError, PathError, UserError
 
 __all__ = [
-    "DatasetError",
     "Example",
     "ValidatedDataset",
     "check_inside",
@@ -62,18 +61,6 @@ class ValidatedDataset:
     @property
     def count(self) -> int:
         return len(self.examples)
-
-
-class DatasetError(UserError):
-    """The dataset has bad lines; ``problems`` lists them as (line, reason)."""
-
-    def __init__(self, source: str, problems: list[tuple[int, str]], total: int):
-        self.problems = problems
-        shown = "; ".join(f"line {line}: {reason}" for line, reason in problems[:20])
-        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(
-            f"{source}: {len(problems)} of {total} lines are not valid training examples: {shown}{more}"
-        )
 
 
 def check_inside(path: Path, roots: Sequence[Path]) -> Path:

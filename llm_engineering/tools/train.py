@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Annotated, Any, Literal
 
+import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from llm_engineering.adapters.jobs import ACTIVE
+from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.registry import AdapterCard
-from llm_engineering.adapters.service import JobView, TrainingService
+from llm_engineering.adapters.service import TrainingService
 from llm_engineering.errors import UserError
 from llm_engineering.tools.common import app_of, user_errors
 
@@ -52,7 +52,7 @@ class JobInfo(BaseModel):
 
     @classmethod
     def of(cls, view: JobView, events: bool = True) -> JobInfo:
-        job, result = view.job, view.result or {}
+        job, result = view.job, view.result
         return cls(
             job_id=job.id,
             name=job.name,
@@ -73,8 +73,8 @@ class JobInfo(BaseModel):
             finished=job.finished,
             adapter=job.adapter,
             error=job.error,
-            final_loss=result.get("final_loss"),
-            first_loss=result.get("first_loss"),
+            final_loss=result.final_loss if result else None,
+            first_loss=result.first_loss if result else None,
             loss_plot=str(view.loss_plot) if view.loss_plot else None,
             events=view.events if events else [],
         )
@@ -185,7 +185,13 @@ async def start_qlora_job(
     """Fine-tune the local model with QLoRA on the user's examples; returns a job id at once while it trains in the background."""
     training = _training(ctx)
     job = await anyio.to_thread.run_sync(
-        lambda: training.start_job(adapter_name, dataset_path, records, base_model, hyperparameters)
+        lambda: training.start_job(
+            adapter_name,
+            dataset_path,
+            records=records,
+            base_model=base_model,
+            hyperparameters=hyperparameters,
+        )
     )
     return StartedJob(
         job_id=job.id,
@@ -194,7 +200,7 @@ async def start_qlora_job(
         dataset_sha256=job.dataset_sha256,
         base_model=job.base_model,
         hyperparameters=job.hyperparameters,
-        runs_here=training.runner is not None and training.runner.active,
+        runs_here=training.runs_here,
     )
 
 
@@ -235,23 +241,21 @@ async def get_job(
 
 async def _wait_for_end(
     ctx: Context, training: TrainingService, job_id: str, wait_s: float
-) -> JobView:
+) -> None:
     """Wait for the job to end, sending its steps as progress notifications meanwhile."""
-    deadline = time.monotonic() + wait_s
-    reported = -1
-    while True:
-        view = await anyio.to_thread.run_sync(lambda: training.view(job_id, tail=0))
-        if view.job.status not in ACTIVE:
-            return view
-        if view.step != reported:
-            reported = view.step
-            loss = f", loss {view.loss:.3f}" if view.loss is not None else ""
-            await ctx.report_progress(
-                view.step, view.total or None, f"{view.job.status}: step {view.step}{loss}"
-            )
-        if time.monotonic() >= deadline:
-            return view
-        await anyio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def report(view: JobView) -> None:
+        loss = f", loss {view.loss:.3f}" if view.loss is not None else ""
+        message = f"{view.job.status}: step {view.step}{loss}"
+        anyio.from_thread.run(ctx.report_progress, view.step, view.total or None, message)
+
+    def sleep(seconds: float) -> None:
+        # On the event loop, so a cancelled call stops the follow at once, not at its deadline.
+        anyio.from_thread.run(anyio.sleep, seconds)
+
+    await anyio.to_thread.run_sync(
+        lambda: training.follow(job_id, wait_s, report, poll_s=1.0, sleep=sleep)
+    )
 
 
 @user_errors
@@ -265,11 +269,8 @@ async def list_jobs(
     """Training jobs, newest first, with their status and progress."""
     training = _training(ctx)
 
-    def work() -> list[JobInfo]:
-        jobs = training.store.jobs([status] if status else None, limit=limit)
-        return [JobInfo.of(training.view(job.id, tail=0), events=False) for job in jobs]
-
-    return JobList(jobs=await anyio.to_thread.run_sync(work))
+    views = await anyio.to_thread.run_sync(lambda: training.jobs(status, limit))
+    return JobList(jobs=[JobInfo.of(view, events=False) for view in views])
 
 
 @user_errors
@@ -305,10 +306,8 @@ async def list_adapters(
 ) -> AdapterList:
     """Fine-tuned adapters, every version, with base model, dataset hash, losses and hyperparameters."""
     training = _training(ctx)
-    cards = await anyio.to_thread.run_sync(training.registry.cards)
-    return AdapterList(
-        adapters=[AdapterInfo.of(c) for c in cards if name is None or c.name == name]
-    )
+    cards = await anyio.to_thread.run_sync(lambda: training.adapters(name))
+    return AdapterList(adapters=[AdapterInfo.of(card) for card in cards])
 
 
 @user_errors
@@ -356,10 +355,7 @@ def register(server: MCPServer, read_only: bool) -> None:
         mime_type="application/x-ndjson",
     )
     def job_events(job_id: str, ctx: Context) -> str:
-        training = _training(ctx)
-        training.store.get(job_id)  # unknown ids are a clear error
-        path = training.store.folder(job_id) / "events.jsonl"
-        return path.read_text(encoding="utf-8") if path.is_file() else ""
+        return _training(ctx).events(job_id)
 
     @server.resource(
         "adapter://{name}",
@@ -368,5 +364,5 @@ def register(server: MCPServer, read_only: bool) -> None:
         mime_type="application/json",
     )
     def adapter_card(name: str, ctx: Context) -> str:
-        card = _training(ctx).registry.get(name)
+        card = _training(ctx).adapter(name)
         return json.dumps(card.__dict__, indent=2)

@@ -10,12 +10,11 @@ import pytest
 
 from llm_engineering.adapters.datasets import (
     MAX_CHARS,
-    DatasetError,
     check_inside,
     load_jsonl,
     validate_records,
 )
-from llm_engineering.errors import PathError, UserError
+from llm_engineering.errors import DatasetError, PathError, UserError
 
 
 def write_jsonl(path: Path, lines: list[object]) -> Path:
