@@ -18,7 +18,6 @@ from typing import Any
 
 from llm_engineering.adapters.datasets import (
     ValidatedDataset,
-    check_inside,
     load_jsonl,
     validate_records,
 )
@@ -30,6 +29,7 @@ from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, valid_name
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
+from llm_engineering.paths import confine
 
 __all__ = ["TrainingService"]
 
@@ -139,7 +139,7 @@ class TrainingService:
         if dataset_path is not None:
             path = Path(dataset_path).expanduser().resolve()
             if check_roots:
-                path = check_inside(Path(dataset_path), self.allowed_roots())
+                path = confine(dataset_path, self.allowed_roots(), what="dataset_path", kind="file")
             elif not path.is_file():
                 raise PathError(f"dataset {dataset_path} does not exist or is not a file")
         elif records is not None and len(records) > MAX_INLINE_RECORDS:

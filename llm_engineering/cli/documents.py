@@ -11,7 +11,7 @@ import typer
 
 from llm_engineering.cli import output
 from llm_engineering.cli.app import app
-from llm_engineering.cli.index import index_watched
+from llm_engineering.cli.index import open_watched
 from llm_engineering.cli.options import (
     AsJson,
     Config,
@@ -19,8 +19,6 @@ from llm_engineering.cli.options import (
     LogLevel,
     Watch,
     fail,
-    load_settings,
-    open_index,
 )
 from llm_engineering.errors import LlmEngError
 
@@ -61,10 +59,8 @@ def show(
     if (target is None) == (chunk is None):
         raise fail("give a PATH[:FROM[-TO]] or --chunk ID", 2)
     path, start, end = split_range(target) if target else (None, None, None)
-    settings = load_settings(config, watch=watch, data_dir=data_dir, log_level=log_level or "ERROR")
-    index = open_index(settings)
+    index = open_watched(config, log_level, watch=watch, data_dir=data_dir)
     try:
-        index_watched(index)
         result = index.get_document(
             path=path, chunk_id=chunk, start_line=start, end_line=end, page=page, pages=pages,
             around=around, max_chars=max_chars,
@@ -102,10 +98,8 @@ def ls(
     """List indexed, pending and failed documents."""
     from llm_engineering.tools.documents import parse_time
 
-    settings = load_settings(config, watch=watch, data_dir=data_dir, log_level=log_level or "ERROR")
-    index = open_index(settings)
+    index = open_watched(config, log_level, watch=watch, data_dir=data_dir)
     try:
-        index_watched(index)
         page = index.list_documents(
             path_prefix=prefix, file_types=file_type, status=status,
             modified_after=parse_time(modified_after) if modified_after else None,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from llm_engineering.adapters.progress import JobView
     from llm_engineering.adapters.registry import AdapterCard
-    from llm_engineering.adapters.service import JobView
     from llm_engineering.generation.answer import Answer
     from llm_engineering.index_store.documents import DocumentSlice
     from llm_engineering.index_store.evaluation import EvalResult

@@ -9,14 +9,13 @@ from typing import Annotated, Any, Literal
 import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
 from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.registry import AdapterCard
 from llm_engineering.adapters.service import TrainingService
-from llm_engineering.errors import UserError
-from llm_engineering.tools.common import app_of, user_errors
+from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
 __all__ = ["AdapterInfo", "JobInfo", "register"]
 
@@ -142,13 +141,6 @@ class Deleted(BaseModel):
     deleted: list[str] = Field(description="The NAME@VERSION adapters removed.")
 
 
-def _training(ctx: Context) -> TrainingService:
-    training: TrainingService | None = app_of(ctx).training
-    if training is None:
-        raise UserError("training is not available in this server")
-    return training
-
-
 @user_errors
 async def start_qlora_job(
     ctx: Context,
@@ -183,7 +175,7 @@ async def start_qlora_job(
     ] = None,
 ) -> StartedJob:
     """Fine-tune the local model with QLoRA on the user's examples; returns a job id at once while it trains in the background."""
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
     job = await anyio.to_thread.run_sync(
         lambda: training.start_job(
             adapter_name,
@@ -221,7 +213,7 @@ async def get_job(
     ] = 0.0,
 ) -> Annotated[CallToolResult, JobInfo]:
     """A training job's status and progress: step/total, loss, tokens/s, eta, latest events, and its adapter once done."""
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
     if wait_s:
         await _wait_for_end(ctx, training, job_id, wait_s)
     view = await anyio.to_thread.run_sync(lambda: training.view(job_id))
@@ -267,7 +259,7 @@ async def list_jobs(
     limit: Annotated[int, Field(ge=1, le=500)] = 20,
 ) -> JobList:
     """Training jobs, newest first, with their status and progress."""
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
 
     views = await anyio.to_thread.run_sync(lambda: training.jobs(status, limit))
     return JobList(jobs=[JobInfo.of(view, events=False) for view in views])
@@ -290,7 +282,7 @@ async def resume_job(
 
 
 async def _change(ctx: Context, job_id: str, action: Literal["cancel", "resume"]) -> JobInfo:
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
 
     def work() -> JobView:
         (training.cancel if action == "cancel" else training.resume)(job_id)
@@ -305,7 +297,7 @@ async def list_adapters(
     name: Annotated[str | None, Field(description="Only the versions of this adapter.")] = None,
 ) -> AdapterList:
     """Fine-tuned adapters, every version, with base model, dataset hash, losses and hyperparameters."""
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
     cards = await anyio.to_thread.run_sync(lambda: training.adapters(name))
     return AdapterList(adapters=[AdapterInfo.of(card) for card in cards])
 
@@ -319,7 +311,7 @@ async def delete_adapter(
     ],
 ) -> Deleted:
     """Delete a fine-tuned adapter version (or all versions of a name); needs confirm equal to adapter."""
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
     app = app_of(ctx)
     deleted = await anyio.to_thread.run_sync(lambda: training.delete_adapter(adapter, confirm))
     if app.generators is not None:
@@ -328,24 +320,18 @@ async def delete_adapter(
 
 
 def register(server: MCPServer, read_only: bool) -> None:
-    def annotations(title: str, read_only_hint: bool, destructive: bool = False) -> ToolAnnotations:
-        return ToolAnnotations(
-            title=title,
-            read_only_hint=read_only_hint,
-            destructive_hint=destructive,
-            idempotent_hint=read_only_hint,
-            open_world_hint=False,
-        )
-
-    server.add_tool(get_job, annotations=annotations("Training job status", True))
-    server.add_tool(list_jobs, annotations=annotations("Training jobs", True))
-    server.add_tool(list_adapters, annotations=annotations("Fine-tuned adapters", True))
+    server.add_tool(get_job, annotations=tool_hints("Training job status", read_only=True))
+    server.add_tool(list_jobs, annotations=tool_hints("Training jobs", read_only=True))
+    server.add_tool(list_adapters, annotations=tool_hints("Fine-tuned adapters", read_only=True))
     if not read_only:
-        server.add_tool(start_qlora_job, annotations=annotations("Start fine-tuning", False))
-        server.add_tool(cancel_job, annotations=annotations("Cancel training job", False))
-        server.add_tool(resume_job, annotations=annotations("Resume training job", False))
         server.add_tool(
-            delete_adapter, annotations=annotations("Delete adapter", False, destructive=True)
+            start_qlora_job, annotations=tool_hints("Start fine-tuning", read_only=False)
+        )
+        server.add_tool(cancel_job, annotations=tool_hints("Cancel training job", read_only=False))
+        server.add_tool(resume_job, annotations=tool_hints("Resume training job", read_only=False))
+        server.add_tool(
+            delete_adapter,
+            annotations=tool_hints("Delete adapter", read_only=False, destructive=True),
         )
 
     @server.resource(
@@ -355,7 +341,7 @@ def register(server: MCPServer, read_only: bool) -> None:
         mime_type="application/x-ndjson",
     )
     def job_events(job_id: str, ctx: Context) -> str:
-        return _training(ctx).events(job_id)
+        return app_of(ctx).require_training().events(job_id)
 
     @server.resource(
         "adapter://{name}",
@@ -364,5 +350,5 @@ def register(server: MCPServer, read_only: bool) -> None:
         mime_type="application/json",
     )
     def adapter_card(name: str, ctx: Context) -> str:
-        card = _training(ctx).adapter(name)
+        card = app_of(ctx).require_training().adapter(name)
         return json.dumps(card.__dict__, indent=2)
