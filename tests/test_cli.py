@@ -45,6 +45,36 @@ def test_ingest_search_and_status_from_the_command_line(mixed_folder: Path, tmp_
     assert "unchanged" in result.stdout
 
 
+def test_show_and_ls_read_what_is_indexed_and_refuse_what_is_not(
+    mixed_folder: Path, tmp_path: Path
+) -> None:
+    data = str(tmp_path / "data")
+    (mixed_folder / "long.md").write_text(
+        "# Long\n\n" + "\n".join(f"line {i}" for i in range(3, 101)) + "\n"
+    )
+    (mixed_folder / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
+    watch = ("--watch", str(mixed_folder), "--data-dir", data)
+    result = run("show", "long.md:10-12", *watch)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "line 10\nline 11\nline 12\n"
+    assert "lines 10-12 of 100; next: long.md:13" in result.stderr
+
+    result = run("show", "report.pdf", "--page", "2", "--json", *watch)
+    page = json.loads(result.stdout)
+    assert page["page"] == 2 and FACTS["pdf"][1].split()[0] in page["text"]
+
+    result = run("show", "/etc/passwd", *watch)
+    assert result.returncode == 1 and "outside the watched folders" in result.stderr
+    result = run("show", "broken.pdf", *watch)
+    assert result.returncode == 1 and "could not be indexed" in result.stderr
+
+    result = run("ls", "--json", *watch)
+    listing = json.loads(result.stdout)
+    assert listing["totals"] == {"indexed": 7, "pending": 0, "failed": 1}
+    result = run("ls", "--status", "failed", *watch)
+    assert "broken.pdf" in result.stdout and "not a readable PDF" in result.stdout
+
+
 def test_bad_arguments_exit_with_a_message(tmp_path: Path) -> None:
     result = run("search", "x", "--mode", "fuzzy", "--data-dir", str(tmp_path))
     assert result.returncode == 2 and "unknown mode" in result.stderr

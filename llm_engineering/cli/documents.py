@@ -76,7 +76,7 @@ def show(
 
 @app.command()
 def ls(
-    prefix: Annotated[str | None, typer.Option(help="Only paths starting with this.")] = None,
+    path_prefix: Annotated[str | None, typer.Option(help="Only paths starting with this.")] = None,
     file_type: Annotated[
         list[str] | None, typer.Option("--file-type", "-t", help="Only this type (repeatable).")
     ] = None,
@@ -101,7 +101,7 @@ def ls(
     index = open_watched(config, log_level, watch=watch, data_dir=data_dir)
     try:
         page = index.list_documents(
-            path_prefix=prefix, file_types=file_type, status=status,
+            path_prefix=path_prefix, file_types=file_type, status=status,
             modified_after=parse_time(modified_after) if modified_after else None,
             sort=sort, limit=limit, cursor=cursor,
         )  # fmt: skip

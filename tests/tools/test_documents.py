@@ -1,0 +1,100 @@
+"""`get_document` and `list_documents` over MCP stdio, as an agent uses them after a search."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from tests.conftest import FACTS
+from tests.server.helpers import indexed, search, stdio_client, wait_for_status
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+async def error_of(client: Client, tool: str, **arguments: Any) -> str:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
+async def test_an_agent_opens_a_hit_reads_on_and_is_kept_inside_the_folder(
+    mixed_folder: Path, tmp_path: Path
+) -> None:
+    notes = mixed_folder / "handbook.md"
+    notes.write_text(
+        "# Handbook\n\n"
+        + "\n\n".join(
+            f"## Chapter {c}\n\n" + "\n".join(f"Rule {c}.{i}: kestrel{c}x{i}." for i in range(15))
+            for c in range(1, 6)
+        )
+        + "\n"
+    )
+    (tmp_path / "secret.md").write_text("# Secret\n\nroot:x:0:0\n")
+    os.symlink(tmp_path, mixed_folder / "escape")
+    (mixed_folder / "broken.docx").write_bytes(b"not a zip at all")
+    async with stdio_client(tmp_path / "data", "--watch", str(mixed_folder)) as client:
+        status = await wait_for_status(client, indexed(8))
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["get_document"].annotations.read_only_hint is True
+        assert tools["list_documents"].output_schema is not None
+
+        hit = next(
+            h for h in await search(client, "kestrel3x7", top_k=5) if "handbook" in h["path"]
+        )
+        doc = await call(client, "get_document", chunk_id=hit["chunk_id"], around=2)
+        own = notes.read_text().split("\n")
+        assert doc["text"].split("\n") == own[hit["start_line"] - 3 : hit["end_line"] + 2]
+        assert doc["uri"] == f"doc://{mixed_folder.name}/handbook.md"
+
+        # read the whole file in small pieces, following next_start_line
+        pieces, start = [], 1
+        while start is not None:
+            part = await call(
+                client, "get_document", path="handbook.md", start_line=start, max_chars=400
+            )
+            pieces.append(part["text"])
+            start = part["next_start_line"]
+        assert "\n".join(pieces).split("\n") == own[: len(own) - 1]
+
+        pdf = await call(client, "get_document", path=FACTS["pdf"][0], page=2)
+        assert FACTS["pdf"][1].split(".")[0] in " ".join(pdf["text"].split())
+        assert pdf["total_pages"] == 2
+
+        for path in ("../secret.md", str(tmp_path / "secret.md"), "escape/secret.md"):
+            message = await error_of(client, "get_document", path=path)
+            assert "outside the watched folders" in message, message
+        message = await error_of(client, "get_document", path="broken.docx")
+        assert "could not be indexed" in message and "not a readable DOCX" in message
+
+        listing = await call(client, "list_documents", limit=3)
+        assert listing["totals"] == {
+            "indexed": status["documents"],
+            "pending": status["pending"],
+            "failed": len(status["failed"]),
+        }
+        seen = [d["path"] for d in listing["documents"]]
+        while listing["next_cursor"]:
+            listing = await call(client, "list_documents", limit=3, cursor=listing["next_cursor"])
+            seen += [d["path"] for d in listing["documents"]]
+        assert len(seen) == len(set(seen)) == 8
+        failed = await call(client, "list_documents", status=["failed"])
+        assert [Path(d["path"]).name for d in failed["documents"]] == ["broken.docx"]
+        assert "not a readable DOCX" in failed["documents"][0]["error"]
+        message = await error_of(client, "list_documents", modified_after="last tuesday")
+        assert "ISO 8601" in message
