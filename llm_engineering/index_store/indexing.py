@@ -77,6 +77,10 @@ class IndexRunner:
             self.watcher.stop()
             self.watcher = None
 
+    def queued(self) -> list[Path]:
+        """Paths the watcher saw change that wait to be indexed."""
+        return self.queue.paths()
+
     def status(self) -> IndexStatus:
         """The index's status with this runner's part: queued paths, role, watching, error."""
         status = self.index.status()

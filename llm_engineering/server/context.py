@@ -62,7 +62,7 @@ class AppContext:
 
     def queued_paths(self) -> list[Path]:
         """Paths the watcher has seen change and that wait to be indexed."""
-        return self.runner.queue.paths() if self.runner is not None else []
+        return self.runner.queued() if self.runner is not None else []
 
     def status(self) -> IndexStatus:
         """The index's status, with the background indexer's part when one runs."""
