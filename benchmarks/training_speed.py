@@ -50,8 +50,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llm_engineering.adapters.encoding import Encoded
+    from llm_engineering.adapters.hyperparams import QLoRAConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "squad" / "dev-v2.0-part-a.json"
@@ -147,7 +152,8 @@ def squad_records(path: Path, count: int, seed: int = 2026) -> list[dict[str, An
 
 def child_prepare(args: argparse.Namespace) -> dict[str, Any]:
     """The training source: the cached float32 copy of the GGUF, or a random-init Llama."""
-    from llm_engineering.adapters.training import prepare_base, torch_device
+    from llm_engineering.adapters.base_model import prepare_base
+    from llm_engineering.adapters.lora_model import torch_device
 
     started = time.perf_counter()
     source, gguf, _ = prepare_base(args.base, args.cache)
@@ -190,15 +196,12 @@ def child_first_step(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     import transformers  # noqa: F401
 
+    from llm_engineering.adapters.base_model import prepare_base
     from llm_engineering.adapters.datasets import load_jsonl
+    from llm_engineering.adapters.encoding import encode_examples
     from llm_engineering.adapters.hyperparams import QLoRAConfig
-    from llm_engineering.adapters.training import (
-        QLoRATrainer,
-        encode_examples,
-        load_for_training,
-        prepare_base,
-        torch_device,
-    )
+    from llm_engineering.adapters.lora_model import load_for_training, torch_device
+    from llm_engineering.adapters.trainer import QLoRATrainer
 
     phases["import_s"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -214,7 +217,7 @@ def child_first_step(args: argparse.Namespace) -> dict[str, Any]:
     data = encode_examples(examples, tokenizer, config.max_seq_len, config.completion_only)
     phases["encode_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    trainer = QLoRATrainer(model, data, config, tokenizer.pad_token_id, device)
+    trainer = QLoRATrainer(model, data, config, pad_id=tokenizer.pad_token_id, device=device)
     trainer.train_step()
     if device == "cuda":
         torch.cuda.synchronize()
@@ -241,6 +244,41 @@ def run_child(mode: str, extra: list[str]) -> tuple[dict[str, Any], float, float
 
 
 # -- the comparison --------------------------------------------------------------------
+
+
+def plain_training_loop(
+    model: Any, data: Sequence[Encoded], config: QLoRAConfig, pad_id: int, device: str, steps: int
+) -> tuple[float, int]:
+    """The baseline: the textbook transformers + peft loop, nothing around it.
+
+    Returns:
+        (seconds, tokens) for ``steps`` optimizer steps.
+    """
+    import torch
+    from transformers import get_scheduler
+
+    from llm_engineering.adapters.encoding import pad_batch
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate)
+    scheduler = get_scheduler(
+        config.lr_scheduler, optimizer, num_warmup_steps=0, num_training_steps=steps
+    )
+    model.train()
+    tokens = 0
+    started = time.perf_counter()
+    size = config.batch_size
+    for step in range(steps):
+        start = (step * size) % len(data)
+        items = [data[(start + i) % len(data)] for i in range(size)]
+        batch = pad_batch(items, pad_id, device)
+        model(**batch).loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+    return time.perf_counter() - started, tokens
 
 
 class StepClock:
@@ -312,7 +350,7 @@ def main() -> None:
     setup_logging("WARNING")
     from llm_engineering.adapters.datasets import validate_records
     from llm_engineering.adapters.hyperparams import QLoRAConfig
-    from llm_engineering.adapters.training import torch_device
+    from llm_engineering.adapters.lora_model import torch_device
 
     cuda = torch_device() == "cuda"
     # A CPU step of the 135M model takes seconds; a GPU step a fraction of one.
@@ -383,14 +421,9 @@ def compare(
 ) -> dict[str, Any]:
     import torch
 
-    from llm_engineering.adapters.training import (
-        QLoRATrainer,
-        StepInfo,
-        encode_examples,
-        load_for_training,
-        plain_training_loop,
-        torch_device,
-    )
+    from llm_engineering.adapters.encoding import encode_examples
+    from llm_engineering.adapters.lora_model import load_for_training, torch_device
+    from llm_engineering.adapters.trainer import QLoRATrainer, StepInfo
 
     device = torch_device()
     cuda = device == "cuda"
@@ -405,7 +438,7 @@ def compare(
     load_s = time.perf_counter() - started
     data = encode_examples(examples, tokenizer, config.max_seq_len, config.completion_only)
     pad = tokenizer.pad_token_id
-    trainer = QLoRATrainer(model, data, config, pad, device)
+    trainer = QLoRATrainer(model, data, config, pad_id=pad, device=device)
     trainable, total = model.get_nb_trainable_parameters()
     lengths = [len(item.input_ids) for item in data]
 

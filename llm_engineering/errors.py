@@ -6,11 +6,14 @@ The hierarchy::
     ├── UserError               bad input; the message tells the caller what to change
     │   ├── ConfigError         a setting is invalid or points at something that is not there
     │   ├── PathError           a path does not exist, is not allowed, or cannot be read
-    │   └── EmbeddingModelMismatch
-    │                           the index was built with another embedding model
+    │   ├── EmbeddingModelMismatch
+    │   │                       the index was built with another embedding model
+    │   └── DatasetError        training examples with bad lines (every one listed)
     ├── DocumentError           a file could not be read as a document (recorded, never fatal)
     ├── ModelLoadError          a model could not be loaded (the message says which and why)
-    └── IndexBusyError          another process holds the index for writing
+    ├── IndexBusyError          another process holds the index for writing
+    ├── TrainingFailed          training cannot go on (NaN or exploding loss, unusable data)
+    └── ExportError             an adapter cannot be written as a GGUF LoRA for llama.cpp
 
 The MCP server turns a ``UserError`` (and ``ModelLoadError``) into a tool error result
 that the agent reads; anything else is a bug and is logged with its traceback.
@@ -20,12 +23,15 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "DatasetError",
     "DocumentError",
     "EmbeddingModelMismatch",
+    "ExportError",
     "IndexBusyError",
     "LlmEngError",
     "ModelLoadError",
     "PathError",
+    "TrainingFailed",
     "UserError",
 ]
 
@@ -50,6 +56,18 @@ class EmbeddingModelMismatch(UserError):
     """The index was built with a different embedding model than the one configured."""
 
 
+class DatasetError(UserError):
+    """The dataset has bad lines; ``problems`` lists them as (line, reason)."""
+
+    def __init__(self, source: str, problems: list[tuple[int, str]], total: int):
+        self.problems = problems
+        shown = "; ".join(f"line {line}: {reason}" for line, reason in problems[:20])
+        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(
+            f"{source}: {len(problems)} of {total} lines are not valid training examples: {shown}{more}"
+        )
+
+
 class DocumentError(LlmEngError):
     """A file could not be read as a document. Ingestion records it and carries on."""
 
@@ -60,3 +78,11 @@ class ModelLoadError(LlmEngError):
 
 class IndexBusyError(LlmEngError):
     """Another process holds the index for writing."""
+
+
+class TrainingFailed(LlmEngError):
+    """Training cannot go on (the loss became NaN or exploded, or the data cannot be used)."""
+
+
+class ExportError(LlmEngError):
+    """The adapter cannot be written as a GGUF LoRA (unsupported model or layer)."""

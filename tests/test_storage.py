@@ -18,7 +18,7 @@ from llm_engineering.storage import LEGACY_MIGRATIONS, Migrations, Storage
 def old_state_file(path: Path, version: int) -> None:
     """A ``state.sqlite`` as the code before named migrations left it: the first ``version``
     migrations run in order, counted in ``PRAGMA user_version``, a file and a job in it."""
-    steps = [*LEDGER_MIGRATIONS, *JOB_MIGRATIONS]
+    steps = [s for s in [*LEDGER_MIGRATIONS, *JOB_MIGRATIONS] if s.__name__ in LEGACY_MIGRATIONS]
     assert [step.__name__ for step in steps] == list(LEGACY_MIGRATIONS)
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("BEGIN IMMEDIATE")
@@ -48,12 +48,13 @@ def test_a_file_from_before_named_migrations_opens_without_running_them_again(
 ) -> None:
     path = tmp_path / "state.sqlite"
     old_state_file(path, version=3)
+    newer = [s.__name__ for s in LEDGER_MIGRATIONS if s.__name__ not in LEGACY_MIGRATIONS]
     for _ in range(2):  # open, close, open again
         storage = Storage(path)
-        ledger = Ledger(storage)
+        ledger = Ledger(storage)  # applies only the migrations that came after the file
         jobs = JobStore(tmp_path)
         assert storage.migrate(LEDGER_MIGRATIONS) == [] and storage.migrate(JOB_MIGRATIONS) == []
-        assert storage.applied_migrations() == list(LEGACY_MIGRATIONS)
+        assert storage.applied_migrations() == [*LEGACY_MIGRATIONS, *newer]
         assert ledger.file("/d/a.md") is not None and jobs.get("j1").status == "queued"
         jobs.close()
         storage.close()
@@ -65,9 +66,10 @@ def test_a_file_from_before_the_jobs_table_gets_it_from_the_job_store(tmp_path: 
     old_state_file(path, version=2)
     storage = Storage(path)
     Ledger(storage)
-    assert storage.applied_migrations() == ["m001_create_tables", "m002_keyword_vocabulary"]
+    ledger_names = [s.__name__ for s in LEDGER_MIGRATIONS]
+    assert storage.applied_migrations() == ledger_names
     store = JobStore(tmp_path)
-    assert store.storage.applied_migrations() == list(LEGACY_MIGRATIONS)
+    assert sorted(store.storage.applied_migrations()) == sorted({*ledger_names, *LEGACY_MIGRATIONS})
     assert store.jobs() == []
     assert user_version(path) == 3
     store.close()
@@ -84,7 +86,8 @@ def test_each_owner_applies_only_its_own_migrations_and_each_runs_once(tmp_path:
     # The previous release reads user_version as a count of the legacy list: m001 is missing.
     assert user_version(path) == 0
     Ledger(storage)
-    assert sorted(storage.applied_migrations()) == sorted(LEGACY_MIGRATIONS)
+    ledger_names = {s.__name__ for s in LEDGER_MIGRATIONS}
+    assert sorted(storage.applied_migrations()) == sorted({*ledger_names, *LEGACY_MIGRATIONS})
     assert user_version(path) == 3
     storage.close()
 

@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_engineering.errors import PathError, UserError
+from llm_engineering.errors import DatasetError, UserError
 
 __all__ = [
-    "DatasetError",
     "Example",
     "ValidatedDataset",
-    "check_inside",
     "load_jsonl",
     "validate_records",
 ]
@@ -62,42 +59,6 @@ class ValidatedDataset:
     @property
     def count(self) -> int:
         return len(self.examples)
-
-
-class DatasetError(UserError):
-    """The dataset has bad lines; ``problems`` lists them as (line, reason)."""
-
-    def __init__(self, source: str, problems: list[tuple[int, str]], total: int):
-        self.problems = problems
-        shown = "; ".join(f"line {line}: {reason}" for line, reason in problems[:20])
-        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
-        super().__init__(
-            f"{source}: {len(problems)} of {total} lines are not valid training examples: {shown}{more}"
-        )
-
-
-def check_inside(path: Path, roots: Sequence[Path]) -> Path:
-    """Resolve ``path`` (links and ``..`` included) and insist it lies inside one of ``roots``.
-
-    Raises:
-        PathError: it does not exist, is not a file, or resolves outside every root.
-    """
-    raw = Path(path).expanduser()
-    if not raw.is_absolute():
-        raise PathError(
-            f"dataset_path {raw} must be absolute (or a path inside a watched folder given in full)"
-        )
-    resolved = raw.resolve()
-    allowed = [Path(os.path.realpath(r)) for r in roots]
-    if not any(resolved == r or r in resolved.parents for r in allowed):
-        names = ", ".join(str(r) for r in allowed) or "(none configured)"
-        via = f" (it resolves to {resolved})" if resolved != raw else ""
-        raise PathError(f"dataset_path {raw}{via} is outside the allowed folders: {names}")
-    if not resolved.exists():
-        raise PathError(f"dataset_path {raw} does not exist")
-    if not resolved.is_file():
-        raise PathError(f"dataset_path {raw} is not a file")
-    return resolved
 
 
 def _text(value: Any, name: str) -> str:

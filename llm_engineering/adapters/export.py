@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from llm_engineering.errors import LlmEngError
+from llm_engineering.errors import ExportError
 
-__all__ = ["ExportError", "export_gguf_lora", "gguf_tensor_name"]
+__all__ = ["export_gguf_lora", "gguf_tensor_name"]
 
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])\.weight$")
 _NAMES = {
@@ -31,10 +31,6 @@ _NAMES = {
     "down_proj": "ffn_down",
 }
 _ARCHITECTURES = {"llama": "llama", "mistral": "llama"}
-
-
-class ExportError(LlmEngError):
-    """The adapter cannot be written as a GGUF LoRA (unsupported model or layer)."""
 
 
 def gguf_tensor_name(peft_key: str) -> tuple[str, str, str]:

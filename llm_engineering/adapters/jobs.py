@@ -33,7 +33,6 @@ __all__ = [
     "JobStatus",
     "JobStore",
     "read_events",
-    "read_result",
 ]
 
 JobStatus = Literal[
@@ -133,17 +132,6 @@ class EventLog:
 
     def close(self) -> None:
         self._handle.close()
-
-
-def read_result(folder: Path) -> dict[str, Any] | None:
-    path = folder / "result.json"
-    if not path.is_file():
-        return None
-    try:
-        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return result
 
 
 class JobStore:

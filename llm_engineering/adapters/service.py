@@ -12,49 +12,48 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from llm_engineering.adapters.datasets import (
     ValidatedDataset,
-    check_inside,
     load_jsonl,
     validate_records,
 )
 from llm_engineering.adapters.hyperparams import QLoRAConfig
-from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore, read_events, read_result
+from llm_engineering.adapters.job_runner import JobRunner
+from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore
+from llm_engineering.adapters.progress import JobView
+from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, valid_name
-from llm_engineering.adapters.runner import JobRunner
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
+from llm_engineering.paths import confine
 
-__all__ = ["JobView", "TrainingService"]
+__all__ = ["TrainingService"]
 
 log = logging.getLogger(__name__)
 
 MAX_INLINE_RECORDS = 100_000
 
 
-@dataclass
-class JobView:
-    """A job with its progress as its worker last reported it."""
-
-    job: Job
-    step: int = 0
-    total: int = 0
-    loss: float | None = None
-    learning_rate: float | None = None
-    tokens_per_s: float | None = None
-    eta_s: float | None = None
-    stage: str = ""
-    events: list[dict[str, Any]] = field(default_factory=list)
-    result: dict[str, Any] | None = None
-    loss_plot: Path | None = None
-
-
 class TrainingService:
+    """Fine-tuning for the tools, the CLI and the benchmarks: jobs in, adapters out.
+
+    Starting a job validates everything first and queues it (:meth:`start_job` returns at
+    once); :meth:`start_runner` makes this process train queued jobs whenever it holds
+    ``jobs.lock`` (otherwise another server or ``llm-eng train`` does). :meth:`view`,
+    :meth:`jobs`, :meth:`events` and :meth:`follow` report progress; :meth:`cancel` and
+    :meth:`resume` change a job; :meth:`adapters`, :meth:`adapter`, :meth:`resolve_adapter`
+    and :meth:`delete_adapter` serve the registry. Call :meth:`close` when done: it stops
+    the runner (its workers checkpoint, to resume later) and closes the job store.
+
+    Args:
+        settings: Where the data folder is, which model to train and serve, which folders a
+            dataset may come from, and how many jobs run at once.
+    """
+
     def __init__(self, settings: Settings):
         self.settings = settings
         self.store = JobStore(settings.data_dir)
@@ -68,7 +67,10 @@ class TrainingService:
     def start_runner(self) -> JobRunner:
         """Run queued jobs in this process whenever it holds ``jobs.lock``."""
         self.runner = JobRunner(
-            self, self.settings.jobs_max_concurrent, self.settings.job_max_resumes
+            self.store,
+            self.register,
+            max_concurrent=self.settings.jobs_max_concurrent,
+            max_resumes=self.settings.job_max_resumes,
         )
         self.runner.start()
         return self.runner
@@ -90,7 +92,7 @@ class TrainingService:
         Raises:
             PathError, ConfigError: a GGUF or local folder that does not exist or is not a model.
         """
-        from llm_engineering.adapters.training import is_gguf
+        from llm_engineering.adapters.base_model import is_gguf
 
         base = (
             (requested or "").strip() or self.settings.train_base_model or self.settings.llm_model
@@ -112,10 +114,10 @@ class TrainingService:
         self,
         name: str,
         dataset_path: str | None = None,
-        records: Sequence[Any] | None = None,
+        *,
+        records: Sequence[object] | None = None,
         base_model: str | None = None,
         hyperparameters: dict[str, Any] | None = None,
-        *,
         check_roots: bool = True,
     ) -> Job:
         """Validate everything, then queue the job; returns at once.
@@ -137,7 +139,7 @@ class TrainingService:
         if dataset_path is not None:
             path = Path(dataset_path).expanduser().resolve()
             if check_roots:
-                path = check_inside(Path(dataset_path), self.allowed_roots())
+                path = confine(dataset_path, self.allowed_roots(), what="dataset_path", kind="file")
             elif not path.is_file():
                 raise PathError(f"dataset {dataset_path} does not exist or is not a file")
         elif records is not None and len(records) > MAX_INLINE_RECORDS:
@@ -158,20 +160,19 @@ class TrainingService:
             for example in dataset.examples:
                 row = {**example.to_json(), "line": example.line}
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        spec = {
-            "id": job.id,
-            "name": name,
-            "base_model": base,
-            "base_cache": str(self.settings.data_dir / "base_models"),
-            "hyperparameters": config.to_dict(),
-            "dataset": {
-                "source": dataset.source,
-                "sha256": dataset.sha256,
-                "examples": dataset.count,
-                "formats": dataset.formats,
-            },
-        }
-        (folder / "job.json").write_text(json.dumps(spec, indent=2))
+        JobSpec(
+            id=job.id,
+            name=name,
+            base_model=base,
+            base_cache=str(self.settings.data_dir / "base_models"),
+            hyperparameters=config,
+            dataset=DatasetSummary(
+                source=dataset.source,
+                sha256=dataset.sha256,
+                examples=dataset.count,
+                formats=dataset.formats,
+            ),
+        ).write(folder)
         self.store.update(
             job.id, status="queued", dataset_sha256=dataset.sha256, examples=dataset.count
         )
@@ -182,28 +183,12 @@ class TrainingService:
     # -- following and stopping --------------------------------------------------------
 
     def view(self, job_id: str, tail: int = 10) -> JobView:
-        job = self.store.get(job_id)
-        folder = self.store.folder(job_id)
-        events = read_events(folder)
-        view = JobView(job=job, events=events[-tail:] if tail else [])
-        for event in events:
-            if event.get("event") == "step":
-                view.step = event["step"]
-                view.total = event["total"]
-                view.loss = event["loss"]
-                view.learning_rate = event["learning_rate"]
-                view.tokens_per_s = event["tokens_per_s"]
-                view.eta_s = event["eta_s"]
-            elif event.get("event") in ("started", "resumed"):
-                view.step = event.get("step", view.step)
-                view.total = event.get("total", view.total)
-            view.stage = str(event.get("event", ""))
-        if job.status not in ACTIVE:
-            view.eta_s = None
-        view.result = read_result(folder)
-        plot = folder / "loss.png"
-        view.loss_plot = plot if plot.is_file() else None
-        return view
+        """The job with its latest progress and its last ``tail`` events (0: none).
+
+        Raises:
+            UserError: unknown job.
+        """
+        return JobView.read(self.store.get(job_id), self.store.folder(job_id), tail)
 
     def cancel(self, job_id: str) -> Job:
         """Cancel a queued job now, or ask a running one to stop at its next step.
@@ -233,54 +218,93 @@ class TrainingService:
             self.runner.wake()
         return self.store.get(job_id)
 
-    def wait(self, job_id: str, timeout: float, poll: float = 0.5) -> Job:
-        """Block until the job ends or ``timeout`` passes; returns its latest row."""
-        deadline = time.monotonic() + timeout
+    def jobs(self, status: str | None = None, limit: int = 20) -> list[JobView]:
+        """The newest jobs (only those with ``status`` when given), without their events."""
+        return [
+            self.view(job.id, tail=0)
+            for job in self.store.jobs([status] if status else None, limit=limit)
+        ]
+
+    def events(self, job_id: str) -> str:
+        """The job's ``events.jsonl`` as written so far ('' before its worker has started).
+
+        Raises:
+            UserError: unknown job.
+        """
+        self.store.get(job_id)
+        path = self.store.folder(job_id) / "events.jsonl"
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+    def follow(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        on_step: Callable[[JobView], None] | None = None,
+        *,
+        poll_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> JobView:
+        """Block until the job ends or ``timeout`` seconds pass (None: no limit).
+
+        Args:
+            on_step: Called with the first view of a job still queued or running, then each
+                time its step changes. An exception from it stops following and propagates.
+            poll_s: Seconds between looks at the job.
+            sleep: How to wait between looks; a caller on an event loop passes one that its
+                cancellation interrupts.
+
+        Returns:
+            The latest view (without events).
+
+        Raises:
+            UserError: unknown job.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        reported = -1
         while True:
-            job = self.store.get(job_id)
-            if job.status not in ACTIVE or time.monotonic() >= deadline:
-                return job
-            time.sleep(poll)
+            view = self.view(job_id, tail=0)
+            if view.job.status not in ACTIVE:
+                return view
+            if on_step is not None and view.step != reported:
+                reported = view.step
+                on_step(view)
+            wait = poll_s
+            if deadline is not None:
+                wait = min(poll_s, deadline - time.monotonic())
+                if wait <= 0:
+                    return view
+            sleep(wait)
+
+    @property
+    def runs_here(self) -> bool:
+        """Whether this process runs the jobs (its runner holds ``jobs.lock``)."""
+        return self.runner is not None and self.runner.active
 
     # -- adapters ----------------------------------------------------------------------
 
-    def register(self, job: Job, result: dict[str, Any]) -> AdapterCard:
+    def register(self, job: Job, result: JobResult) -> AdapterCard:
         """Move a succeeded job's adapter into the registry as the next version of its name."""
         if job.adapter:  # registered before the server went down
             return self.registry.get(job.adapter)
         folder = self.store.folder(job.id)
-        spec = json.loads((folder / "job.json").read_text())
+        spec = JobSpec.read(folder)
         card = AdapterCard(
             name=job.name,
             version=0,
             base_model=job.base_model,
-            base_gguf=result.get("base_gguf", ""),
-            base_gguf_sha256=result.get("base_gguf_sha256", ""),
-            dataset_sha256=spec["dataset"]["sha256"],
-            dataset_examples=spec["dataset"]["examples"],
-            dataset_formats=spec["dataset"]["formats"],
-            hyperparameters=spec["hyperparameters"],
-            final_loss=result.get("final_loss"),
-            best_loss=result.get("best_loss"),
-            steps=result.get("step", 0),
-            train_tokens=result.get("train_tokens", 0),
+            base_gguf=result.base_gguf or "",
+            base_gguf_sha256=result.base_gguf_sha256 or "",
+            dataset_sha256=spec.dataset.sha256,
+            dataset_examples=spec.dataset.examples,
+            dataset_formats=spec.dataset.formats,
+            hyperparameters=spec.hyperparameters.to_dict(),
+            final_loss=result.final_loss,
+            best_loss=result.best_loss,
+            steps=result.step or 0,
+            train_tokens=result.train_tokens or 0,
             job_id=job.id,
-            libraries=result.get("libraries", {}),
-            metrics={
-                key: result.get(key)
-                for key in (
-                    "first_loss",
-                    "final_loss",
-                    "best_loss",
-                    "seconds",
-                    "time_to_first_step_s",
-                    "peak_rss_mib",
-                    "peak_gpu_mib",
-                    "device",
-                    "budget_reached",
-                )
-                if key in result
-            },
+            libraries=result.libraries or {},
+            metrics=result.metrics(),
         )
         gguf = folder / "adapter" / "adapter.gguf"
         return self.registry.add(
@@ -327,6 +351,18 @@ class TrainingService:
                 f"{digest[:12]}); serve that model (llm_model) or train the adapter again on this one"
             )
         return card.spec, gguf
+
+    def adapters(self, name: str | None = None) -> list[AdapterCard]:
+        """Every registered adapter version (only those named ``name`` when given)."""
+        return [card for card in self.registry.cards() if name is None or card.name == name]
+
+    def adapter(self, spec: str) -> AdapterCard:
+        """The card of ``NAME`` (its latest version) or ``NAME@VERSION``.
+
+        Raises:
+            UserError: no such adapter or version.
+        """
+        return self.registry.get(spec)
 
     def delete_adapter(self, spec: str, confirm: str) -> list[str]:
         return self.registry.delete(spec, confirm)

@@ -21,19 +21,14 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 from llm_engineering.adapters.jobs import EventLog
+from llm_engineering.adapters.records import JobResult, JobSpec
+from llm_engineering.errors import ExportError, TrainingFailed
 
 __all__ = ["main"]
 
 log = logging.getLogger("llm_engineering.worker")
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(value, indent=2))
-    partial.replace(path)
 
 
 def library_versions() -> dict[str, str]:
@@ -79,30 +74,25 @@ def _watch_parent(stop: _Stop, parent: int) -> None:
             return
 
 
-def train(folder: Path, spec: dict[str, Any], events: EventLog, stop: _Stop) -> dict[str, Any]:
+def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResult:
+    from llm_engineering.adapters.base_model import prepare_base
     from llm_engineering.adapters.datasets import Example
-    from llm_engineering.adapters.hyperparams import QLoRAConfig
-    from llm_engineering.adapters.training import (
-        QLoRATrainer,
-        StepInfo,
-        encode_examples,
-        load_for_training,
-        prepare_base,
-        torch_device,
-    )
+    from llm_engineering.adapters.encoding import encode_examples
+    from llm_engineering.adapters.lora_model import load_for_training, torch_device
+    from llm_engineering.adapters.trainer import QLoRATrainer, StepInfo
 
     started = time.perf_counter()
-    config = QLoRAConfig.from_dict(spec["hyperparameters"])
-    events.emit("loading", base_model=spec["base_model"])
-    source, gguf, digest = prepare_base(spec["base_model"], Path(spec["base_cache"]))
+    config = spec.hyperparameters
+    events.emit("loading", base_model=spec.base_model)
+    source, gguf, digest = prepare_base(spec.base_model, Path(spec.base_cache))
     if stop.event.is_set():
-        return {"status": "interrupted", "step": 0, "reason": stop.reason}
+        return JobResult("interrupted", step=0, reason=stop.reason)
     device = torch_device()
     model, tokenizer = load_for_training(source, config, device)
     with (folder / "dataset.jsonl").open(encoding="utf-8") as handle:
         examples = [Example(**json.loads(line)) for line in handle if line.strip()]
     data = encode_examples(examples, tokenizer, config.max_seq_len, config.completion_only)
-    trainer = QLoRATrainer(model, data, config, tokenizer.pad_token_id, device)
+    trainer = QLoRATrainer(model, data, config, pad_id=tokenizer.pad_token_id, device=device)
     checkpoint = folder / "checkpoints" / "last"
     if (checkpoint / "state.pt").is_file():
         trainer.load_checkpoint(checkpoint)
@@ -146,63 +136,62 @@ def train(folder: Path, spec: dict[str, Any], events: EventLog, stop: _Stop) -> 
         return not stop.event.is_set()
 
     if stop.cancelled:
-        return {"status": "cancelled", "step": trainer.step}
+        return JobResult("cancelled", step=trainer.step)
     outcome = trainer.run(on_step, deadline)
     if outcome == "stopped":
         if stop.cancelled:
-            return {"status": "cancelled", "step": trainer.step}
-        return {"status": "interrupted", "step": trainer.step, "reason": stop.reason}
+            return JobResult("cancelled", step=trainer.step)
+        return JobResult("interrupted", step=trainer.step, reason=stop.reason)
 
     events.emit("saving", step=trainer.step)
     adapter_dir = folder / "adapter"
     model.save_pretrained(str(adapter_dir / "peft"))
     losses = trainer.losses
     window = max(1, min(len(losses), trainer.steps_per_epoch))
-    result: dict[str, Any] = {
-        "status": "succeeded",
-        "step": trainer.step,
-        "total": trainer.total_steps,
-        "budget_reached": outcome == "budget",
-        "first_loss": _mean(losses[:window]),
-        "final_loss": _mean(losses[-window:]),
-        "best_loss": min(losses) if losses else None,
-        "train_tokens": trainer.tokens,
-        "device": device,
-        "base_source": source,
-        "base_gguf": str(gguf) if gguf else "",
-        "base_gguf_sha256": digest or "",
-        "seconds": round(time.perf_counter() - started, 2),
-        "time_to_first_step_s": first_step_s[0] if first_step_s else None,
-        "peak_rss_mib": _peak_rss_mib(),
-        "libraries": library_versions(),
-        "gguf_error": None,
-    }
+    result = JobResult(
+        "succeeded",
+        step=trainer.step,
+        total=trainer.total_steps,
+        budget_reached=outcome == "budget",
+        first_loss=_mean(losses[:window]),
+        final_loss=_mean(losses[-window:]),
+        best_loss=min(losses) if losses else None,
+        train_tokens=trainer.tokens,
+        device=device,
+        base_source=source,
+        base_gguf=str(gguf) if gguf else "",
+        base_gguf_sha256=digest or "",
+        seconds=round(time.perf_counter() - started, 2),
+        time_to_first_step_s=first_step_s[0] if first_step_s else None,
+        peak_rss_mib=_peak_rss_mib(),
+        libraries=library_versions(),
+    )
     try:
         import torch
 
         if device == "cuda":
-            result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+            result.peak_gpu_mib = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     except Exception:
         pass
     if gguf is not None:
-        from llm_engineering.adapters.export import ExportError, export_gguf_lora
+        from llm_engineering.adapters.export import export_gguf_lora
 
         base_config = json.loads((Path(source) / "config.json").read_text())
         try:
-            result["export"] = export_gguf_lora(
+            result.export = export_gguf_lora(
                 adapter_dir / "peft", adapter_dir / "adapter.gguf", base_config
             )
         except ExportError as exc:
-            result["gguf_error"] = str(exc)
+            result.gguf_error = str(exc)
     else:
-        result["gguf_error"] = (
-            f"the base {spec['base_model']!r} is not a GGUF model, so there is no llama.cpp "
+        result.gguf_error = (
+            f"the base {spec.base_model!r} is not a GGUF model, so there is no llama.cpp "
             "base to serve this adapter on; the peft adapter is kept"
         )
     if losses:
         from llm_engineering.adapters.plot import write_loss_plot
 
-        write_loss_plot(losses, folder / "loss.png", f"{spec['name']} (job {folder.name})")
+        write_loss_plot(losses, folder / "loss.png", f"{spec.name} (job {folder.name})")
     return result
 
 
@@ -220,26 +209,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
-    spec = json.loads((folder / "job.json").read_text())
     stop = _Stop(folder)
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda signum, _frame: stop.interrupt(f"signal {signum}"))
     threading.Thread(target=_watch_parent, args=(stop, os.getppid()), daemon=True).start()
     events = EventLog(folder / "events.jsonl")
     events.emit("worker", pid=os.getpid())
-    from llm_engineering.adapters.training import TrainingFailed
-
     try:
-        result = train(folder, spec, events, stop)
+        # Read inside the try: hyperparameters this version refuses fail the job.
+        result = train(folder, JobSpec.read(folder), events, stop)
     except TrainingFailed as exc:
-        result = {"status": "failed", "error": str(exc)}
+        result = JobResult("failed", error=str(exc))
     except Exception as exc:
         traceback.print_exc()
-        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc} (see worker.log)"}
-    result.setdefault("peak_rss_mib", _peak_rss_mib())
-    events.emit("finished", status=result["status"], error=result.get("error"))
+        result = JobResult("failed", error=f"{type(exc).__name__}: {exc} (see worker.log)")
+    if result.peak_rss_mib is None:
+        result.peak_rss_mib = _peak_rss_mib()
+    events.emit("finished", status=result.status, error=result.error)
     events.close()
-    _write_json(folder / "result.json", result)
+    result.write(folder)
     stop.event.set()
     return 0
 

@@ -1,6 +1,7 @@
 """``llm-eng``: serve, ingest, search, status, ask, train, jobs, adapters, eval.
 
-One module per command family (``serve``, ``index``, ``answer``, ``train``, ``evaluate``),
+One module per command family (``serve``, ``index``, ``documents``, ``answer``, ``train``,
+``evaluate``),
 the shared options in ``options`` and everything shown to a person in ``output``. Heavy
 libraries are imported inside the commands, so ``llm-eng --help`` is instant.
 """
@@ -9,12 +10,12 @@ from __future__ import annotations
 
 import sys
 
-from llm_engineering.cli import answer, evaluate, index, serve, train
+from llm_engineering.cli import answer, documents, evaluate, index, serve, train
 from llm_engineering.cli.app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (answer, evaluate, index, serve, train)  # imported for their registrations
+_COMMANDS = (answer, documents, evaluate, index, serve, train)  # imported for their registrations
 
 
 def main() -> None:

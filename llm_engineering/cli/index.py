@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from llm_engineering.index_store.ingest import IngestReport
     from llm_engineering.index_store.service import IndexService
 
-__all__ = ["index_watched", "ingest", "search", "status"]
+__all__ = ["index_watched", "ingest", "open_watched", "search", "status"]
 
 
 def _ingest(index: IndexService, targets: list[Path]) -> IngestReport:
@@ -47,6 +47,16 @@ def index_watched(index: IndexService) -> None:
         _ingest(index, list(index.settings.watch))
     except IndexBusyError:
         typer.echo(f"note: llm-eng (pid {index.writer_pid}) keeps this index up to date", err=True)
+
+
+def open_watched(config: Path | None, log_level: str | None, **flags: Any) -> IndexService:
+    """The index, with the --watch folders indexed first (what search, status, show, ls read)."""
+    index = open_index(load_settings(config, log_level=log_level or "ERROR", **flags))
+    try:
+        index_watched(index)
+    except LlmEngError as exc:
+        raise fail(str(exc)) from exc
+    return index
 
 
 @app.command()
@@ -106,13 +116,11 @@ def search(
         raise fail(f"unknown mode {mode!r}: use hybrid, dense or keyword", 2)
     if not query.strip():
         raise fail("the query is empty", 2)
-    settings = load_settings(
-        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
-        embedding_model=embedding_model, log_level=log_level or "ERROR",
+    index = open_watched(
+        config, log_level, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
+        embedding_model=embedding_model,
     )  # fmt: skip
-    index = open_index(settings)
     try:
-        index_watched(index)
         hits, took_ms = index.search(
             query, top_k=top_k, mode=mode, path_prefix=path_prefix, file_types=file_type,  # type: ignore[arg-type]
             rerank=rerank,
@@ -136,15 +144,10 @@ def status(
     log_level: LogLevel = None,
 ) -> None:
     """Show what is indexed, what failed and why, and where the data lives."""
-    settings = load_settings(
-        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
-        embedding_model=embedding_model, log_level=log_level or "ERROR",
+    index = open_watched(
+        config, log_level, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
+        embedding_model=embedding_model,
     )  # fmt: skip
-    index = open_index(settings)
-    try:
-        index_watched(index)
-    except LlmEngError as exc:
-        raise fail(str(exc)) from exc
     info = index.status()
     if as_json:
         typer.echo(json.dumps(asdict(info), indent=2, default=str))

@@ -14,20 +14,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from llm_engineering.adapters.progress import JobView
     from llm_engineering.adapters.registry import AdapterCard
-    from llm_engineering.adapters.service import JobView
     from llm_engineering.generation.answer import Answer
+    from llm_engineering.index_store.documents import DocumentSlice
     from llm_engineering.index_store.evaluation import EvalResult
     from llm_engineering.index_store.ingest import IngestReport
+    from llm_engineering.index_store.listing import DocumentPage
     from llm_engineering.index_store.search import Hit
     from llm_engineering.index_store.service import IndexStatus
 
 __all__ = [
+    "document_footer",
     "echo_stderr",
     "file_progress",
     "job_line",
     "print_adapters",
     "print_answer",
+    "print_documents",
     "print_eval",
     "print_hits",
     "print_report",
@@ -229,3 +233,57 @@ def print_eval(results: Sequence[EvalResult], queries: int, documents: int) -> N
     for r in results:
         if r.extra.get("reranker"):
             console.print(f"reranker: {r.extra['reranker']}")
+
+
+def document_footer(result: DocumentSlice) -> None:
+    """Where the printed slice lies and how to go on, on stderr (stdout keeps only the text)."""
+    from rich.console import Console
+
+    if result.page is not None:
+        where = f"pages {result.page}-{result.end_page} of {result.total_pages}"
+        if result.start_line is not None:
+            where += f", lines {result.start_line}-{result.end_line} of {result.total_lines}"
+    else:
+        where = f"lines {result.start_line}-{result.end_line} of {result.total_lines}"
+    more = ""
+    if result.next_page is not None:
+        more = f"; next: --page {result.next_page}"
+    elif result.next_start_line is not None:
+        more = f"; next: {result.rel_path}:{result.next_start_line}"
+    console = Console(stderr=True)
+    console.print(f"[dim]{result.path}: {where}{more}[/dim]", highlight=False)
+    for note in result.notes:
+        console.print(f"[dim]note: {note}[/dim]", highlight=False)
+
+
+def print_documents(page: DocumentPage) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=True, box=None)
+    for column in ("status", "path", "type", "size", "modified", "chunks"):
+        table.add_column(column, justify="right" if column in ("size", "chunks") else "left")
+    for doc in page.documents:
+        style = {"failed": "red", "pending": "yellow"}.get(doc.status, "")
+        table.add_row(
+            f"[{style}]{doc.status}[/{style}]" if style else doc.status, doc.path, doc.file_type,
+            _size(doc.size), time.strftime("%Y-%m-%d %H:%M", time.localtime(doc.modified)),
+            str(doc.chunk_count),
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    for doc in page.documents:
+        if doc.error:
+            console.print(f"[red]{doc.path}[/red]: {doc.error}", highlight=False)
+    totals = ", ".join(f"{n} {status}" for status, n in page.totals.items())
+    Console(stderr=True).print(f"[dim]{totals}[/dim]")
+    if page.next_cursor:
+        Console(stderr=True).print(f"[dim]more: --cursor {page.next_cursor}[/dim]")
+
+
+def _size(size: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return str(size)

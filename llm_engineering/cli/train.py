@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -23,9 +22,6 @@ from llm_engineering.cli.options import (
 )
 from llm_engineering.errors import LlmEngError
 
-if TYPE_CHECKING:
-    from llm_engineering.adapters.service import JobView
-
 __all__ = ["adapters", "jobs", "train"]
 
 
@@ -40,12 +36,6 @@ def _hyperparameters(pairs: list[str] | None, **named: Any) -> dict[str, Any]:
         except json.JSONDecodeError:
             values[key.strip()] = raw
     return values
-
-
-def _view_json(view: JobView) -> dict[str, Any]:
-    data = asdict(view)
-    data["loss_plot"] = str(view.loss_plot) if view.loss_plot else None
-    return data
 
 
 @app.command()
@@ -93,17 +83,15 @@ def train(
     if detach:
         typer.echo(job.id)
         return
-    runner = training.start_runner()
-    from llm_engineering.adapters.jobs import ACTIVE
-
+    training.start_runner()
     try:
         with output.training_progress() as show:
-            while True:
-                view = training.view(job.id, tail=0)
-                show(view, "training" if runner.active else "queued (another process runs jobs)")
-                if view.job.status not in ACTIVE:
-                    break
-                time.sleep(0.5)
+            training.follow(
+                job.id,
+                on_step=lambda view: show(
+                    view, "training" if training.runs_here else "queued (another process runs jobs)"
+                ),
+            )
     except KeyboardInterrupt:
         training.close()
         raise fail(
@@ -134,9 +122,9 @@ def jobs(
         if job_id is None:
             if cancel or resume:
                 raise fail("--cancel and --resume need a JOB_ID", code=2)
-            views = [training.view(j.id, tail=0) for j in training.store.jobs()]
+            views = training.jobs(limit=50)
             if as_json:
-                typer.echo(json.dumps([_view_json(v) for v in views], indent=2))
+                typer.echo(json.dumps([v.to_dict() for v in views], indent=2))
             elif not views:
                 typer.echo("no training jobs yet (llm-eng train DATA.jsonl --name NAME)")
             for view in [] if as_json else views:
@@ -152,7 +140,7 @@ def jobs(
     finally:
         training.close()
     if as_json:
-        typer.echo(json.dumps(_view_json(view), indent=2))
+        typer.echo(json.dumps(view.to_dict(), indent=2))
         return
     typer.echo(output.job_line(view))
     for event in view.events:
@@ -180,7 +168,7 @@ def adapters(
             for spec in training.delete_adapter(delete, delete):
                 typer.echo(f"deleted {spec}")
             return
-        cards = training.registry.cards()
+        cards = training.adapters()
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
     finally:

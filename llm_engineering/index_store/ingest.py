@@ -27,7 +27,7 @@ from llm_engineering.errors import DocumentError, PathError
 from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.hashing import chunk_id, sha256_bytes, text_hash
 from llm_engineering.index_store.ledger import ChunkRow, FileRow, Ledger
-from llm_engineering.index_store.readers import file_type_of, read_document
+from llm_engineering.index_store.readers import document_units, file_type_of, read_document
 from llm_engineering.index_store.scanning import ScannedFile, is_supported, scan_file, scan_folder
 from llm_engineering.index_store.vectors import VectorIndex, VectorRecord
 
@@ -93,6 +93,7 @@ class _Prepared:
     is_new: bool
     chunks: list[ChunkRow]
     embed_texts: list[str]
+    text: tuple[list[str], list[int] | None]
 
 
 class Ingestor:
@@ -337,7 +338,9 @@ class Ingestor:
                 )
             )  # fmt: skip
             texts.append(embed_text)
-        return _Prepared(row, old is None or old.status != "indexed", rows, texts)
+        return _Prepared(
+            row, old is None or old.status != "indexed", rows, texts, document_units(doc)
+        )
 
     def _fail(self, row: FileRow, error: str, report: IngestReport) -> None:
         row.status, row.error = "failed", error
@@ -385,7 +388,7 @@ class Ingestor:
         report.chunks_reused += total_chunks - len(missing)
         stale: list[str] = []
         for prepared in batch:
-            stale += self._state.replace_file(prepared.row, prepared.chunks)
+            stale += self._state.replace_file(prepared.row, prepared.chunks, prepared.text)
             if prepared.is_new:
                 report.added += 1
                 report.added_paths.append(prepared.row.path)

@@ -8,6 +8,7 @@ never disagree with them. Chroma holds one vector per chunk row, under the same 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -108,6 +109,15 @@ def m002_keyword_vocabulary(db: sqlite3.Connection) -> None:
     # Document frequency per (stemmed) term, read straight from the FTS5 index: the IDF the
     # offline reranker uses for passages the keyword retriever did not score.
     db.execute("CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')")
+
+
+@MIGRATIONS.register
+def m004_document_text(db: sqlite3.Connection) -> None:
+    # The text each file was indexed from (``get_document`` reads it): its units are the
+    # pages of a PDF, else one text whose lines are the lines chunks cite.
+    db.execute(
+        "CREATE TABLE document_text (path TEXT PRIMARY KEY, units TEXT NOT NULL, pages TEXT)"
+    )
 
 
 _FILE_COLUMNS = "path, root, rel_path, file_type, size, mtime_ns, sha256, status, error, title, chunk_count, updated_at"
@@ -211,8 +221,16 @@ class Ledger:
             )
         ]
 
-    def replace_file(self, row: FileRow, chunks: Sequence[ChunkRow]) -> list[str]:
-        """Store a file and exactly these chunks in one transaction.
+    def replace_file(
+        self,
+        row: FileRow,
+        chunks: Sequence[ChunkRow],
+        text: tuple[list[str], list[int] | None] | None = None,
+    ) -> list[str]:
+        """Store a file, exactly these chunks and the text they came from, in one transaction.
+
+        Args:
+            text: (units, pages): the document's text as ``get_document`` serves it.
 
         Returns:
             The ids of the file's previous chunks that are not among the new ones.
@@ -247,6 +265,13 @@ class Ledger:
                     row.status, row.error, row.title, row.chunk_count, row.updated_at,
                 ),
             )  # fmt: skip
+            db.execute("DELETE FROM document_text WHERE path = ?", (row.path,))
+            if text is not None:
+                units, pages = text
+                db.execute(
+                    "INSERT INTO document_text VALUES (?, ?, ?)",
+                    (row.path, json.dumps(units), None if pages is None else json.dumps(pages)),
+                )
             keep = {c.id for c in chunks}
             return [chunk_id for chunk_id in old if chunk_id not in keep]
 
@@ -264,6 +289,7 @@ class Ledger:
                 )
                 db.execute("DELETE FROM chunks WHERE path = ?", (path,))
                 db.execute("DELETE FROM files WHERE path = ?", (path,))
+                db.execute("DELETE FROM document_text WHERE path = ?", (path,))
             return removed
 
         return self._change(work) if paths else []
@@ -272,8 +298,40 @@ class Ledger:
         def work(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM files")
+            db.execute("DELETE FROM document_text")
 
         self._change(work)
+
+    def document_text(self, path: str) -> tuple[list[str], list[int] | None] | None:
+        """(units, pages) stored for ``path`` when it was indexed; None if none was stored."""
+        row = self.db.execute(
+            "SELECT units, pages FROM document_text WHERE path = ?", (path,)
+        ).fetchone()
+        if row is None:
+            return None
+        return json.loads(row[0]), None if row[1] is None else json.loads(row[1])
+
+    def chunk(self, chunk_id: str) -> ChunkRow | None:
+        row = self.db.execute(
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id = ?", (chunk_id,)
+        ).fetchone()
+        return None if row is None else ChunkRow(*row)
+
+    def list_files(
+        self, where: str, params: Sequence[Any], order: str, limit: int
+    ) -> list[FileRow]:
+        """File rows matching an SQL condition (built by the caller from fixed clauses)."""
+        rows = self.db.execute(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE {where} ORDER BY {order} LIMIT ?",
+            [*params, limit],
+        )
+        return [_file_row(row) for row in rows]
+
+    def count_files(self, where: str, params: Sequence[Any]) -> dict[str, int]:
+        rows = self.db.execute(
+            f"SELECT status, count(*) FROM files WHERE {where} GROUP BY status", list(params)
+        )
+        return dict(rows.fetchall())
 
     # -- chunks ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ __all__ = [
     "ParsedDocument",
     "Section",
     "decode_text",
+    "document_units",
     "file_type_of",
     "read_document",
 ]
@@ -71,6 +72,16 @@ class ParsedDocument:
     title: str
     sections: list[Section] = field(default_factory=list)
     language: str | None = None
+    text: str | None = None
+    """The whole document as text, its lines numbered as the chunks' ``start_line`` count
+    them (Markdown front matter included); None for a PDF, whose sections are its pages."""
+
+
+def document_units(doc: ParsedDocument) -> tuple[list[str], list[int] | None]:
+    """(units, pages): a PDF's page texts and their page numbers, else the one whole text."""
+    if doc.text is None:
+        return [s.text for s in doc.sections], [s.page or i + 1 for i, s in enumerate(doc.sections)]
+    return [doc.text], None
 
 
 def file_type_of(path: Path) -> str:
@@ -152,7 +163,7 @@ def _markdown_title(text: str) -> str | None:
 
 
 def _read_markdown(path: Path, data: bytes) -> ParsedDocument:
-    text = decode_text(data)
+    text = whole = decode_text(data)
     first_line = 1
     title = None
     front = _FRONT_MATTER.match(text)
@@ -165,15 +176,18 @@ def _read_markdown(path: Path, data: bytes) -> ParsedDocument:
         text = text[front.end() :]
     title = title or _markdown_title(text) or path.stem
     return ParsedDocument(
-        path, file_type_of(path), "markdown", title, [Section(text, first_line=first_line)]
-    )
+        path, file_type_of(path), "markdown", title, [Section(text, first_line=first_line)],
+        text=whole,
+    )  # fmt: skip
 
 
 def _read_text(path: Path, data: bytes) -> ParsedDocument:
     text = decode_text(data)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     title = first[:120] if 0 < len(first) <= 120 else path.stem
-    return ParsedDocument(path, file_type_of(path), "text", title, [Section(text, first_line=1)])
+    return ParsedDocument(
+        path, file_type_of(path), "text", title, [Section(text, first_line=1)], text=text
+    )
 
 
 _RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+_.:])\1{2,}\s*$")
@@ -213,7 +227,7 @@ def _read_rst(path: Path, data: bytes) -> ParsedDocument:
     text = rst_to_markdown(decode_text(data))
     title = _markdown_title(text) or path.stem
     return ParsedDocument(
-        path, file_type_of(path), "markdown", title, [Section(text, first_line=1)]
+        path, file_type_of(path), "markdown", title, [Section(text, first_line=1)], text=text
     )
 
 
@@ -221,7 +235,7 @@ def _read_code(path: Path, data: bytes) -> ParsedDocument:
     text = decode_text(data)
     language = CODE_LANGUAGES.get(file_type_of(path))
     return ParsedDocument(
-        path, file_type_of(path), "code", path.name, [Section(text, first_line=1)], language
+        path, file_type_of(path), "code", path.name, [Section(text, first_line=1)], language, text
     )
 
 
@@ -263,7 +277,9 @@ def _read_html(path: Path, data: bytes) -> ParsedDocument:
     text = soup.get_text()
     text = re.sub(r"[ \t\r\f\v]+\n", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    return ParsedDocument(path, file_type_of(path), "html", title or path.stem, [Section(text)])
+    return ParsedDocument(
+        path, file_type_of(path), "html", title or path.stem, [Section(text)], text=text
+    )
 
 
 # --- PDF -----------------------------------------------------------------------------
@@ -351,7 +367,7 @@ def _read_docx(path: Path, data: bytes) -> ParsedDocument:
                 if any(cells):
                     lines.append(" | ".join(cells))
     text = "\n\n".join(lines)
-    return ParsedDocument(path, "docx", "docx", title or path.stem, [Section(text)])
+    return ParsedDocument(path, "docx", "docx", title or path.stem, [Section(text)], text=text)
 
 
 _READERS: dict[str, Callable[[Path, bytes], ParsedDocument]] = {

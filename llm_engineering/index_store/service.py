@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +13,7 @@ from llm_engineering.config import Settings
 from llm_engineering.errors import IndexBusyError, PathError
 from llm_engineering.index_store.changes import ChangeObservers, IndexChange
 from llm_engineering.index_store.chunking import Chunker
+from llm_engineering.index_store.documents import Documents, DocumentSlice
 from llm_engineering.index_store.embeddings import Embedder
 from llm_engineering.index_store.ingest import (
     EmbedderLike,
@@ -23,6 +24,7 @@ from llm_engineering.index_store.ingest import (
 )
 from llm_engineering.index_store.keyword import KeywordIndex
 from llm_engineering.index_store.ledger import Ledger
+from llm_engineering.index_store.listing import DocumentPage
 from llm_engineering.index_store.lock import WriterLock
 from llm_engineering.index_store.search import Hit, Searcher, SearchMode
 from llm_engineering.index_store.vectors import VectorIndex
@@ -85,6 +87,7 @@ class IndexService:
         self.storage = Storage(settings.state_path)
         self.state = Ledger(self.storage)
         self.keyword = KeywordIndex(self.storage)
+        self.documents = Documents(self.state, settings.watch)
         self.vectors = VectorIndex(settings)
         self.lock = WriterLock(settings.data_dir)
         self._load_lock = threading.RLock()  # reranker() loads the embedder inside it
@@ -167,6 +170,29 @@ class IndexService:
                 self.settings.chunk_size, self.settings.chunk_overlap, tokenizer
             )
         return self._chunker
+
+    # -- documents ---------------------------------------------------------------------
+
+    def get_document(self, **request: Any) -> DocumentSlice:
+        """A slice of an indexed document's text; arguments as :meth:`Documents.get`."""
+        return self.documents.read(**request)
+
+    def list_documents(self, *, pending: Iterable[Path] = (), **filters: Any) -> DocumentPage:
+        """Indexed, pending and failed files; filters as :meth:`Documents.list`.
+
+        Args:
+            pending: Paths the caller knows wait for indexing (the watcher's queue). While an
+                ingest runs, the watched folders are walked for the files it has not reached.
+        """
+        return self.documents.listing(pending=pending, scan=self._pending > 0, **filters)
+
+    def document_uri(self, path: str) -> str:
+        """The ``doc://FOLDER/REL/PATH`` URI of a file in a watched folder."""
+        return self.documents.uri(path)
+
+    def path_for_uri(self, folder: str, rel_path: str) -> Path:
+        """The file a ``doc://`` URI names, confined to the watched folders (PathError if not)."""
+        return self.documents.path_for_uri(folder, rel_path)
 
     # -- the folders -------------------------------------------------------------------
 

@@ -56,6 +56,11 @@ class ChangeQueue:
         with self._cond:
             return len(self._due)
 
+    def paths(self) -> list[Path]:
+        """The paths waiting now (a snapshot)."""
+        with self._cond:
+            return list(self._due)
+
     def add(self, path: Path, complete: bool = False) -> None:
         now = self._clock()
         with self._cond:

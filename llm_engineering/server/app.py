@@ -17,6 +17,7 @@ from llm_engineering.index_store.indexing import IndexRunner
 from llm_engineering.index_store.service import IndexService
 from llm_engineering.server.context import AppContext
 from llm_engineering.tools import answer as answer_tools
+from llm_engineering.tools import documents as document_tools
 from llm_engineering.tools import ingest as ingest_tools
 from llm_engineering.tools import rerank as rerank_tools
 from llm_engineering.tools import search as search_tools
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 INSTRUCTIONS = (
     "llm-engineering searches the user's own documents (the folders it indexes and watches). "
     "Use search_docs to find passages (hybrid semantic + keyword search, with source paths and "
-    "lines/pages; rerank=true for a more careful order); answer_with_context answers a question "
+    "lines/pages; rerank=true for a more careful order); get_document reads a hit's document "
+    "around it (by chunk_id) or any indexed file by lines or PDF pages; list_documents lists "
+    "what is indexed, pending or failed; answer_with_context answers a question "
     "from them with a local model and cites the passages; rerank orders passages you already have; "
     "index_status says what is indexed, what is still pending and which files "
     "failed and why. start_qlora_job fine-tunes the local model on the user's examples in the "
@@ -87,6 +90,7 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
         log_level=settings.log_level,
     )
     search_tools.register(server)
+    document_tools.register(server)
     rerank_tools.register(server)
     answer_tools.register(server)
     train_tools.register(server, read_only)

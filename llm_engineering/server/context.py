@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
@@ -58,6 +59,10 @@ class AppContext:
                 adapters=self.training.resolve_adapter if self.training else None,
             )
         return self._answerer
+
+    def queued_paths(self) -> list[Path]:
+        """Paths the watcher has seen change and that wait to be indexed."""
+        return self.runner.queue.paths() if self.runner is not None else []
 
     def status(self) -> IndexStatus:
         """The index's status, with the background indexer's part when one runs."""

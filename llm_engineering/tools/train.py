@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Annotated, Any, Literal
 
+import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent, ToolAnnotations
+from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
-from llm_engineering.adapters.jobs import ACTIVE
+from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.registry import AdapterCard
-from llm_engineering.adapters.service import JobView, TrainingService
-from llm_engineering.errors import UserError
-from llm_engineering.tools.common import app_of, user_errors
+from llm_engineering.adapters.service import TrainingService
+from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
 __all__ = ["AdapterInfo", "JobInfo", "register"]
 
@@ -52,7 +51,7 @@ class JobInfo(BaseModel):
 
     @classmethod
     def of(cls, view: JobView, events: bool = True) -> JobInfo:
-        job, result = view.job, view.result or {}
+        job, result = view.job, view.result
         return cls(
             job_id=job.id,
             name=job.name,
@@ -73,8 +72,8 @@ class JobInfo(BaseModel):
             finished=job.finished,
             adapter=job.adapter,
             error=job.error,
-            final_loss=result.get("final_loss"),
-            first_loss=result.get("first_loss"),
+            final_loss=result.final_loss if result else None,
+            first_loss=result.first_loss if result else None,
             loss_plot=str(view.loss_plot) if view.loss_plot else None,
             events=view.events if events else [],
         )
@@ -142,13 +141,6 @@ class Deleted(BaseModel):
     deleted: list[str] = Field(description="The NAME@VERSION adapters removed.")
 
 
-def _training(ctx: Context) -> TrainingService:
-    training: TrainingService | None = app_of(ctx).training
-    if training is None:
-        raise UserError("training is not available in this server")
-    return training
-
-
 @user_errors
 async def start_qlora_job(
     ctx: Context,
@@ -183,9 +175,15 @@ async def start_qlora_job(
     ] = None,
 ) -> StartedJob:
     """Fine-tune the local model with QLoRA on the user's examples; returns a job id at once while it trains in the background."""
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
     job = await anyio.to_thread.run_sync(
-        lambda: training.start_job(adapter_name, dataset_path, records, base_model, hyperparameters)
+        lambda: training.start_job(
+            adapter_name,
+            dataset_path,
+            records=records,
+            base_model=base_model,
+            hyperparameters=hyperparameters,
+        )
     )
     return StartedJob(
         job_id=job.id,
@@ -194,7 +192,7 @@ async def start_qlora_job(
         dataset_sha256=job.dataset_sha256,
         base_model=job.base_model,
         hyperparameters=job.hyperparameters,
-        runs_here=training.runner is not None and training.runner.active,
+        runs_here=training.runs_here,
     )
 
 
@@ -215,7 +213,7 @@ async def get_job(
     ] = 0.0,
 ) -> Annotated[CallToolResult, JobInfo]:
     """A training job's status and progress: step/total, loss, tokens/s, eta, latest events, and its adapter once done."""
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
     if wait_s:
         await _wait_for_end(ctx, training, job_id, wait_s)
     view = await anyio.to_thread.run_sync(lambda: training.view(job_id))
@@ -235,23 +233,21 @@ async def get_job(
 
 async def _wait_for_end(
     ctx: Context, training: TrainingService, job_id: str, wait_s: float
-) -> JobView:
+) -> None:
     """Wait for the job to end, sending its steps as progress notifications meanwhile."""
-    deadline = time.monotonic() + wait_s
-    reported = -1
-    while True:
-        view = await anyio.to_thread.run_sync(lambda: training.view(job_id, tail=0))
-        if view.job.status not in ACTIVE:
-            return view
-        if view.step != reported:
-            reported = view.step
-            loss = f", loss {view.loss:.3f}" if view.loss is not None else ""
-            await ctx.report_progress(
-                view.step, view.total or None, f"{view.job.status}: step {view.step}{loss}"
-            )
-        if time.monotonic() >= deadline:
-            return view
-        await anyio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+    def report(view: JobView) -> None:
+        loss = f", loss {view.loss:.3f}" if view.loss is not None else ""
+        message = f"{view.job.status}: step {view.step}{loss}"
+        anyio.from_thread.run(ctx.report_progress, view.step, view.total or None, message)
+
+    def sleep(seconds: float) -> None:
+        # On the event loop, so a cancelled call stops the follow at once, not at its deadline.
+        anyio.from_thread.run(anyio.sleep, seconds)
+
+    await anyio.to_thread.run_sync(
+        lambda: training.follow(job_id, wait_s, report, poll_s=1.0, sleep=sleep)
+    )
 
 
 @user_errors
@@ -263,13 +259,10 @@ async def list_jobs(
     limit: Annotated[int, Field(ge=1, le=500)] = 20,
 ) -> JobList:
     """Training jobs, newest first, with their status and progress."""
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
 
-    def work() -> list[JobInfo]:
-        jobs = training.store.jobs([status] if status else None, limit=limit)
-        return [JobInfo.of(training.view(job.id, tail=0), events=False) for job in jobs]
-
-    return JobList(jobs=await anyio.to_thread.run_sync(work))
+    views = await anyio.to_thread.run_sync(lambda: training.jobs(status, limit))
+    return JobList(jobs=[JobInfo.of(view, events=False) for view in views])
 
 
 @user_errors
@@ -289,7 +282,7 @@ async def resume_job(
 
 
 async def _change(ctx: Context, job_id: str, action: Literal["cancel", "resume"]) -> JobInfo:
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
 
     def work() -> JobView:
         (training.cancel if action == "cancel" else training.resume)(job_id)
@@ -304,11 +297,9 @@ async def list_adapters(
     name: Annotated[str | None, Field(description="Only the versions of this adapter.")] = None,
 ) -> AdapterList:
     """Fine-tuned adapters, every version, with base model, dataset hash, losses and hyperparameters."""
-    training = _training(ctx)
-    cards = await anyio.to_thread.run_sync(training.registry.cards)
-    return AdapterList(
-        adapters=[AdapterInfo.of(c) for c in cards if name is None or c.name == name]
-    )
+    training = app_of(ctx).require_training()
+    cards = await anyio.to_thread.run_sync(lambda: training.adapters(name))
+    return AdapterList(adapters=[AdapterInfo.of(card) for card in cards])
 
 
 @user_errors
@@ -320,7 +311,7 @@ async def delete_adapter(
     ],
 ) -> Deleted:
     """Delete a fine-tuned adapter version (or all versions of a name); needs confirm equal to adapter."""
-    training = _training(ctx)
+    training = app_of(ctx).require_training()
     app = app_of(ctx)
     deleted = await anyio.to_thread.run_sync(lambda: training.delete_adapter(adapter, confirm))
     if app.generators is not None:
@@ -329,24 +320,18 @@ async def delete_adapter(
 
 
 def register(server: MCPServer, read_only: bool) -> None:
-    def annotations(title: str, read_only_hint: bool, destructive: bool = False) -> ToolAnnotations:
-        return ToolAnnotations(
-            title=title,
-            read_only_hint=read_only_hint,
-            destructive_hint=destructive,
-            idempotent_hint=read_only_hint,
-            open_world_hint=False,
-        )
-
-    server.add_tool(get_job, annotations=annotations("Training job status", True))
-    server.add_tool(list_jobs, annotations=annotations("Training jobs", True))
-    server.add_tool(list_adapters, annotations=annotations("Fine-tuned adapters", True))
+    server.add_tool(get_job, annotations=tool_hints("Training job status", read_only=True))
+    server.add_tool(list_jobs, annotations=tool_hints("Training jobs", read_only=True))
+    server.add_tool(list_adapters, annotations=tool_hints("Fine-tuned adapters", read_only=True))
     if not read_only:
-        server.add_tool(start_qlora_job, annotations=annotations("Start fine-tuning", False))
-        server.add_tool(cancel_job, annotations=annotations("Cancel training job", False))
-        server.add_tool(resume_job, annotations=annotations("Resume training job", False))
         server.add_tool(
-            delete_adapter, annotations=annotations("Delete adapter", False, destructive=True)
+            start_qlora_job, annotations=tool_hints("Start fine-tuning", read_only=False)
+        )
+        server.add_tool(cancel_job, annotations=tool_hints("Cancel training job", read_only=False))
+        server.add_tool(resume_job, annotations=tool_hints("Resume training job", read_only=False))
+        server.add_tool(
+            delete_adapter,
+            annotations=tool_hints("Delete adapter", read_only=False, destructive=True),
         )
 
     @server.resource(
@@ -356,10 +341,7 @@ def register(server: MCPServer, read_only: bool) -> None:
         mime_type="application/x-ndjson",
     )
     def job_events(job_id: str, ctx: Context) -> str:
-        training = _training(ctx)
-        training.store.get(job_id)  # unknown ids are a clear error
-        path = training.store.folder(job_id) / "events.jsonl"
-        return path.read_text(encoding="utf-8") if path.is_file() else ""
+        return app_of(ctx).require_training().events(job_id)
 
     @server.resource(
         "adapter://{name}",
@@ -368,5 +350,5 @@ def register(server: MCPServer, read_only: bool) -> None:
         mime_type="application/json",
     )
     def adapter_card(name: str, ctx: Context) -> str:
-        card = _training(ctx).registry.get(name)
+        card = app_of(ctx).require_training().adapter(name)
         return json.dumps(card.__dict__, indent=2)

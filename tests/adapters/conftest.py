@@ -32,7 +32,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def prepared_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The packaged GGUF as a transformers model folder (what a job trains on), converted once."""
-    from llm_engineering.adapters.training import prepare_base
+    from llm_engineering.adapters.base_model import prepare_base
 
     source, _, _ = prepare_base("smollm2-135m-instruct", tmp_path_factory.mktemp("base-models"))
     return Path(source)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm_engineering.adapters.export import ExportError, export_gguf_lora, gguf_tensor_name
+from llm_engineering.adapters.export import export_gguf_lora, gguf_tensor_name
+from llm_engineering.errors import ExportError
 from llm_engineering.generation.llamacpp import resolve_gguf
 
 PROMPTS = [

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from llm_engineering.adapters.job_runner import JobRunner
 from llm_engineering.adapters.jobs import MIGRATIONS as JOB_MIGRATIONS
 from llm_engineering.adapters.jobs import JobStore
 from llm_engineering.adapters.registry import AdapterCard
-from llm_engineering.adapters.runner import JobRunner
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
 from llm_engineering.errors import UserError
@@ -71,7 +71,7 @@ def test_a_job_stopped_more_often_than_allowed_is_interrupted_and_can_be_resumed
 ) -> None:
     training = service(tmp_path, job_max_resumes=1)
     job = training.start_job("faq", records=fact_records(12))
-    runner = JobRunner(training, max_resumes=1)
+    runner = JobRunner(training.store, training.register, max_resumes=1)
     folder = training.store.folder(job.id)
 
     def worker_stopped(attempt: int) -> None:

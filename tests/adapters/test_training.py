@@ -7,13 +7,11 @@ from pathlib import Path
 import pytest
 
 from llm_engineering.adapters.datasets import Example
+from llm_engineering.adapters.encoding import encode_examples
 from llm_engineering.adapters.hyperparams import QLoRAConfig
-from llm_engineering.adapters.training import (
-    QLoRATrainer,
-    TrainingFailed,
-    encode_examples,
-    load_for_training,
-)
+from llm_engineering.adapters.lora_model import load_for_training
+from llm_engineering.adapters.trainer import QLoRATrainer
+from llm_engineering.errors import TrainingFailed
 
 CHAT = Example(
     messages=[
@@ -76,7 +74,7 @@ def trainer_for(source: Path, settings: QLoRAConfig) -> QLoRATrainer:
     torch.manual_seed(0)  # the LoRA matrices start from the same random values each time
     model, tokenizer = load_for_training(str(source), settings, "cpu")
     data = encode_examples(examples(), tokenizer, 128, completion_only=True)
-    return QLoRATrainer(model, data, settings, tokenizer.pad_token_id, "cpu")
+    return QLoRATrainer(model, data, settings, pad_id=tokenizer.pad_token_id, device="cpu")
 
 
 @pytest.mark.parametrize("quantized", [False, True], ids=["bf16", "nf4"])

@@ -20,16 +20,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from llm_engineering.adapters.jobs import EventLog, Job, read_result
+from llm_engineering.adapters.jobs import EventLog, Job, JobStore
+from llm_engineering.adapters.records import JobResult
+from llm_engineering.adapters.registry import AdapterCard
 from llm_engineering.index_store.lock import WriterLock
 
-if TYPE_CHECKING:
-    from llm_engineering.adapters.service import TrainingService
+__all__ = ["JobRunner", "OnSuccess"]
 
-__all__ = ["JobRunner"]
+OnSuccess = Callable[[Job, JobResult], AdapterCard]
+"""Registers a succeeded job's adapter; the job is then recorded with the card's spec."""
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +48,37 @@ def worker_alive(pid: int | None, folder: Path) -> bool:
 
 
 class JobRunner:
+    """Trains queued jobs, one worker process each, from a background thread.
+
+    Every ``poll_s`` (or when :meth:`wake` is called) the thread tries to take
+    ``jobs.lock``; while it holds it, each :meth:`tick` records the workers that ended
+    (calling ``on_success`` to register a succeeded job's adapter), requeues jobs whose
+    worker is gone and starts queued jobs up to ``max_concurrent``. :meth:`stop` asks the
+    workers to checkpoint and exit, and frees the lock for the next runner.
+
+    Args:
+        store: The job rows and folders.
+        on_success: Registers a succeeded job's adapter and returns its card.
+        max_concurrent: Workers training at once.
+        max_resumes: Automatic restarts of a job whose worker stopped without finishing.
+        poll_s: Seconds between passes while this process holds the lock.
+    """
+
     def __init__(
         self,
-        service: TrainingService,
+        store: JobStore,
+        on_success: OnSuccess,
+        *,
         max_concurrent: int = 1,
         max_resumes: int = 3,
         poll_s: float = 0.5,
     ):
-        self.service = service
-        self.store = service.store
+        self.store = store
+        self.on_success = on_success
         self.max_concurrent = max_concurrent
         self.max_resumes = max_resumes
         self.poll_s = poll_s
-        self.lock = WriterLock(service.store.data_dir, "jobs.lock")
+        self.lock = WriterLock(store.data_dir, "jobs.lock")
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
         self._wake = threading.Event()
@@ -133,7 +153,7 @@ class JobRunner:
             error=None,
         ):
             return  # cancelled meanwhile
-        (folder / "result.json").unlink(missing_ok=True)
+        (folder / JobResult.FILE).unlink(missing_ok=True)
         with (folder / "worker.log").open("ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", "llm_engineering.adapters.worker", str(folder)],
@@ -149,12 +169,12 @@ class JobRunner:
 
     def _finish(self, job: Job, returncode: int | None) -> None:
         folder = self.store.folder(job.id)
-        result = read_result(folder) or {}
-        status = result.get("status")
+        # No result.json: the worker died before writing one, which is an interruption too.
+        result = JobResult.read(folder) or JobResult("interrupted")
         now = time.time()
-        if status == "succeeded":
+        if result.status == "succeeded":
             try:
-                card = self.service.register(job, result)
+                card = self.on_success(job, result)
             except Exception as exc:
                 log.exception("job %s: registering the adapter", job.id)
                 self.store.update(
@@ -166,14 +186,14 @@ class JobRunner:
                 status="succeeded",
                 finished=now,
                 adapter=card.spec,
-                error=result.get("gguf_error"),
+                error=result.gguf_error,
             )
-        elif status == "failed":
-            self.store.update(job.id, status="failed", finished=now, error=result.get("error"))
-        elif status == "cancelled" or job.cancel_requested:
+        elif result.status == "failed":
+            self.store.update(job.id, status="failed", finished=now, error=result.error)
+        elif result.status == "cancelled" or job.cancel_requested:
             self.store.update(job.id, status="cancelled", finished=now)
         else:
-            reason = result.get("reason") or (
+            reason = result.reason or (
                 f"its worker exited with code {returncode}"
                 if returncode is not None
                 else "its worker stopped (the server or the machine went down)"

@@ -1,0 +1,64 @@
+"""What a job looks like from outside: its row plus the progress its worker reported."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm_engineering.adapters.jobs import ACTIVE, Job, read_events
+from llm_engineering.adapters.records import JobResult
+
+__all__ = ["JobView"]
+
+
+@dataclass
+class JobView:
+    """A job with its progress as its worker last reported it."""
+
+    job: Job
+    step: int = 0
+    total: int = 0
+    loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    stage: str = ""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    result: JobResult | None = None
+    loss_plot: Path | None = None
+
+    @classmethod
+    def read(cls, job: Job, folder: Path, tail: int = 10) -> JobView:
+        """``job`` with the progress in its folder's events, result and loss plot.
+
+        Args:
+            tail: How many of the latest events to keep in ``events`` (0: none).
+        """
+        events = read_events(folder)
+        view = cls(job=job, events=events[-tail:] if tail else [])
+        for event in events:
+            if event.get("event") == "step":
+                view.step = event["step"]
+                view.total = event["total"]
+                view.loss = event["loss"]
+                view.learning_rate = event["learning_rate"]
+                view.tokens_per_s = event["tokens_per_s"]
+                view.eta_s = event["eta_s"]
+            elif event.get("event") in ("started", "resumed"):
+                view.step = event.get("step", view.step)
+                view.total = event.get("total", view.total)
+            view.stage = str(event.get("event", ""))
+        if job.status not in ACTIVE:
+            view.eta_s = None
+        view.result = JobResult.read(folder)
+        plot = folder / "loss.png"
+        view.loss_plot = plot if plot.is_file() else None
+        return view
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; ``result`` with the keys its ``result.json`` has."""
+        data = asdict(self)
+        data["result"] = self.result.to_dict() if self.result is not None else None
+        data["loss_plot"] = str(self.loss_plot) if self.loss_plot else None
+        return data

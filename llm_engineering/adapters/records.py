@@ -1,0 +1,173 @@
+"""A job folder's two records: ``job.json`` (what to train) and ``result.json`` (how it ended).
+
+The service writes :class:`JobSpec` before a job is queued; the worker reads it, and writes
+:class:`JobResult` when it stops, whatever the reason; the job runner reads that to record
+the job's end and register its adapter. Both are plain dataclasses whose JSON keys are the
+field names, so folders written by earlier versions read unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from llm_engineering.adapters.hyperparams import QLoRAConfig
+
+__all__ = ["DatasetSummary", "JobResult", "JobSpec", "ResultStatus"]
+
+ResultStatus = Literal["succeeded", "failed", "cancelled", "interrupted"]
+
+# What a succeeded result.json has always held, even where the value is null.
+_SUCCEEDED_ALWAYS = frozenset(
+    ("first_loss", "final_loss", "best_loss", "time_to_first_step_s", "gguf_error")
+)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    # A reader polling the folder sees the old file or the new one, never half of one.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """The validated dataset a job trains on (its examples are in ``dataset.jsonl``)."""
+
+    source: str
+    sha256: str
+    examples: int
+    formats: dict[str, int]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """``job.json``: everything the worker needs besides the examples."""
+
+    FILE = "job.json"
+
+    id: str
+    name: str
+    base_model: str
+    base_cache: str
+    """Where GGUF bases are kept converted for training (one folder per GGUF)."""
+    hyperparameters: QLoRAConfig
+    dataset: DatasetSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "base_model": self.base_model,
+            "base_cache": self.base_cache,
+            "hyperparameters": self.hyperparameters.to_dict(),
+            "dataset": asdict(self.dataset),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> JobSpec:
+        return cls(
+            id=values["id"],
+            name=values["name"],
+            base_model=values["base_model"],
+            base_cache=values["base_cache"],
+            hyperparameters=QLoRAConfig.from_dict(values["hyperparameters"]),
+            dataset=DatasetSummary(**values["dataset"]),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        return cls.from_dict(json.loads(text))
+
+    def write(self, folder: Path) -> None:
+        (folder / self.FILE).write_text(self.to_json())
+
+    @classmethod
+    def read(cls, folder: Path) -> JobSpec:
+        return cls.from_json((folder / cls.FILE).read_text())
+
+
+@dataclass
+class JobResult:
+    """``result.json``: how a worker ended.
+
+    ``succeeded`` fills the training figures; ``failed`` gives ``error``; ``interrupted``
+    gives ``reason`` (the job resumes from its last checkpoint); ``cancelled`` only ``step``.
+    On disk a field left at None is left out, as the worker has always written it.
+    """
+
+    FILE = "result.json"
+
+    status: ResultStatus
+    step: int | None = None
+    """Optimizer steps done (absent on a failure)."""
+    total: int | None = None
+    error: str | None = None
+    reason: str | None = None
+    budget_reached: bool | None = None
+    first_loss: float | None = None
+    """Mean loss over the first epoch's worth of steps."""
+    final_loss: float | None = None
+    """Mean loss over the last epoch's worth of steps."""
+    best_loss: float | None = None
+    train_tokens: int | None = None
+    device: str | None = None
+    base_source: str | None = None
+    """The transformers model folder (or hub id) the job trained on."""
+    base_gguf: str | None = None
+    """The GGUF the base came from ('' = not a GGUF base)."""
+    base_gguf_sha256: str | None = None
+    seconds: float | None = None
+    time_to_first_step_s: float | None = None
+    peak_rss_mib: float | None = None
+    peak_gpu_mib: float | None = None
+    libraries: dict[str, str] | None = None
+    gguf_error: str | None = None
+    """Why the adapter has no GGUF export (it is still registered with its peft weights)."""
+    export: dict[str, Any] | None = None
+    """What the GGUF export wrote: tensor pairs, rank, alpha."""
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures an adapter card keeps: those the worker reported."""
+        names = (
+            "first_loss", "final_loss", "best_loss", "seconds", "time_to_first_step_s",
+            "peak_rss_mib", "peak_gpu_mib", "device", "budget_reached",
+        )  # fmt: skip
+        written = self.to_dict()
+        return {name: written[name] for name in names if name in written}
+
+    def to_dict(self) -> dict[str, Any]:
+        kept = _SUCCEEDED_ALWAYS if self.status == "succeeded" else frozenset()
+        return {k: v for k, v in asdict(self).items() if v is not None or k in kept}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> JobResult:
+        """Keys this version does not know (a newer worker's) are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> JobResult:
+        return cls.from_dict(json.loads(text))
+
+    def write(self, folder: Path) -> None:
+        _write_whole(folder / self.FILE, self.to_json())
+
+    @classmethod
+    def read(cls, folder: Path) -> JobResult | None:
+        """The worker's result, or None while there is none (or it cannot be read)."""
+        path = folder / cls.FILE
+        if not path.is_file():
+            return None
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, TypeError):
+            return None

@@ -1,0 +1,113 @@
+"""``llm-eng show`` and ``llm-eng ls``: read an indexed document, list what is indexed."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from llm_engineering.cli import output
+from llm_engineering.cli.app import app
+from llm_engineering.cli.index import open_watched
+from llm_engineering.cli.options import (
+    AsJson,
+    Config,
+    DataDir,
+    LogLevel,
+    Watch,
+    fail,
+)
+from llm_engineering.errors import LlmEngError
+
+__all__ = ["ls", "show", "split_range"]
+
+_RANGE = re.compile(r"^(?P<path>.+):(?P<start>\d+)(?:-(?P<end>\d+)?)?$")
+
+
+def split_range(target: str) -> tuple[str, int | None, int | None]:
+    """``notes.md:10-20`` -> (``notes.md``, 10, 20); ``a.md:5`` -> lines 5 to the end."""
+    match = _RANGE.match(target)
+    if match is None:
+        return target, None, None
+    end = match.group("end")
+    return match.group("path"), int(match.group("start")), int(end) if end else None
+
+
+@app.command()
+def show(
+    target: Annotated[
+        str | None,
+        typer.Argument(help="PATH, PATH:FROM or PATH:FROM-TO (lines); inside a watched folder."),
+    ] = None,
+    chunk: Annotated[str | None, typer.Option(help="Open at a search hit's chunk id.")] = None,
+    around: Annotated[
+        int | None, typer.Option(min=0, help="With --chunk: lines on each side (default 10).")
+    ] = None,
+    page: Annotated[int | None, typer.Option(min=1, help="PDF page.")] = None,
+    pages: Annotated[str | None, typer.Option(help="PDF pages, N-M.")] = None,
+    max_chars: Annotated[int, typer.Option(min=100)] = 20_000,
+    as_json: AsJson = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Print an indexed document's text (as indexed), or the lines or pages asked for."""
+    if (target is None) == (chunk is None):
+        raise fail("give a PATH[:FROM[-TO]] or --chunk ID", 2)
+    path, start, end = split_range(target) if target else (None, None, None)
+    index = open_watched(config, log_level, watch=watch, data_dir=data_dir)
+    try:
+        result = index.get_document(
+            path=path, chunk_id=chunk, start_line=start, end_line=end, page=page, pages=pages,
+            around=around, max_chars=max_chars,
+        )  # fmt: skip
+    except LlmEngError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(asdict(result), indent=2))
+        return
+    typer.echo(result.text)
+    output.document_footer(result)
+
+
+@app.command()
+def ls(
+    prefix: Annotated[str | None, typer.Option(help="Only paths starting with this.")] = None,
+    file_type: Annotated[
+        list[str] | None, typer.Option("--file-type", "-t", help="Only this type (repeatable).")
+    ] = None,
+    status: Annotated[
+        list[str] | None, typer.Option(help="indexed, pending or failed (repeatable).")
+    ] = None,
+    modified_after: Annotated[
+        str | None, typer.Option(help="ISO 8601 date/time or epoch seconds.")
+    ] = None,
+    sort: Annotated[str, typer.Option(help="path or modified (newest first).")] = "path",
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
+    cursor: Annotated[str | None, typer.Option(help="Continue a listing.")] = None,
+    as_json: AsJson = False,
+    watch: Watch = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+    log_level: LogLevel = None,
+) -> None:
+    """List indexed, pending and failed documents."""
+    from llm_engineering.tools.documents import parse_time
+
+    index = open_watched(config, log_level, watch=watch, data_dir=data_dir)
+    try:
+        page = index.list_documents(
+            path_prefix=prefix, file_types=file_type, status=status,
+            modified_after=parse_time(modified_after) if modified_after else None,
+            sort=sort, limit=limit, cursor=cursor,
+        )  # fmt: skip
+    except LlmEngError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(asdict(page), indent=2))
+        return
+    output.print_documents(page)
