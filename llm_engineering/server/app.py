@@ -23,8 +23,10 @@ from llm_engineering.index_store.service import IndexService
 from llm_engineering.server.context import AppContext
 from llm_engineering.server.notifications import ResourceNotifier
 from llm_engineering.tools import answer as answer_tools
+from llm_engineering.tools import completions as completion_tools
 from llm_engineering.tools import documents as document_tools
 from llm_engineering.tools import ingest as ingest_tools
+from llm_engineering.tools import prompts as prompt_tools
 from llm_engineering.tools import rerank as rerank_tools
 from llm_engineering.tools import resources as resource_tools
 from llm_engineering.tools import search as search_tools
@@ -119,6 +121,8 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
     if not read_only:
         ingest_tools.register(server)
     resource_tools.register(server, notifier)
+    prompt_tools.register(server, read_only)
+    completion_tools.register(server)
     return server
 
 
