@@ -17,6 +17,7 @@ from mcp_types import CompleteRequestParams, CompleteResult, Completion, PromptR
 
 from llm_engineering.errors import UserError
 from llm_engineering.server.context import AppContext
+from llm_engineering.tools.common import app_of
 from llm_engineering.tools.resources import DOC_TEMPLATE
 
 __all__ = ["MAX_VALUES", "register"]
@@ -100,10 +101,8 @@ def register(server: MCPServer) -> None:
     async def complete(
         ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams
     ) -> CompleteResult:
-        app = ctx.lifespan_context
-        assert isinstance(app, AppContext), "the server was not built by create_server"
         try:
-            completion = await anyio.to_thread.run_sync(suggestions, app, params)
+            completion = await anyio.to_thread.run_sync(suggestions, app_of(ctx), params)
         except UserError:  # the index or training is unavailable: nothing to suggest
             completion = Completion(values=[])
         return CompleteResult(completion=completion)

@@ -32,7 +32,6 @@ from mcp_types import (
 from llm_engineering.errors import UserError
 from llm_engineering.index_store.documents import DocumentSlice, mime_type
 from llm_engineering.index_store.service import IndexService
-from llm_engineering.server.context import AppContext
 from llm_engineering.server.notifications import ResourceNotifier
 from llm_engineering.tools.common import app_of
 
@@ -61,17 +60,11 @@ def read_document(index: IndexService, uri: str) -> DocumentSlice:
     return doc
 
 
-def _app(ctx: ServerRequestContext[Any, Any]) -> AppContext:
-    app = ctx.lifespan_context
-    assert isinstance(app, AppContext), "the server was not built by create_server"
-    return app
-
-
 async def list_resources(
     ctx: ServerRequestContext[Any, Any], params: PaginatedRequestParams
 ) -> ListResourcesResult:
     """``resources/list``: the indexed documents in path order, ``PAGE_SIZE`` at a time."""
-    app = _app(ctx)
+    app = app_of(ctx)
     if app.index is None or not app.settings.watch:
         return ListResourcesResult(resources=[])
     index = app.index
@@ -127,7 +120,7 @@ def register(server: MCPServer, notifier: ResourceNotifier) -> None:
         if not uri.startswith(DOC_SCHEME):
             return await sdk_read.handler(ctx, params)
         try:
-            index = _app(ctx).require_index()
+            index = app_of(ctx).require_index()
             doc = await anyio.to_thread.run_sync(read_document, index, uri)
         except UserError as exc:
             raise MCPError(INVALID_PARAMS, str(exc), data={"uri": uri}) from exc
