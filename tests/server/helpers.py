@@ -13,19 +13,31 @@ from typing import IO, Any
 import anyio
 import httpx
 from mcp import Client
+from mcp.client.client import ConnectMode
+from mcp.client.session import MessageHandlerFnT
 from mcp.client.stdio import StdioServerParameters
 
 from tests.conftest import LLM_ENG, describe, server_env
 
 
-def stdio_client(data_dir: Path, *args: str, **env: str) -> Client:
-    """An MCP client that launches ``llm-eng serve`` over stdio, as Claude Desktop does."""
+def stdio_client(
+    data_dir: Path,
+    *args: str,
+    mode: ConnectMode = "auto",
+    message_handler: MessageHandlerFnT | None = None,
+    **env: str,
+) -> Client:
+    """An MCP client that launches ``llm-eng serve`` over stdio, as Claude Desktop does.
+
+    ``mode="legacy"`` speaks the handshake era (2025-11-25), as most hosts do today; the
+    default takes the newest the server offers (2026-07-28).
+    """
     params = StdioServerParameters(
         command=LLM_ENG,
         args=["serve", "--data-dir", str(data_dir), *args],
         env=server_env(**env),
     )
-    return Client(params, read_timeout_seconds=120)
+    return Client(params, read_timeout_seconds=120, mode=mode, message_handler=message_handler)
 
 
 async def wait_for_status(

@@ -1,0 +1,112 @@
+"""``completion/complete``: what a host offers while a person fills in a prompt or a URI.
+
+Indexed paths for a ``path`` argument and for ``doc://{folder}/{+path}``, adapter names for
+``adapter`` and ``adapter://{name}``, job ids for ``job://{job_id}``; an empty list for
+anything else (a free-text argument has nothing to suggest, which is not an error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import anyio.to_thread
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp_types import CompleteRequestParams, CompleteResult, Completion, PromptReference
+
+from llm_engineering.errors import UserError
+from llm_engineering.server.context import AppContext
+from llm_engineering.tools.common import app_of
+from llm_engineering.tools.resources import DOC_TEMPLATE
+
+__all__ = ["MAX_VALUES", "register"]
+
+MAX_VALUES = 100
+"""The spec's limit on values in one completion."""
+JOB_TEMPLATE = "job://{job_id}"
+ADAPTER_TEMPLATE = "adapter://{name}"
+_SCAN = 2000
+_PAGE = 500
+
+
+def _matching(candidates: Iterable[str], typed: str) -> Completion:
+    """Candidates starting with ``typed`` first, then those containing it (case-insensitive)."""
+    needle = typed.casefold()
+    unique = list(dict.fromkeys(candidates))
+    first = [c for c in unique if c.casefold().startswith(needle)]
+    then = [c for c in unique if needle in c.casefold() and not c.casefold().startswith(needle)]
+    values = first + then
+    return Completion(
+        values=values[:MAX_VALUES], total=len(values), has_more=len(values) > MAX_VALUES
+    )
+
+
+def _indexed(app: AppContext, field: Callable[[Any], str], folder: str | None = None) -> list[str]:
+    """``field`` of each indexed document (in ``folder``, a ``doc://`` folder name, if given)."""
+    if app.index is None or not app.settings.watch:
+        return []
+    documents: list[Any] = []
+    cursor: str | None = None
+    while len(documents) < _SCAN:
+        page = app.index.list_documents(status=["indexed"], limit=_PAGE, cursor=cursor)
+        documents += page.documents
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    if folder is not None:
+        documents = [d for d in documents if d.uri.startswith(f"doc://{folder}/")]
+    return [field(d) for d in documents]
+
+
+def _folders(app: AppContext) -> list[str]:
+    """The ``doc://`` names of the watched folders (indexed or not yet)."""
+    if app.index is None:
+        return []
+    index = app.index
+    uris = (index.document_uri(str(folder / "_")) for folder in app.settings.watch)
+    return [uri.removeprefix("doc://").partition("/")[0] for uri in uris]
+
+
+def _adapters(app: AppContext) -> list[str]:
+    return [card.name for card in app.training.adapters()] if app.training else []
+
+
+def _jobs(app: AppContext) -> list[str]:
+    return [view.job.id for view in app.training.jobs(limit=_SCAN)] if app.training else []
+
+
+def suggestions(app: AppContext, params: CompleteRequestParams) -> Completion:
+    """The completion for one argument (blocking: call it from a worker thread)."""
+    ref, name, typed = params.ref, params.argument.name, params.argument.value
+    given = (params.context.arguments if params.context else None) or {}
+    if isinstance(ref, PromptReference):
+        if name == "path":
+            return _matching(_indexed(app, lambda d: d.path), typed)
+        if name == "adapter":
+            return _matching(_adapters(app), typed)
+    elif ref.uri == DOC_TEMPLATE:
+        if name == "folder":
+            return _matching(_folders(app), typed)
+        if name == "path":
+            return _matching(_indexed(app, lambda d: d.rel_path, given.get("folder")), typed)
+    elif ref.uri == ADAPTER_TEMPLATE and name == "name":
+        return _matching(_adapters(app), typed)
+    elif ref.uri == JOB_TEMPLATE and name == "job_id":
+        return _matching(_jobs(app), typed)
+    return Completion(values=[])
+
+
+def register(server: MCPServer) -> None:
+    async def complete(
+        ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams
+    ) -> CompleteResult:
+        try:
+            completion = await anyio.to_thread.run_sync(suggestions, app_of(ctx), params)
+        except UserError:  # the index or training is unavailable: nothing to suggest
+            completion = Completion(values=[])
+        return CompleteResult(completion=completion)
+
+    # MCPServer.completion() hands its handler no request context, so no lifespan state.
+    lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    lowlevel.add_request_handler("completion/complete", CompleteRequestParams, complete)
