@@ -155,6 +155,8 @@ async def test_tools_declare_schemas_annotations_and_reject_bad_arguments(
 READ_TOOLS = {
     "search_docs",
     "index_status",
+    "get_document",
+    "list_documents",
     "rerank",
     "answer_with_context",
     "get_job",
