@@ -29,7 +29,7 @@ $(TOOLS)/.installed:
 		echo "npm install of $(NODE_TOOLS) failed: the MCP conformance test will be skipped"; \
 	fi
 
-serve: install
+serve: $(VENV)/.installed
 	$(BIN)/llm-eng serve $(if $(WATCH),--watch "$(WATCH)")
 
 lint: install
