@@ -308,7 +308,9 @@ class Ingestor:
                 self._state.touch(path, scanned.size, scanned.mtime_ns)
                 report.unchanged += 1
                 return None
-            doc = read_document(scanned.path, data)
+            doc = read_document(
+                scanned.path, data, max_unpacked_bytes=self._settings.max_unpacked_bytes
+            )
             chunks = self._chunker().chunk(doc)
         except DocumentError as exc:
             self._fail(row, str(exc), report)
