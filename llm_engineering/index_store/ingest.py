@@ -28,7 +28,13 @@ from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.hashing import chunk_id, sha256_bytes, text_hash
 from llm_engineering.index_store.ledger import ChunkRow, FileRow, Ledger
 from llm_engineering.index_store.readers import document_units, file_type_of, read_document
-from llm_engineering.index_store.scanning import ScannedFile, is_supported, scan_file, scan_folder
+from llm_engineering.index_store.scanning import (
+    ScannedFile,
+    is_supported,
+    leads_out,
+    scan_file,
+    scan_folder,
+)
 from llm_engineering.index_store.vectors import VectorIndex, VectorRecord
 
 __all__ = ["FailedFile", "IngestReport", "Ingestor", "ProgressFn"]
@@ -168,7 +174,8 @@ class Ingestor:
             elif target.is_dir():
                 target = target.resolve()
                 seen = set()
-                for scanned in scan_folder(target, exclude=self._settings.data_dir):
+                roots = self._roots(target)
+                for scanned in scan_folder(target, exclude=self._settings.data_dir, roots=roots):
                     plan.append((scanned, self._root_for(scanned.path, target)))
                     seen.add(str(scanned.path))
                 gone += [path for path in self._state.files_under(str(target)) if path not in seen]
@@ -180,7 +187,8 @@ class Ingestor:
                             f"(see `llm-eng status` for the supported types)"
                         )
                     continue
-                plan.append((scan_file(target), self._root_for(target, target.parent)))
+                scanned = scan_file(target, self._roots(target.parent))
+                plan.append((scanned, self._root_for(target, target.parent)))
             elif strict:
                 raise PathError(f"cannot ingest {target}: not a regular file or folder")
         # A folder and a file inside it may both be named (the watcher does that): once each.
@@ -218,6 +226,10 @@ class Ingestor:
         return len(orphans), len(broken)
 
     # -- internals ---------------------------------------------------------------------
+
+    def _roots(self, folder: Path) -> list[Path]:
+        """Where links may lead from files found under ``folder``: the watched folders and it."""
+        return [*self._settings.watch, folder]
 
     def _root_for(self, path: Path, default: Path) -> Path:
         for folder in self._settings.watch:
@@ -293,6 +305,10 @@ class Ingestor:
         try:
             if scanned.problem is not None:
                 raise DocumentError(scanned.problem)
+            # Again just before reading: the link may have been changed since the scan.
+            outside = leads_out(scanned.path, self._roots(root))
+            if outside is not None:
+                raise DocumentError(outside)
             if scanned.size > self._settings.max_file_bytes:
                 raise DocumentError(
                     f"file is {scanned.size / 1048576:.1f} MiB, over the {self._settings.max_file_size_mb:g} MiB "
