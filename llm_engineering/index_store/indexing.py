@@ -144,7 +144,7 @@ class IndexRunner:
                 requeued,
             )
         if folders:
-            report = self.index.ingest(folders, stop=self._stop)
+            report = self.index.ingest(folders, stop=self._stop, gone=self.queue.take_gone)
             log.info(
                 "reconciled %s: %d added, %d updated, %d unchanged, %d removed, %d failed in %.1f s",
                 ", ".join(map(str, folders)), report.added, report.updated, report.unchanged,
@@ -157,7 +157,7 @@ class IndexRunner:
             if not paths or self._stop.is_set():
                 continue
             try:
-                report = self.index.sync(paths)
+                report = self.index.sync(paths, gone=self.queue.take_gone)
             except LlmEngError as exc:
                 log.error("could not index %d changed paths: %s", len(paths), exc)
                 continue

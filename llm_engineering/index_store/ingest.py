@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -28,6 +28,7 @@ from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.hashing import chunk_id, sha256_bytes, text_hash
 from llm_engineering.index_store.ledger import ChunkRow, FileRow, Ledger
 from llm_engineering.index_store.readers import document_units, file_type_of, read_document
+from llm_engineering.index_store.report import FailedFile, IngestReport
 from llm_engineering.index_store.scanning import (
     ScannedFile,
     is_supported,
@@ -37,12 +38,15 @@ from llm_engineering.index_store.scanning import (
 )
 from llm_engineering.index_store.vectors import VectorIndex, VectorRecord
 
-__all__ = ["FailedFile", "IngestReport", "Ingestor", "ProgressFn"]
+__all__ = ["FailedFile", "GoneFn", "IngestReport", "Ingestor", "ProgressFn"]
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
 """progress(done, total, message)."""
+
+GoneFn = Callable[[], Sequence[Path]]
+"""Paths found deleted while a run is under way; asked between two files and forgotten at once."""
 
 # Chunks gathered before one embedding call: large enough for length-sorted batches.
 _EMBED_BATCH = 512
@@ -53,37 +57,6 @@ class EmbedderLike(Protocol):
     dimension: int
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
-
-
-@dataclass
-class FailedFile:
-    path: str
-    error: str
-
-
-@dataclass
-class IngestReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failed: list[FailedFile] = field(default_factory=list)
-    chunks_embedded: int = 0
-    """Chunk texts that went through the embedding model."""
-    chunks_reused: int = 0
-    """Chunks whose vector was already in the index (same text elsewhere or before)."""
-    chunks_written: int = 0
-    seconds: float = 0.0
-
-    def merge(self, other: IngestReport) -> None:
-        self.added += other.added
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.removed += other.removed
-        self.failed += other.failed
-        self.chunks_embedded += other.chunks_embedded
-        self.chunks_reused += other.chunks_reused
-        self.chunks_written += other.chunks_written
 
 
 @dataclass
@@ -119,6 +92,10 @@ class Ingestor:
         self._vectors = vectors
         self._embedder = embedder
         self._chunker = chunker
+        # Text hash -> id of a vector whose chunk row this run removed and whose deletion
+        # waits for the run's end, so a renamed file reuses it (deletions go first).
+        self._reusable: dict[str, str] = {}
+        self._deferred: list[str] = []
 
     # -- public ------------------------------------------------------------------------
 
@@ -127,21 +104,24 @@ class Ingestor:
         targets: Sequence[Path],
         progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
+        gone: GoneFn | None = None,
     ) -> IngestReport:
         """Index files and folders; forget files that vanished from the given folders.
 
-        ``stop`` ends the run early (between two files), keeping what was done.
+        ``stop`` ends the run early (between two files), keeping what was done. ``gone``
+        is asked between two files for paths deleted meanwhile, which are forgotten then.
 
         Raises:
             PathError: a target does not exist, or is a file of an unsupported type.
         """
-        return self._run(targets, progress, stop, strict=True)
+        return self._run(targets, progress, stop, gone, strict=True)
 
     def sync(
         self,
         paths: Iterable[Path],
         progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
+        gone: GoneFn | None = None,
     ) -> IngestReport:
         """Bring these paths in step with the disk, whatever happened to them.
 
@@ -149,13 +129,14 @@ class Ingestor:
         forgotten together with everything that was under it; unsupported files are skipped.
         This is what the folder watcher calls with the paths it saw change.
         """
-        return self._run(list(paths), progress, stop, strict=False)
+        return self._run(list(paths), progress, stop, gone, strict=False)
 
     def _run(
         self,
         targets: Sequence[Path],
         progress: ProgressFn | None,
         stop: threading.Event | None,
+        gone_now: GoneFn | None,
         strict: bool,
     ) -> IngestReport:
         started = time.perf_counter()
@@ -167,10 +148,7 @@ class Ingestor:
             if not target.exists() and not target.is_symlink():
                 if strict:
                     raise PathError(f"cannot ingest {target}: no such file or folder")
-                gone += [
-                    *self._state.files_under(str(target)),
-                    *([str(target)] if self._state.file(str(target)) else []),
-                ]
+                gone += self._known_at(target)
             elif target.is_dir():
                 target = target.resolve()
                 seen = set()
@@ -194,10 +172,14 @@ class Ingestor:
         # A folder and a file inside it may both be named (the watcher does that): once each.
         unique = {str(scanned.path): (scanned, root) for scanned, root in reversed(plan)}
         plan = [unique[key] for key in dict.fromkeys(str(scanned.path) for scanned, _ in plan)]
-        report.merge(self._process(plan, progress, stop))
-        # Removals go last, so a renamed or moved file reuses the vectors of its old path.
-        if gone and not (stop is not None and stop.is_set()):
-            report.removed += self._remove(sorted(set(gone)))
+        # Deletions first, so a deleted file leaves searches before a long run of additions;
+        # their vectors stay until the end, so a renamed or moved file reuses them.
+        try:
+            report.removed += self._forget(sorted(set(gone)))
+            report.merge(self._process(plan, progress, stop, gone_now))
+        finally:
+            self._vectors.delete(self._deferred)
+            self._reusable, self._deferred = {}, []
         report.seconds = time.perf_counter() - started
         return report
 
@@ -242,11 +224,23 @@ class Ingestor:
         self._vectors.delete(removed_ids)
         return len(paths)
 
+    def _known_at(self, target: Path) -> list[str]:
+        """The indexed files at ``target`` (a file) or under it (a folder)."""
+        key = str(target)
+        return [*self._state.files_under(key), *([key] if self._state.file(key) else [])]
+
+    def _forget(self, paths: list[str]) -> int:
+        """Forget files now; their vectors wait for the end of the run (see ``_reusable``)."""
+        if paths:
+            self._deferred += self._state.remove_files(paths, self._reusable)
+        return len(paths)
+
     def _process(
         self,
         plan: list[tuple[ScannedFile, Path]],
         progress: ProgressFn | None,
         stop: threading.Event | None,
+        gone_now: GoneFn | None = None,
     ) -> IngestReport:
         report = IngestReport()
         known: dict[str, FileRow] = {}
@@ -260,6 +254,12 @@ class Ingestor:
         for done, (scanned, root) in enumerate(plan, start=1):
             if stop is not None and stop.is_set():
                 break
+            deleted = gone_now() if gone_now is not None else ()
+            if deleted:
+                forget = {p for path in deleted for p in self._known_at(path)}
+                pending = [p for p in pending if p.row.path not in forget]
+                pending_chunks = sum(len(p.chunks) for p in pending)
+                report.removed += self._forget(sorted(forget))
             key = str(scanned.path)
             old = known.get(key) or self._state.file(key)
             prepared = self._prepare(scanned, root, old, report)
@@ -316,6 +316,9 @@ class Ingestor:
                 )
             try:
                 data = scanned.path.read_bytes()
+            except FileNotFoundError:  # deleted since the scan: nothing to index or keep
+                report.removed += self._forget([path] if self._state.file(path) else [])
+                return None
             except OSError as exc:
                 raise DocumentError(f"cannot read file: {exc.strerror or exc}") from exc
             row.sha256 = sha256_bytes(data)
@@ -371,6 +374,9 @@ class Ingestor:
                 text_of.setdefault(chunk.text_hash, text)
         vectors: dict[str, list[float]] = {}
         existing = self._state.ids_with_text_hashes(text_of)
+        for digest in text_of:
+            if digest not in existing and digest in self._reusable:
+                existing[digest] = self._reusable[digest]
         if existing:
             stored = self._vectors.embeddings(list(existing.values()))
             for digest, existing_id in existing.items():
