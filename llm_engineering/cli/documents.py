@@ -24,12 +24,12 @@ from llm_engineering.errors import LlmEngError
 
 __all__ = ["ls", "show", "split_range"]
 
-_RANGE = re.compile(r"^(?P<path>.+):(?P<start>\d+)(?:-(?P<end>\d+)?)?$")
+_RANGE = re.compile(r"(?P<path>.+):(?P<start>[0-9]+)(?:-(?P<end>[0-9]+)?)?")
 
 
 def split_range(target: str) -> tuple[str, int | None, int | None]:
     """``notes.md:10-20`` -> (``notes.md``, 10, 20); ``a.md:5`` -> lines 5 to the end."""
-    match = _RANGE.match(target)
+    match = _RANGE.fullmatch(target)
     if match is None:
         return target, None, None
     end = match.group("end")

@@ -262,7 +262,7 @@ class Documents:
     def _text(self, row: FileRow) -> tuple[list[str], list[int] | None, list[str]]:
         notes: list[str] = []
         stored = self._ledger.document_text(row.path)
-        scanned = scan_file(Path(row.path))
+        scanned = scan_file(Path(row.path), self._folders)
         changed = scanned.size != row.size or scanned.mtime_ns != row.mtime_ns
         if stored is not None:
             if changed:

@@ -3,8 +3,8 @@
 One thread does it all, so the server answers from its first second:
 
 1. take the data folder's writer lock, or, when another process holds it, load the
-   embedding model for searches and try again every ``takeover_interval`` seconds (it
-   takes over when that one exits);
+   embedding model for searches (in a thread of its own) while trying again every
+   ``takeover_interval`` seconds (it takes over when that one exits, even mid-load);
 2. as the writer: start watching, repair what a crash may have left (orphan vectors,
    files whose vectors are missing), reconcile the folders with ``state.sqlite`` (new,
    changed and vanished files; unchanged ones cost a ``stat``, and the model loads only
@@ -107,7 +107,12 @@ class IndexRunner:
                         self.index.lock.holder(),
                     )
                     waited = True
-                    self.index.embedder()
+                    # Searches need the model, but loading it takes seconds: load it beside
+                    # this loop, so the lock is retried meanwhile and a writer that dies while
+                    # the model loads is taken over within one interval.
+                    threading.Thread(
+                        target=self._load_embedder, name="llm-eng-embedder", daemon=True
+                    ).start()
                 if self._stop.wait(self.takeover_interval):
                     return
             if waited:  # the vectors in memory are as old as this process's start
@@ -120,6 +125,12 @@ class IndexRunner:
         except Exception:
             self.error = "indexing stopped after an unexpected error (see the server log)"
             log.exception("indexing stopped")
+
+    def _load_embedder(self) -> None:
+        try:
+            self.index.embedder()
+        except Exception:  # the writer loop or the first search reports it again
+            log.exception("could not load the embedding model")
 
     def _write_loop(self) -> None:
         folders = [f for f in self.folders if f.is_dir()]
@@ -137,7 +148,7 @@ class IndexRunner:
                 requeued,
             )
         if folders:
-            report = self.index.ingest(folders, stop=self._stop)
+            report = self.index.ingest(folders, stop=self._stop, gone=self.queue.take_gone)
             log.info(
                 "reconciled %s: %d added, %d updated, %d unchanged, %d removed, %d failed in %.1f s",
                 ", ".join(map(str, folders)), report.added, report.updated, report.unchanged,
@@ -150,7 +161,7 @@ class IndexRunner:
             if not paths or self._stop.is_set():
                 continue
             try:
-                report = self.index.sync(paths)
+                report = self.index.sync(paths, gone=self.queue.take_gone)
             except LlmEngError as exc:
                 log.error("could not index %d changed paths: %s", len(paths), exc)
                 continue

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -28,15 +28,25 @@ from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.hashing import chunk_id, sha256_bytes, text_hash
 from llm_engineering.index_store.ledger import ChunkRow, FileRow, Ledger
 from llm_engineering.index_store.readers import document_units, file_type_of, read_document
-from llm_engineering.index_store.scanning import ScannedFile, is_supported, scan_file, scan_folder
+from llm_engineering.index_store.report import FailedFile, IngestReport
+from llm_engineering.index_store.scanning import (
+    ScannedFile,
+    is_supported,
+    leads_out,
+    scan_file,
+    scan_folder,
+)
 from llm_engineering.index_store.vectors import VectorIndex, VectorRecord
 
-__all__ = ["FailedFile", "IngestReport", "Ingestor", "ProgressFn"]
+__all__ = ["FailedFile", "GoneFn", "IngestReport", "Ingestor", "ProgressFn"]
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int, str], None]
 """progress(done, total, message)."""
+
+GoneFn = Callable[[], Sequence[Path]]
+"""Paths found deleted while a run is under way; asked between two files and forgotten at once."""
 
 # Chunks gathered before one embedding call: large enough for length-sorted batches.
 _EMBED_BATCH = 512
@@ -47,44 +57,6 @@ class EmbedderLike(Protocol):
     dimension: int
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
-
-
-@dataclass
-class FailedFile:
-    path: str
-    error: str
-
-
-@dataclass
-class IngestReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failed: list[FailedFile] = field(default_factory=list)
-    chunks_embedded: int = 0
-    """Chunk texts that went through the embedding model."""
-    chunks_reused: int = 0
-    """Chunks whose vector was already in the index (same text elsewhere or before)."""
-    chunks_written: int = 0
-    seconds: float = 0.0
-    added_paths: list[str] = field(default_factory=list)
-    updated_paths: list[str] = field(default_factory=list)
-    """Files indexed again because their content changed."""
-    removed_paths: list[str] = field(default_factory=list)
-
-    def merge(self, other: IngestReport) -> None:
-        self.added += other.added
-        self.updated += other.updated
-        self.unchanged += other.unchanged
-        self.removed += other.removed
-        self.failed += other.failed
-        self.chunks_embedded += other.chunks_embedded
-        self.chunks_reused += other.chunks_reused
-        self.chunks_written += other.chunks_written
-        self.added_paths += other.added_paths
-        self.updated_paths += other.updated_paths
-        self.removed_paths += other.removed_paths
 
 
 @dataclass
@@ -120,6 +92,10 @@ class Ingestor:
         self._vectors = vectors
         self._embedder = embedder
         self._chunker = chunker
+        # Text hash -> id of a vector whose chunk row this run removed and whose deletion
+        # waits for the run's end, so a renamed file reuses it (deletions go first).
+        self._reusable: dict[str, str] = {}
+        self._deferred: list[str] = []
 
     # -- public ------------------------------------------------------------------------
 
@@ -128,21 +104,24 @@ class Ingestor:
         targets: Sequence[Path],
         progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
+        gone: GoneFn | None = None,
     ) -> IngestReport:
         """Index files and folders; forget files that vanished from the given folders.
 
-        ``stop`` ends the run early (between two files), keeping what was done.
+        ``stop`` ends the run early (between two files), keeping what was done. ``gone``
+        is asked between two files for paths deleted meanwhile, which are forgotten then.
 
         Raises:
             PathError: a target does not exist, or is a file of an unsupported type.
         """
-        return self._run(targets, progress, stop, strict=True)
+        return self._run(targets, progress, stop, gone, strict=True)
 
     def sync(
         self,
         paths: Iterable[Path],
         progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
+        gone: GoneFn | None = None,
     ) -> IngestReport:
         """Bring these paths in step with the disk, whatever happened to them.
 
@@ -150,13 +129,14 @@ class Ingestor:
         forgotten together with everything that was under it; unsupported files are skipped.
         This is what the folder watcher calls with the paths it saw change.
         """
-        return self._run(list(paths), progress, stop, strict=False)
+        return self._run(list(paths), progress, stop, gone, strict=False)
 
     def _run(
         self,
         targets: Sequence[Path],
         progress: ProgressFn | None,
         stop: threading.Event | None,
+        gone_now: GoneFn | None,
         strict: bool,
     ) -> IngestReport:
         started = time.perf_counter()
@@ -168,14 +148,12 @@ class Ingestor:
             if not target.exists() and not target.is_symlink():
                 if strict:
                     raise PathError(f"cannot ingest {target}: no such file or folder")
-                gone += [
-                    *self._state.files_under(str(target)),
-                    *([str(target)] if self._state.file(str(target)) else []),
-                ]
+                gone += self._known_at(target)
             elif target.is_dir():
                 target = target.resolve()
                 seen = set()
-                for scanned in scan_folder(target, exclude=self._settings.data_dir):
+                roots = self._roots(target)
+                for scanned in scan_folder(target, exclude=self._settings.data_dir, roots=roots):
                     plan.append((scanned, self._root_for(scanned.path, target)))
                     seen.add(str(scanned.path))
                 gone += [path for path in self._state.files_under(str(target)) if path not in seen]
@@ -187,17 +165,21 @@ class Ingestor:
                             f"(see `llm-eng status` for the supported types)"
                         )
                     continue
-                plan.append((scan_file(target), self._root_for(target, target.parent)))
+                scanned = scan_file(target, self._roots(target.parent))
+                plan.append((scanned, self._root_for(target, target.parent)))
             elif strict:
                 raise PathError(f"cannot ingest {target}: not a regular file or folder")
         # A folder and a file inside it may both be named (the watcher does that): once each.
         unique = {str(scanned.path): (scanned, root) for scanned, root in reversed(plan)}
         plan = [unique[key] for key in dict.fromkeys(str(scanned.path) for scanned, _ in plan)]
-        report.merge(self._process(plan, progress, stop))
-        # Removals go last, so a renamed or moved file reuses the vectors of its old path.
-        if gone and not (stop is not None and stop.is_set()):
-            report.removed_paths = sorted(set(gone))
-            report.removed += self._remove(report.removed_paths)
+        # Deletions first, so a deleted file leaves searches before a long run of additions;
+        # their vectors stay until the end, so a renamed or moved file reuses them.
+        try:
+            self._forget(sorted(set(gone)), report)
+            report.merge(self._process(plan, progress, stop, gone_now))
+        finally:
+            self._vectors.delete(self._deferred)
+            self._reusable, self._deferred = {}, []
         report.seconds = time.perf_counter() - started
         return report
 
@@ -227,6 +209,10 @@ class Ingestor:
 
     # -- internals ---------------------------------------------------------------------
 
+    def _roots(self, folder: Path) -> list[Path]:
+        """Where links may lead from files found under ``folder``: the watched folders and it."""
+        return [*self._settings.watch, folder]
+
     def _root_for(self, path: Path, default: Path) -> Path:
         for folder in self._settings.watch:
             if path == folder or folder in path.parents:
@@ -238,11 +224,24 @@ class Ingestor:
         self._vectors.delete(removed_ids)
         return len(paths)
 
+    def _known_at(self, target: Path) -> list[str]:
+        """The indexed files at ``target`` (a file) or under it (a folder)."""
+        key = str(target)
+        return [*self._state.files_under(key), *([key] if self._state.file(key) else [])]
+
+    def _forget(self, paths: list[str], report: IngestReport) -> None:
+        """Forget files now; their vectors wait for the end of the run (see ``_reusable``)."""
+        if paths:
+            self._deferred += self._state.remove_files(paths, self._reusable)
+            report.removed += len(paths)
+            report.removed_paths += paths
+
     def _process(
         self,
         plan: list[tuple[ScannedFile, Path]],
         progress: ProgressFn | None,
         stop: threading.Event | None,
+        gone_now: GoneFn | None = None,
     ) -> IngestReport:
         report = IngestReport()
         known: dict[str, FileRow] = {}
@@ -256,6 +255,12 @@ class Ingestor:
         for done, (scanned, root) in enumerate(plan, start=1):
             if stop is not None and stop.is_set():
                 break
+            deleted = gone_now() if gone_now is not None else ()
+            if deleted:
+                forget = {p for path in deleted for p in self._known_at(path)}
+                pending = [p for p in pending if p.row.path not in forget]
+                pending_chunks = sum(len(p.chunks) for p in pending)
+                self._forget(sorted(forget), report)
             key = str(scanned.path)
             old = known.get(key) or self._state.file(key)
             prepared = self._prepare(scanned, root, old, report)
@@ -301,6 +306,10 @@ class Ingestor:
         try:
             if scanned.problem is not None:
                 raise DocumentError(scanned.problem)
+            # Again just before reading: the link may have been changed since the scan.
+            outside = leads_out(scanned.path, self._roots(root))
+            if outside is not None:
+                raise DocumentError(outside)
             if scanned.size > self._settings.max_file_bytes:
                 raise DocumentError(
                     f"file is {scanned.size / 1048576:.1f} MiB, over the {self._settings.max_file_size_mb:g} MiB "
@@ -308,6 +317,9 @@ class Ingestor:
                 )
             try:
                 data = scanned.path.read_bytes()
+            except FileNotFoundError:  # deleted since the scan: nothing to index or keep
+                self._forget([path] if self._state.file(path) else [], report)
+                return None
             except OSError as exc:
                 raise DocumentError(f"cannot read file: {exc.strerror or exc}") from exc
             row.sha256 = sha256_bytes(data)
@@ -316,7 +328,9 @@ class Ingestor:
                 self._state.touch(path, scanned.size, scanned.mtime_ns)
                 report.unchanged += 1
                 return None
-            doc = read_document(scanned.path, data)
+            doc = read_document(
+                scanned.path, data, max_unpacked_bytes=self._settings.max_unpacked_bytes
+            )
             chunks = self._chunker().chunk(doc)
         except DocumentError as exc:
             self._fail(row, str(exc), report)
@@ -361,6 +375,9 @@ class Ingestor:
                 text_of.setdefault(chunk.text_hash, text)
         vectors: dict[str, list[float]] = {}
         existing = self._state.ids_with_text_hashes(text_of)
+        for digest in text_of:
+            if digest not in existing and digest in self._reusable:
+                existing[digest] = self._reusable[digest]
         if existing:
             stored = self._vectors.embeddings(list(existing.values()))
             for digest, existing_id in existing.items():

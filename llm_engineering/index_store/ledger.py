@@ -277,16 +277,26 @@ class Ledger:
 
         return self._change(work)
 
-    def remove_files(self, paths: Iterable[str]) -> list[str]:
-        """Forget files and their chunks. Returns the removed chunk ids."""
+    def remove_files(
+        self, paths: Iterable[str], text_hashes: dict[str, str] | None = None
+    ) -> list[str]:
+        """Forget files and their chunks. Returns the removed chunk ids.
+
+        Args:
+            text_hashes: Filled with text hash -> removed chunk id, for callers that reuse
+                the vectors before deleting them.
+        """
         paths = list(paths)
 
         def work(db: sqlite3.Connection) -> list[str]:
             removed: list[str] = []
             for path in paths:
-                removed.extend(
-                    r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (path,))
-                )
+                for chunk_id, digest in db.execute(
+                    "SELECT id, text_hash FROM chunks WHERE path = ?", (path,)
+                ):
+                    removed.append(chunk_id)
+                    if text_hashes is not None:
+                        text_hashes.setdefault(digest, chunk_id)
                 db.execute("DELETE FROM chunks WHERE path = ?", (path,))
                 db.execute("DELETE FROM files WHERE path = ?", (path,))
                 db.execute("DELETE FROM document_text WHERE path = ?", (path,))

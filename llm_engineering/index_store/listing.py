@@ -125,10 +125,10 @@ def _pending_rows(
     ledger: Ledger, folders: Sequence[Path], queued: Iterable[Path], scan: bool
 ) -> list[FileRow]:
     found: dict[str, FileRow] = {}
-    scanned = [scan_file(p) for p in queued if p.is_file() and is_supported(p)]
+    scanned = [scan_file(p, folders) for p in queued if p.is_file() and is_supported(p)]
     if scan:
         for folder in folders:
-            scanned.extend(scan_folder(folder))
+            scanned.extend(scan_folder(folder, roots=folders))
     for item in scanned:
         path = str(item.path)
         if path in found:

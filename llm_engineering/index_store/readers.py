@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llm_engineering.errors import DocumentError
+from llm_engineering.index_store.archives import ZIP_TYPES, check_unpacked_size
 
 __all__ = [
     "CODE_LANGUAGES",
@@ -88,11 +89,18 @@ def file_type_of(path: Path) -> str:
     return path.suffix.lower().lstrip(".")
 
 
-def read_document(path: Path, data: bytes) -> ParsedDocument:
+def read_document(
+    path: Path, data: bytes, *, max_unpacked_bytes: int = 250 * 1048576
+) -> ParsedDocument:
     """Parse ``data`` (the bytes of ``path``) by the file's extension.
 
+    Args:
+        max_unpacked_bytes: How large a zip-based document (.docx) may unpack to, checked
+            from its directory before anything is extracted (``max_unpacked_mb``).
+
     Raises:
-        DocumentError: the bytes are not a readable document of that type, or hold no text.
+        DocumentError: the bytes are not a readable document of that type, hold no text,
+            or (a .docx) unpack past ``max_unpacked_bytes``.
     """
     file_type = file_type_of(path)
     reader = _READERS.get(file_type)
@@ -103,6 +111,8 @@ def read_document(path: Path, data: bytes) -> ParsedDocument:
             raise DocumentError(f"unsupported file type '.{file_type}'")
     if not data:
         raise DocumentError("file is empty")
+    if file_type in ZIP_TYPES:
+        check_unpacked_size(data, max_unpacked_bytes)
     doc = reader(path, data)
     if not any(section.text.strip() for section in doc.sections):
         raise DocumentError("no text content")
@@ -130,16 +140,36 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data[:262144]).best()
-    if best is None:
+    encoding = _detect_encoding(data[:262144])
+    if encoding is None:
         raise DocumentError("binary data, not text (no text encoding matches)")
-    text = data.decode(best.encoding, errors="replace")
+    text = data.decode(encoding, errors="replace")
     controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\n\r\f")
     if controls > max(8, len(text[:65536]) // 100):
         raise DocumentError("binary data, not text (control characters)")
     return text
+
+
+# Western European legacy encodings: latin-1 files are read as cp1252 (its superset).
+_WESTERN = frozenset({"cp1252", "latin_1", "iso8859_15"})
+
+
+def _detect_encoding(sample: bytes) -> str | None:
+    """The encoding charset-normalizer finds least chaotic, cp1252 when it is among the best.
+
+    Short Western text ("crème brûlée") decodes without chaos in a dozen code pages, and
+    charset-normalizer's first pick among those ties is arbitrary (cp1250 gives "crčme
+    brűlée"); cp1252 is by far the most common of them, so it wins a tie.
+    """
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(sample))
+    if not matches:
+        return None
+    lowest = min(match.chaos for match in matches)
+    if any(m.encoding in _WESTERN for m in matches if m.chaos <= lowest + 0.01):
+        return "cp1252"
+    return str(matches[0].encoding)
 
 
 # --- Markdown and plain text ------------------------------------------------------------

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from llm_engineering.index_store.readers import SUPPORTED_EXTENSIONS, file_type_of
+from llm_engineering.paths import is_inside
 
-__all__ = ["ScannedFile", "is_ignored_name", "is_supported", "scan_folder"]
+__all__ = [
+    "ScannedFile",
+    "is_ignored_name",
+    "is_supported",
+    "leads_out",
+    "scan_file",
+    "scan_folder",
+]
 
 _IGNORED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "site-packages", "dist-packages"})
 
@@ -37,7 +45,28 @@ class ScannedFile:
     """Why the file cannot be read at all (broken link, not a regular file), or None."""
 
 
-def scan_file(path: Path) -> ScannedFile:
+def leads_out(path: Path, roots: Sequence[Path] | None) -> str | None:
+    """Why ``path`` must not be read: a link (of it or a folder above it) leaving ``roots``.
+
+    ``None`` when it resolves inside one of ``roots`` (or no roots are given). The message
+    names the link's own text, never what lies at its target.
+    """
+    if not roots or is_inside(path, roots):
+        return None
+    target = os.readlink(path) if path.is_symlink() else None
+    via = f" (it points to {target})" if target is not None else ""
+    return f"symbolic link leading outside the watched folders{via}; skipped, never read"
+
+
+def scan_file(path: Path, roots: Sequence[Path] | None = None) -> ScannedFile:
+    """Size and mtime of ``path``, or the problem that keeps it from being read.
+
+    Args:
+        roots: The folders it may resolve into; a link leading out of them is a problem.
+    """
+    outside = leads_out(path, roots)
+    if outside is not None:
+        return ScannedFile(path, 0, 0, outside)
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -51,11 +80,15 @@ def scan_file(path: Path) -> ScannedFile:
     return ScannedFile(path, info.st_size, info.st_mtime_ns)
 
 
-def scan_folder(root: Path, exclude: Path | None = None) -> Iterator[ScannedFile]:
+def scan_folder(
+    root: Path, exclude: Path | None = None, roots: Sequence[Path] | None = None
+) -> Iterator[ScannedFile]:
     """Every supported file under ``root``, recursively, skipping hidden and junk folders.
 
-    Symbolic links to folders are not followed (they can loop or leave the folder);
-    links to files are read through. ``exclude`` (the data folder) is never entered.
+    Symbolic links to folders are not followed (they can loop, and one inside is indexed
+    under its real path already); one leading out of ``roots`` is reported with its
+    problem. Links to files are read through only when they resolve inside ``roots``.
+    ``exclude`` (the data folder) is never entered.
     """
     stack = [root]
     while stack:
@@ -73,7 +106,12 @@ def scan_folder(root: Path, exclude: Path | None = None) -> Iterator[ScannedFile
                     if exclude is None or path != exclude:
                         stack.append(path)
                     continue
+                if entry.is_symlink() and entry.is_dir():
+                    outside = leads_out(path, roots)
+                    if outside is not None:
+                        yield ScannedFile(path, 0, 0, outside.replace("skipped", "not followed"))
+                    continue
             except OSError:
                 continue
             if file_type_of(path) in SUPPORTED_EXTENSIONS:
-                yield scan_file(path)
+                yield scan_file(path, roots)

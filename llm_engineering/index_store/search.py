@@ -1,11 +1,13 @@
 """Retrieval: dense (Chroma), keyword (BM25 over FTS5), or both fused by reciprocal rank.
 
 Whatever the mode, results are read back from SQLite, so a vector left behind by a crash
-or a concurrent delete can never surface as a stale hit.
+or a concurrent delete can never surface as a stale hit; a hit whose file is gone from
+disk (deleted, not yet forgotten) is dropped too.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -137,8 +139,13 @@ class Searcher:
         if reranker is not None:
             fused = self._rerank(reranker, query, match, fused, rows, size)
         hits: list[Hit] = []
-        for cid, score in fused[:top_k]:
+        for cid, score in fused:
+            if len(hits) == top_k:
+                break
             row = rows[cid]
+            # Deleted a moment ago and not yet forgotten (the watcher's latency): not a hit.
+            if not os.path.exists(row["path"]):
+                continue
             hits.append(
                 Hit(
                     chunk_id=cid, path=row["path"], rel_path=row["rel_path"], title=row["title"] or "",

@@ -18,6 +18,7 @@ from llm_engineering.index_store.embeddings import Embedder
 from llm_engineering.index_store.ingest import (
     EmbedderLike,
     FailedFile,
+    GoneFn,
     Ingestor,
     IngestReport,
     ProgressFn,
@@ -260,18 +261,29 @@ class IndexService:
         targets: Sequence[Path],
         progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
+        gone: GoneFn | None = None,
     ) -> IngestReport:
         """Index ``targets`` (files or folders). One ingest runs at a time; others wait.
+
+        ``gone`` is asked between two files for paths deleted meanwhile (the watcher's).
 
         Raises:
             IndexBusyError: another process is the writer of this data folder.
             PathError: a target does not exist or is not supported.
         """
-        return self._write(lambda track: self.ingestor.ingest(targets, track, stop), progress)
+        return self._write(lambda track: self.ingestor.ingest(targets, track, stop, gone), progress)
 
-    def sync(self, paths: Sequence[Path], progress: ProgressFn | None = None) -> IngestReport:
-        """Bring changed paths (existing or gone, files or folders) in step with the disk."""
-        return self._write(lambda track: self.ingestor.sync(paths, track), progress)
+    def sync(
+        self,
+        paths: Sequence[Path],
+        progress: ProgressFn | None = None,
+        gone: GoneFn | None = None,
+    ) -> IngestReport:
+        """Bring changed paths (existing or gone, files or folders) in step with the disk.
+
+        Deletions among them are applied first; ``gone`` as for :meth:`ingest`.
+        """
+        return self._write(lambda track: self.ingestor.sync(paths, track, gone=gone), progress)
 
     def on_change(self, callback: Callable[[IndexChange], None]) -> Callable[[], None]:
         """Call ``callback`` after each ingest or sync that changed something, on the writing

@@ -12,6 +12,7 @@ save through a temp file is a single update of the target, never a delete then a
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -85,6 +86,19 @@ class ChangeQueue:
                     return []
                 wake = min([deadline, *self._due.values()])
                 self._cond.wait(max(0.0, wake - now))
+
+    def take_gone(self) -> list[Path]:
+        """Due paths that no longer exist on disk, taken now: a deletion need not wait for
+        the re-indexing queued before it (the others stay for :meth:`take_due`)."""
+        now = self._clock()
+        with self._cond:
+            gone = [
+                path for path, due in self._due.items() if due <= now and not os.path.lexists(path)
+            ]
+            for path in gone:
+                del self._due[path]
+                del self._first[path]
+            return gone
 
     def wake(self) -> None:
         with self._cond:

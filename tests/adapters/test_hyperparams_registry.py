@@ -9,7 +9,7 @@ import pytest
 
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, parse_spec
-from llm_engineering.errors import UserError
+from llm_engineering.errors import ConfigError, UserError
 
 
 def test_defaults_follow_the_qlora_recipe() -> None:
@@ -100,3 +100,21 @@ def test_adapter_names_cannot_escape_the_registry_folder() -> None:
     with pytest.raises(UserError, match="must be a number"):
         parse_spec("faq@latest")
     assert parse_spec("faq@v3") == ("faq", 3) and parse_spec("faq") == ("faq", None)
+
+
+def test_a_name_with_a_final_newline_is_refused_everywhere_names_are_checked(
+    tmp_path: Path,
+) -> None:
+    from llm_engineering.adapters.registry import valid_name
+    from llm_engineering.config import load_settings
+
+    for bad in ("ok\n", "ok\r\n", "\nok", "faq@3\n"):
+        with pytest.raises(UserError):
+            parse_spec(bad)
+    with pytest.raises(UserError):
+        valid_name("ok\n")
+    with pytest.raises(UserError, match="must be a number"):
+        parse_spec("faq@²")
+    with pytest.raises(ConfigError, match="collection"):
+        load_settings(data_dir=tmp_path, collection="docs\n")
+    assert load_settings(data_dir=tmp_path, collection="my-docs.v2").collection == "my-docs.v2"

@@ -1,0 +1,94 @@
+"""Files built to hurt: zip bombs, legacy code pages, links leading out of the folder."""
+
+import zipfile
+from pathlib import Path
+
+from tests.conftest import write_docx
+
+
+def inflate_docx(source: Path, target: Path, padding: int) -> None:
+    """A copy of ``source`` whose document.xml carries ``padding`` more bytes of spaces."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            data = old.read(item.filename)
+            if item.filename == "word/document.xml":
+                data = data.replace(b"</w:body>", b" " * padding + b"</w:body>")
+            new.writestr(item, data, compress_type=zipfile.ZIP_DEFLATED)
+
+
+def test_a_docx_that_inflates_past_the_ratio_limit_is_failed_without_being_parsed(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    plain = tmp_path / "plain.docx"
+    write_docx(plain, "Minutes", ["The harbour pilots voted on tugboat schedules."])
+    inflate_docx(plain, folder / "bomb.docx", padding=30 * 1048576)
+    assert (folder / "bomb.docx").stat().st_size < 200_000
+    service = service_factory()
+    report = service.ingest([folder])
+    assert [f.path for f in report.failed] == [str(folder / "bomb.docx")]
+    assert "word/document.xml is compressed" in report.failed[0].error
+    assert "100:1" in report.failed[0].error
+    assert service.search("tugboat schedules", mode="keyword")[0] == []
+
+
+def test_a_docx_that_unpacks_past_max_unpacked_mb_is_failed_naming_the_setting(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_docx(folder / "small.docx", "Small", ["Lighthouse keepers log the fog."])
+    write_docx(tmp_path / "plain.docx", "Large", ["Cargo manifests are checked twice."])
+    inflate_docx(tmp_path / "plain.docx", folder / "large.docx", padding=1048576)
+    service = service_factory(max_unpacked_mb=1.5)
+    report = service.ingest([folder])
+    assert [Path(f.path).name for f in report.failed] == ["large.docx"]
+    assert "max_unpacked_mb" in report.failed[0].error
+    assert "over the 1.5 MiB limit" in report.failed[0].error
+    assert report.added == 1
+    status = service.status()
+    assert [Path(f.path).name for f in status.failed] == ["large.docx"]
+
+
+def test_latin1_text_is_decoded_as_western_european_text(service_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "menu.txt").write_bytes("Dessert: crème brûlée\nCafé au lait\n".encode("latin-1"))
+    (folder / "polski.txt").write_bytes("Zażółć gęślą jaźń\n".encode("cp1250"))
+    service = service_factory(watch=[folder])
+    service.ingest([folder])
+    menu = service.get_document(path=str(folder / "menu.txt"))
+    assert "crème brûlée" in menu.text and "Café au lait" in menu.text
+    polish = service.get_document(path=str(folder / "polski.txt"))
+    assert "Zażółć gęślą jaźń" in polish.text
+
+
+def test_links_leading_out_of_the_watched_folder_are_listed_as_skipped_and_never_read(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    outside = tmp_path / "outside"
+    (outside / "vault").mkdir(parents=True)
+    (outside / "secret.txt").write_text("root:x:0:0:outside secret line\n")
+    (outside / "vault" / "plans.md").write_text("# Plans\n\nThe zeppelin hangar code.\n")
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "real.md").write_text("# Real\n\nOrchard pruning calendar.\n")
+    (folder / "passwd.txt").symlink_to(outside / "secret.txt")
+    (folder / "vault").symlink_to(outside / "vault", target_is_directory=True)
+    (folder / "alias.md").symlink_to(folder / "real.md")  # inside: read through
+    service = service_factory(watch=[folder])
+
+    report = service.ingest([folder])
+    failed = {Path(f.path).name: f.error for f in report.failed}
+    assert set(failed) == {"passwd.txt", "vault"}
+    assert "outside the watched folders" in failed["passwd.txt"]
+    assert "never read" in failed["passwd.txt"] and "not followed" in failed["vault"]
+    assert report.added == 2  # real.md and the link to it
+    for query in ("root:x:0:0", "zeppelin hangar"):
+        assert service.search(query, mode="keyword")[0] == []
+    # The watcher's path: one changed link, synced on its own.
+    (folder / "passwd2.txt").symlink_to(outside / "secret.txt")
+    report = service.sync([folder / "passwd2.txt"])
+    assert [Path(f.path).name for f in report.failed] == ["passwd2.txt"]
+    assert service.search("root:x:0:0", mode="keyword")[0] == []
