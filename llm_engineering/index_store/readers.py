@@ -17,13 +17,13 @@ from pathlib import Path
 
 from llm_engineering.errors import DocumentError
 from llm_engineering.index_store.archives import ZIP_TYPES, check_unpacked_size
+from llm_engineering.index_store.text_decoding import decode_text
 
 __all__ = [
     "CODE_LANGUAGES",
     "SUPPORTED_EXTENSIONS",
     "ParsedDocument",
     "Section",
-    "decode_text",
     "document_units",
     "file_type_of",
     "read_document",
@@ -117,59 +117,6 @@ def read_document(
     if not any(section.text.strip() for section in doc.sections):
         raise DocumentError("no text content")
     return doc
-
-
-# --- text decoding -------------------------------------------------------------------
-
-
-def decode_text(data: bytes) -> str:
-    """Decode bytes that should be text; refuse binary data.
-
-    Raises:
-        DocumentError: the bytes look binary or match no text encoding.
-    """
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise DocumentError(f"invalid UTF-16 text: {exc.reason}") from exc
-    nul = data.find(b"\x00", 0, 65536)
-    if nul != -1:
-        raise DocumentError(f"binary data, not text (NUL byte at offset {nul})")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    encoding = _detect_encoding(data[:262144])
-    if encoding is None:
-        raise DocumentError("binary data, not text (no text encoding matches)")
-    text = data.decode(encoding, errors="replace")
-    controls = sum(1 for ch in text[:65536] if ord(ch) < 32 and ch not in "\t\n\r\f")
-    if controls > max(8, len(text[:65536]) // 100):
-        raise DocumentError("binary data, not text (control characters)")
-    return text
-
-
-# Western European legacy encodings: latin-1 files are read as cp1252 (its superset).
-_WESTERN = frozenset({"cp1252", "latin_1", "iso8859_15"})
-
-
-def _detect_encoding(sample: bytes) -> str | None:
-    """The encoding charset-normalizer finds least chaotic, cp1252 when it is among the best.
-
-    Short Western text ("crème brûlée") decodes without chaos in a dozen code pages, and
-    charset-normalizer's first pick among those ties is arbitrary (cp1250 gives "crčme
-    brűlée"); cp1252 is by far the most common of them, so it wins a tie.
-    """
-    from charset_normalizer import from_bytes
-
-    matches = list(from_bytes(sample))
-    if not matches:
-        return None
-    lowest = min(match.chaos for match in matches)
-    if any(m.encoding in _WESTERN for m in matches if m.chaos <= lowest + 0.01):
-        return "cp1252"
-    return str(matches[0].encoding)
 
 
 # --- Markdown and plain text ------------------------------------------------------------

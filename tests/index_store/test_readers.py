@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from llm_engineering.errors import DocumentError
-from llm_engineering.index_store.readers import decode_text, read_document, rst_to_markdown
+from llm_engineering.index_store.readers import read_document, rst_to_markdown
+from llm_engineering.index_store.text_decoding import decode_text
 from tests.conftest import write_docx, write_pdf
 
 
