@@ -168,3 +168,11 @@ def test_the_job_store_applies_its_own_migration_to_the_state_file(tmp_path: Pat
     reopened = JobStore(tmp_path)
     assert reopened.storage.migrate(JOB_MIGRATIONS) == []
     reopened.close()
+
+
+def test_workers_wait_passively_unless_the_user_chose_otherwise() -> None:
+    from llm_engineering.adapters.job_runner import worker_env
+
+    assert worker_env({"PATH": "/bin"})["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert worker_env({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert worker_env({})["TOKENIZERS_PARALLELISM"] == "false"

@@ -49,7 +49,7 @@ async def error_of(client: Client, tool: str, **arguments: Any) -> str:
 
 
 async def wait_for_job(
-    client: Client, job_id: str, done: Any = None, timeout: float = 900
+    client: Client, job_id: str, done: Any = None, timeout: float = 1800
 ) -> dict[str, Any]:
     """Poll get_job until ``done(job)`` (default: the job has ended)."""
     ended = done or (lambda job: job["status"] not in ("validating", "queued", "running"))
@@ -79,7 +79,7 @@ async def mentions_fact(client: Client, adapter: str | None) -> list[str]:
     return answers
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(2400)
 async def test_a_fine_tuned_adapter_states_a_fact_the_base_model_does_not(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     dataset = write_jsonl(docs / "training" / "zorblax.jsonl", fact_records(40))
@@ -140,7 +140,7 @@ def serve_http(data_dir: Path, port: int) -> list[str]:
     return [LLM_ENG, "serve", "--http", "--port", str(port), "--data-dir", str(data_dir)]
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(2400)
 async def test_a_job_survives_a_killed_server_and_a_cancelled_job_stops(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     resumable = {"learning_rate": 1e-3, "max_steps": 6, "checkpoint_every": 2}
@@ -188,7 +188,7 @@ async def test_a_job_survives_a_killed_server_and_a_cancelled_job_stops(tmp_path
             )  # fmt: skip
             await wait_for_job(client, long["job_id"], lambda job: job["step"] >= 1, timeout=600)
             await call(client, "cancel_job", job_id=long["job_id"])
-            job = await wait_for_job(client, long["job_id"], timeout=120)
+            job = await wait_for_job(client, long["job_id"], timeout=600)
             assert job["status"] == "cancelled" and job["step"] < 500 and job["adapter"] is None
             adapters = (await call(client, "list_adapters"))["adapters"]
             assert [a["adapter"] for a in adapters] == ["resumed@1"]
