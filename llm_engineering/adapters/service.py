@@ -176,9 +176,12 @@ class TrainingService:
         self.store.update(
             job.id, status="queued", dataset_sha256=dataset.sha256, examples=dataset.count
         )
+        # Read before waking the runner: the caller gets the job as accepted (queued), not
+        # whatever state the runner's thread may already have moved it to.
+        accepted = self.store.get(job.id)
         if self.runner is not None:
             self.runner.wake()
-        return self.store.get(job.id)
+        return accepted
 
     # -- following and stopping --------------------------------------------------------
 
