@@ -79,7 +79,7 @@ async def mentions_fact(client: Client, adapter: str | None) -> list[str]:
     return answers
 
 
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(900)  # while xfail: a hang ends the test in 15 minutes, not 40
 @pytest.mark.xfail(
     reason="open regression found by the last clean-clone run of this stop: the job trains and "
     "registers, but the first answer_with_context(adapter=...) over stdio timed out after 120 s "
