@@ -78,6 +78,21 @@ async def search(client: Client, query: str, **args: Any) -> list[dict[str, Any]
     return list(result.structured_content["results"])
 
 
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool that must succeed; its structured result."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+async def error_of(client: Client, tool: str, **arguments: Any) -> str:
+    """Call a tool that must fail; the text of its error."""
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    return " ".join(getattr(block, "text", "") for block in result.content)
+
+
 def names(results: list[dict[str, Any]]) -> list[str]:
     return [Path(r["path"]).name for r in results]
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
-from mcp import Client
 
 from tests.conftest import FACTS
-from tests.server.helpers import indexed, search, stdio_client, wait_for_status
+from tests.server.helpers import call, error_of, indexed, search, stdio_client, wait_for_status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -18,19 +16,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return dict(result.structured_content)
-
-
-async def error_of(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return " ".join(getattr(block, "text", "") for block in result.content)
 
 
 async def test_an_agent_opens_a_hit_reads_on_and_is_kept_inside_the_folder(

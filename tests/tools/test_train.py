@@ -17,7 +17,7 @@ from llm_engineering.generation.llamacpp import resolve_gguf
 from llm_engineering.index_store.hashing import sha256_file
 from tests.adapters.fictional import FACT_WORD, HELD_OUT, fact_records
 from tests.conftest import LLM_ENG, describe, free_port
-from tests.server.helpers import running, stdio_client
+from tests.server.helpers import call, error_of, running, stdio_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -33,19 +33,6 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content
-    assert result.structured_content is not None
-    return dict(result.structured_content)
-
-
-async def error_of(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, result.structured_content
-    return " ".join(getattr(block, "text", "") for block in result.content)
 
 
 async def wait_for_job(
