@@ -6,6 +6,7 @@ import inspect
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -166,6 +167,15 @@ def describe(check: Callable[..., object]) -> str:
         return inspect.getsource(check).strip()
     except (OSError, TypeError):
         return getattr(check, "__name__", repr(check))
+
+
+def wait_until(ready: Callable[[], object], awaited: str, timeout: float = 120) -> None:
+    """Poll ``ready()`` until it is true; fail after ``timeout`` s naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{awaited}: not reached within {timeout} s ({describe(ready)})")
+        time.sleep(0.05)
 
 
 def server_env(**extra: str) -> dict[str, str]:

@@ -8,13 +8,13 @@ are serialised by a lock. The chat template comes from the GGUF metadata unless 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from llm_engineering.cpu import cores, idle_cores
 from llm_engineering.errors import ConfigError, ModelLoadError, PathError
 from llm_engineering.generation.base import Completion, Message, TokenFn
 from llm_engineering.packaged import PACKAGED_GGUF, packaged_gguf
@@ -66,13 +66,6 @@ def available_memory() -> int | None:
     return None
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class LlamaCppGenerator:
     """A GGUF model served by llama.cpp in this process.
 
@@ -80,7 +73,9 @@ class LlamaCppGenerator:
         model: Packaged model name or GGUF path.
         n_ctx: Context window in tokens.
         n_gpu_layers: Layers to offload (-1 = all; ignored by a CPU-only build).
-        n_threads: CPU threads (0 = every available core; llama.cpp's default is half).
+        n_threads: CPU threads. 0 (the default) = at each answer, the cores no other work
+            keeps busy at that moment (see :mod:`llm_engineering.cpu`): llama.cpp's threads
+            spin at a barrier, so one thread more than the free cores makes it 50x slower.
         chat_format: A llama-cpp-python chat format name overriding the GGUF template.
         chat_template: A Jinja chat template (a file path or the template text) overriding it.
         lora_path: A GGUF LoRA adapter applied on top of the model.
@@ -109,7 +104,7 @@ class LlamaCppGenerator:
                 f"not enough memory to load {self.path.name}: it needs at least {size * 1.1 / 2**30:.1f} GiB, "
                 f"{free / 2**30:.1f} GiB is available. Use a smaller or more quantized GGUF, or free memory."
             )
-        threads = n_threads or _cores()
+        threads = n_threads or cores()
         try:
             import llama_cpp
 
@@ -134,6 +129,8 @@ class LlamaCppGenerator:
         self.context_window = int(self._llm.n_ctx())
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
         self.lora_path = lora_path
+        self.adaptive_threads = n_threads == 0
+        self.threads = threads
         self.name = f"llama.cpp:{self.path.name}"
         self._lock = threading.Lock()
 
@@ -161,6 +158,7 @@ class LlamaCppGenerator:
             # Evaluate the whole prompt afresh: reusing a cached prefix splits the prompt into
             # other batches, which changes the numerics enough that greedy decoding diverges.
             self._llm.reset()
+            self._fit_threads()
             started = time.perf_counter()
             stream = self._llm.create_chat_completion(
                 messages=list(messages), max_tokens=max_tokens, temperature=temperature, stream=True
@@ -188,6 +186,17 @@ class LlamaCppGenerator:
             prompt_tokens = max(int(self._llm.n_tokens) - evaluated, 0)
             completion_tokens = tokens
         return Completion(text, prompt_tokens, completion_tokens, first, elapsed, finish)
+
+    def _fit_threads(self) -> None:
+        if not self.adaptive_threads:
+            return
+        import llama_cpp
+
+        threads = idle_cores()
+        if threads != self.threads:
+            llama_cpp.llama_set_n_threads(self._llm.ctx, threads, threads)
+            log.debug("llama.cpp threads: %d -> %d", self.threads, threads)
+            self.threads = threads
 
     def close(self) -> None:
         with self._lock:

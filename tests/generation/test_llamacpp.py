@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from llm_engineering import cpu
 from llm_engineering.errors import ConfigError, ModelLoadError, PathError
 from llm_engineering.generation import llamacpp
 from llm_engineering.generation.llamacpp import LlamaCppGenerator
+from tests.conftest import wait_until
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -48,10 +52,10 @@ def test_streamed_text_usage_and_speed_match_a_plain_completion(
     assert completion.tokens_per_s > 0
 
 
-def test_it_uses_every_available_core_and_the_gguf_chat_template(
+def test_it_starts_on_every_available_core_and_the_gguf_chat_template(
     generator: LlamaCppGenerator,
 ) -> None:
-    assert generator._llm.n_threads == llamacpp._cores()
+    assert generator._llm.n_threads == cpu.cores() and generator.adaptive_threads
     assert "im_start" in generator._llm.metadata["tokenizer.chat_template"]
     assert generator.context_window == 2048
     assert generator.name == "llama.cpp:SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -89,3 +93,44 @@ def test_load_errors_say_what_is_wrong(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(llamacpp, "available_memory", lambda: 10 * 1024 * 1024)
     with pytest.raises(ModelLoadError, match="not enough memory"):
         LlamaCppGenerator("smollm2-135m-instruct")
+
+
+def test_an_answer_takes_only_the_cores_other_work_leaves_free(
+    generator: LlamaCppGenerator,
+) -> None:
+    """llama.cpp's threads spin at a barrier: one more than the free cores turned a 2 s answer
+    into 118 s here. With every core kept busy by other processes, an answer uses one thread,
+    and gives the same tokens."""
+    alone = generator.chat(MESSAGES, max_tokens=24, temperature=0.0)
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cpu.cores())
+    ]
+    try:
+        wait_until(lambda: (cpu.busy_others() or 0) >= cpu.cores(), "every core busy", 60)
+        crowded = generator.chat(MESSAGES, max_tokens=24, temperature=0.0)
+        assert generator.threads == 1
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    assert crowded.text == alone.text
+
+
+def test_explicit_threads_are_kept_whatever_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    fixed = LlamaCppGenerator("smollm2-135m-instruct", n_ctx=512, n_threads=2)
+    monkeypatch.setattr(cpu, "_procs_running", lambda: 50)
+    fixed.chat(MESSAGES, max_tokens=2, temperature=0.0)
+    assert fixed.threads == 2 and not fixed.adaptive_threads
+
+
+def test_idle_cores_counts_other_runnable_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "cores", lambda: 8)
+    looks = iter([3, 9, 3, 4, 3])  # one look caught a burst; the median ignores it
+    monkeypatch.setattr(cpu, "_procs_running", lambda: next(looks))
+    assert cpu.busy_others(gap_s=0) == 2
+    monkeypatch.setattr(cpu, "_procs_running", lambda: 6)
+    assert cpu.idle_cores() == 3 and cpu.idle_cores(limit=2) == 2
+    monkeypatch.setattr(cpu, "_procs_running", lambda: 40)
+    assert cpu.idle_cores() == 1  # never none
+    monkeypatch.setattr(cpu, "_procs_running", lambda: None)
+    assert cpu.busy_others() is None and cpu.idle_cores() == 8

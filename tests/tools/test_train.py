@@ -66,13 +66,7 @@ async def mentions_fact(client: Client, adapter: str | None) -> list[str]:
     return answers
 
 
-@pytest.mark.timeout(900)  # while xfail: a hang ends the test in 15 minutes, not 40
-@pytest.mark.xfail(
-    reason="open regression found by the last clean-clone run of this stop: the job trains and "
-    "registers, but the first answer_with_context(adapter=...) over stdio timed out after 120 s "
-    "(the same adapter answers in 1.7 s through llm-eng ask); see the closing note",
-    strict=False,
-)
+@pytest.mark.timeout(2400)
 async def test_a_fine_tuned_adapter_states_a_fact_the_base_model_does_not(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     dataset = write_jsonl(docs / "training" / "zorblax.jsonl", fact_records(40))
