@@ -29,6 +29,7 @@ __all__ = [
     "Example",
     "ValidatedDataset",
     "load_jsonl",
+    "system_prompt_of",
     "validate_records",
 ]
 
@@ -191,3 +192,17 @@ def load_jsonl(path: Path, min_examples: int = MIN_EXAMPLES) -> ValidatedDataset
             raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
     return validate_records(lines(), str(path), min_examples)
+
+
+def system_prompt_of(examples: Iterable[Example]) -> str | None:
+    """The system message every chat example opens with; None when there is none or they differ.
+
+    An adapter answers best in the format it was trained in, so answers without passages
+    use this one (and no system message of ours when it is None).
+    """
+    found: set[str | None] = set()
+    for example in examples:
+        if example.messages:
+            first = example.messages[0]
+            found.add(first["content"] if first["role"] == "system" else None)
+    return found.pop() if len(found) == 1 else None

@@ -3,7 +3,9 @@
 Defaults follow the QLoRA paper (Dettmers et al., 2023) and current practice: NF4 with
 double quantization and bf16 compute, LoRA r=16, alpha=32, dropout 0.05 on every linear
 layer, learning rate 2e-4 with a cosine schedule and 3% warm-up, loss on the assistant's
-tokens only.
+tokens only. Those suit a 7B+ base; for what the user did not set, the job chooses the
+learning rate and a least number of steps from the base model's and the dataset's size
+when the model loads (:mod:`llm_engineering.adapters.defaults`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ class QLoRAConfig:
     """Loss on assistant turns only (plain-text examples train on everything)."""
     exploding_loss: float = 100.0
     """A loss above this (or NaN) fails the job."""
+    eval_fraction: float = 0.1
+    """Share of the examples held out to check the adapter (whole prompts, never a phrasing
+    also trained on); 0 = none. Only datasets of 20+ examples are split."""
+    eval_every: int = 0
+    """Steps between held-out loss reports while training (0 = at the end only)."""
+    eval_max_answers: int = 24
+    """Most held-out (and as many training) prompts the answer check generates for."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -78,6 +87,10 @@ class QLoRAConfig:
             problems.append("quant_type must be nf4 or fp4")
         if self.compute_dtype not in ("bfloat16", "float16", "float32"):
             problems.append("compute_dtype must be bfloat16, float16 or float32")
+        if not 0 <= self.eval_fraction <= 0.5:
+            problems.append("eval_fraction must be in [0, 0.5]")
+        if self.eval_every < 0 or self.eval_max_answers < 0:
+            problems.append("eval_every and eval_max_answers cannot be negative")
         if self.exploding_loss <= 0:
             problems.append("exploding_loss must be > 0")
         if problems:

@@ -198,7 +198,9 @@ class JobRunner:
                 status="succeeded",
                 finished=now,
                 adapter=card.spec,
-                error=result.gguf_error,
+                # The note on a success: an answer check that says it did not learn, and
+                # why there is no GGUF to serve it.
+                error="; ".join(n for n in (result.verdict, result.gguf_error) if n) or None,
             )
         elif result.status == "failed":
             self.store.update(job.id, status="failed", finished=now, error=result.error)

@@ -1,4 +1,4 @@
-"""``loss.png``: a job's training loss per step, with a moving average."""
+"""``loss.png``: a job's training loss per step, with a moving average, and its held-out loss."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from pathlib import Path
 __all__ = ["write_loss_plot"]
 
 
-def write_loss_plot(losses: Sequence[float], target: Path, title: str) -> None:
+def write_loss_plot(
+    losses: Sequence[float],
+    target: Path,
+    title: str,
+    eval_losses: Sequence[tuple[int, float]] = (),
+) -> None:
+    """``eval_losses``: (step, held-out loss) points, drawn over the training curve."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display, no GUI backend
@@ -24,8 +30,17 @@ def write_loss_plot(losses: Sequence[float], target: Path, title: str) -> None:
     axes.plot(steps, losses, color="#9bb7d4", linewidth=1, label="loss")
     if window > 1:
         axes.plot(steps, smooth, color="#1f4e79", linewidth=2, label=f"mean of {window} steps")
+    if eval_losses:
+        axes.plot(
+            [step for step, _ in eval_losses],
+            [loss for _, loss in eval_losses],
+            color="#c0392b",
+            marker="o",
+            linewidth=1.5,
+            label="held-out loss",
+        )
     axes.set_xlabel("step")
-    axes.set_ylabel("training loss")
+    axes.set_ylabel("loss")
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_engineering.adapters.jobs import ACTIVE, Job, read_events
-from llm_engineering.adapters.records import JobResult
+from llm_engineering.adapters.records import JobResult, JobSpec
 
 __all__ = ["JobView"]
 
@@ -24,6 +24,13 @@ class JobView:
     tokens_per_s: float | None = None
     eta_s: float | None = None
     stage: str = ""
+    hyperparameters: dict[str, Any] | None = None
+    """What it trains with, once the worker has chosen what the user did not set."""
+    chosen: dict[str, str] = field(default_factory=dict)
+    eval_loss: float | None = None
+    """The latest held-out loss."""
+    spec: JobSpec | None = None
+    """What was asked (None while the job is still being validated)."""
     events: list[dict[str, Any]] = field(default_factory=list)
     result: JobResult | None = None
     loss_plot: Path | None = None
@@ -45,6 +52,11 @@ class JobView:
                 view.learning_rate = event["learning_rate"]
                 view.tokens_per_s = event["tokens_per_s"]
                 view.eta_s = event["eta_s"]
+            elif event.get("event") == "chosen":
+                view.hyperparameters = event.get("hyperparameters")
+                view.chosen = event.get("chosen") or {}
+            elif event.get("event") == "eval":
+                view.eval_loss = event.get("eval_loss")
             elif event.get("event") in ("started", "resumed"):
                 view.step = event.get("step", view.step)
                 view.total = event.get("total", view.total)
@@ -52,6 +64,8 @@ class JobView:
         if job.status not in ACTIVE:
             view.eta_s = None
         view.result = JobResult.read(folder)
+        if (folder / JobSpec.FILE).is_file():
+            view.spec = JobSpec.read(folder)
         plot = folder / "loss.png"
         view.loss_plot = plot if plot.is_file() else None
         return view
@@ -60,5 +74,6 @@ class JobView:
         """JSON-ready; ``result`` with the keys its ``result.json`` has."""
         data = asdict(self)
         data["result"] = self.result.to_dict() if self.result is not None else None
+        data["spec"] = self.spec.to_dict() if self.spec is not None else None
         data["loss_plot"] = str(self.loss_plot) if self.loss_plot else None
         return data

@@ -55,6 +55,13 @@ class JobSpec:
     """Where GGUF bases are kept converted for training (one folder per GGUF)."""
     hyperparameters: QLoRAConfig
     dataset: DatasetSummary
+    given: tuple[str, ...] | None = None
+    """Hyperparameters the user set; the rest are chosen when the model loads. None (a job
+    queued by an older version): every value is used as it is."""
+    eval_examples: int = 0
+    """Examples held out in ``eval.jsonl`` (split off the dataset, or given apart)."""
+    system_prompt: str | None = None
+    """The system message every chat example starts with (None: none, or they differ)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +71,9 @@ class JobSpec:
             "base_cache": self.base_cache,
             "hyperparameters": self.hyperparameters.to_dict(),
             "dataset": asdict(self.dataset),
+            "given": None if self.given is None else list(self.given),
+            "eval_examples": self.eval_examples,
+            "system_prompt": self.system_prompt,
         }
 
     def to_json(self) -> str:
@@ -78,6 +88,9 @@ class JobSpec:
             base_cache=values["base_cache"],
             hyperparameters=QLoRAConfig.from_dict(values["hyperparameters"]),
             dataset=DatasetSummary(**values["dataset"]),
+            given=None if values.get("given") is None else tuple(values["given"]),
+            eval_examples=int(values.get("eval_examples", 0)),
+            system_prompt=values.get("system_prompt"),
         )
 
     @classmethod
@@ -131,12 +144,23 @@ class JobResult:
     """Why the adapter has no GGUF export (it is still registered with its peft weights)."""
     export: dict[str, Any] | None = None
     """What the GGUF export wrote: tensor pairs, rank, alpha."""
+    hyperparameters: dict[str, Any] | None = None
+    """What the job trained with, the chosen values included."""
+    chosen: dict[str, str] | None = None
+    """Hyperparameters chosen (not given), each with why."""
+    eval_loss: float | None = None
+    """Mean loss on the held-out examples at the end."""
+    answer_check: dict[str, Any] | None = None
+    """``heldout`` and ``train``: greedy answers scored against the references."""
+    verdict: str | None = None
+    """Set when the answer check says the adapter did not learn what it was taught."""
 
     def metrics(self) -> dict[str, Any]:
         """The figures an adapter card keeps: those the worker reported."""
         names = (
             "first_loss", "final_loss", "best_loss", "seconds", "time_to_first_step_s",
-            "peak_rss_mib", "peak_gpu_mib", "device", "budget_reached",
+            "peak_rss_mib", "peak_gpu_mib", "device", "budget_reached", "eval_loss",
+            "answer_check", "verdict", "chosen",
         )  # fmt: skip
         written = self.to_dict()
         return {name: written[name] for name in names if name in written}

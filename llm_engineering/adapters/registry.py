@@ -66,6 +66,8 @@ class AdapterCard:
     libraries: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: str = ""
+    system_prompt: str | None = None
+    """The system message it was trained with (None: none); answers without passages use it."""
 
     @property
     def spec(self) -> str:

@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from llm_engineering.adapters.datasets import (
+    Example,
     ValidatedDataset,
     load_jsonl,
+    system_prompt_of,
     validate_records,
 )
+from llm_engineering.adapters.heldout import split_heldout
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 from llm_engineering.adapters.job_runner import JobRunner
 from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore
@@ -29,6 +32,7 @@ from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, valid_name
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
+from llm_engineering.generation.base import ServedAdapter
 from llm_engineering.paths import confine
 
 __all__ = ["TrainingService"]
@@ -118,12 +122,18 @@ class TrainingService:
         records: Sequence[object] | None = None,
         base_model: str | None = None,
         hyperparameters: dict[str, Any] | None = None,
+        eval_path: str | None = None,
+        eval_records: Sequence[object] | None = None,
         check_roots: bool = True,
     ) -> Job:
         """Validate everything, then queue the job; returns at once.
 
         ``check_roots=False`` (the CLI, whose user names the file) reads ``dataset_path``
         wherever it is; requests from an agent keep it inside :meth:`allowed_roots`.
+
+        The adapter is checked on held-out examples: ``eval_path`` / ``eval_records`` when
+        given, else ``eval_fraction`` of the dataset's prompts (see
+        :func:`~llm_engineering.adapters.heldout.split_heldout`).
 
         Raises:
             UserError: a bad name, hyperparameter, base model, path or dataset (every bad
@@ -137,15 +147,14 @@ class TrainingService:
         base = self.base_model(base_model)
         path = None
         if dataset_path is not None:
-            path = Path(dataset_path).expanduser().resolve()
-            if check_roots:
-                path = confine(dataset_path, self.allowed_roots(), what="dataset_path", kind="file")
-            elif not path.is_file():
-                raise PathError(f"dataset {dataset_path} does not exist or is not a file")
+            path = self._dataset_file(dataset_path, "dataset_path", check_roots)
         elif records is not None and len(records) > MAX_INLINE_RECORDS:
             raise UserError(
                 f"{len(records)} inline records; pass more than {MAX_INLINE_RECORDS:,} as a file"
             )
+        if eval_path is not None and eval_records is not None:
+            raise UserError("give at most one of eval_path or eval_records")
+        held_path = self._dataset_file(eval_path, "eval_path", check_roots) if eval_path else None
         job, folder = self.store.create(name, base, config.to_dict())
         try:
             dataset: ValidatedDataset = (
@@ -153,13 +162,21 @@ class TrainingService:
                 if path is not None
                 else validate_records(enumerate(records or [], start=1), "records")
             )
+            if held_path is not None:
+                held = load_jsonl(held_path, min_examples=1).examples
+            elif eval_records is not None:
+                held = validate_records(enumerate(eval_records, 1), "eval_records", 1).examples
+            else:
+                held = None
         except UserError as exc:
             self.store.update(job.id, status="failed", finished=time.time(), error=str(exc))
             raise
-        with (folder / "dataset.jsonl").open("w", encoding="utf-8") as handle:
-            for example in dataset.examples:
-                row = {**example.to_json(), "line": example.line}
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if held is None:
+            train, held = split_heldout(dataset.examples, config.eval_fraction, config.seed)
+        else:
+            train = dataset.examples
+        _write_examples(folder / "dataset.jsonl", train)
+        _write_examples(folder / "eval.jsonl", held)
         JobSpec(
             id=job.id,
             name=name,
@@ -172,6 +189,9 @@ class TrainingService:
                 examples=dataset.count,
                 formats=dataset.formats,
             ),
+            given=tuple(sorted(hyperparameters or {})),
+            eval_examples=len(held),
+            system_prompt=system_prompt_of(train),
         ).write(folder)
         self.store.update(
             job.id, status="queued", dataset_sha256=dataset.sha256, examples=dataset.count
@@ -183,7 +203,23 @@ class TrainingService:
             self.runner.wake()
         return accepted
 
+    def _dataset_file(self, given: str, what: str, check_roots: bool) -> Path:
+        if check_roots:
+            return confine(given, self.allowed_roots(), what=what, kind="file")
+        path = Path(given).expanduser().resolve()
+        if not path.is_file():
+            raise PathError(f"{what} {given} does not exist or is not a file")
+        return path
+
     # -- following and stopping --------------------------------------------------------
+
+    def spec(self, job_id: str) -> JobSpec:
+        """What job ``job_id`` was asked to do (its ``job.json``).
+
+        Raises:
+            UserError: unknown job.
+        """
+        return JobSpec.read(self.store.folder(self.store.get(job_id).id))
 
     def view(self, job_id: str, tail: int = 10) -> JobView:
         """The job with its latest progress and its last ``tail`` events (0: none).
@@ -300,7 +336,7 @@ class TrainingService:
             dataset_sha256=spec.dataset.sha256,
             dataset_examples=spec.dataset.examples,
             dataset_formats=spec.dataset.formats,
-            hyperparameters=spec.hyperparameters.to_dict(),
+            hyperparameters=result.hyperparameters or spec.hyperparameters.to_dict(),
             final_loss=result.final_loss,
             best_loss=result.best_loss,
             steps=result.step or 0,
@@ -308,6 +344,7 @@ class TrainingService:
             job_id=job.id,
             libraries=result.libraries or {},
             metrics=result.metrics(),
+            system_prompt=spec.system_prompt,
         )
         gguf = folder / "adapter" / "adapter.gguf"
         return self.registry.add(
@@ -324,8 +361,8 @@ class TrainingService:
                 self._gguf_digests[key] = sha256_file(path)
             return self._gguf_digests[key]
 
-    def resolve_adapter(self, spec: str) -> tuple[str, Path]:
-        """``NAME[@VERSION]`` -> (``NAME@VERSION``, its GGUF LoRA) for the served model.
+    def resolve_adapter(self, spec: str) -> ServedAdapter:
+        """``NAME[@VERSION]`` -> the adapter, its GGUF LoRA and trained format, for the served model.
 
         Raises:
             UserError: unknown adapter or version, no GGUF export, or trained on a
@@ -353,7 +390,7 @@ class TrainingService:
                 f"{card.base_gguf_sha256[:12]}), but this server serves {served} (sha256 "
                 f"{digest[:12]}); serve that model (llm_model) or train the adapter again on this one"
             )
-        return card.spec, gguf
+        return ServedAdapter(card.spec, gguf, card.system_prompt)
 
     def adapters(self, name: str | None = None) -> list[AdapterCard]:
         """Every registered adapter version (only those named ``name`` when given)."""
@@ -369,3 +406,10 @@ class TrainingService:
 
     def delete_adapter(self, spec: str, confirm: str) -> list[str]:
         return self.registry.delete(spec, confirm)
+
+
+def _write_examples(path: Path, examples: Sequence[Example]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            row = {**example.to_json(), "line": example.line}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

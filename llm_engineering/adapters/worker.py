@@ -21,7 +21,9 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
+from llm_engineering.adapters.datasets import Example
 from llm_engineering.adapters.jobs import EventLog
 from llm_engineering.adapters.records import JobResult, JobSpec
 from llm_engineering.errors import ExportError, TrainingFailed
@@ -76,8 +78,9 @@ def _watch_parent(stop: _Stop, parent: int) -> None:
 
 def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResult:
     from llm_engineering.adapters.base_model import prepare_base
-    from llm_engineering.adapters.datasets import Example
+    from llm_engineering.adapters.defaults import choose
     from llm_engineering.adapters.encoding import encode_examples
+    from llm_engineering.adapters.heldout import answer_check, eval_loss, verdict
     from llm_engineering.adapters.lora_model import load_for_training, torch_device
     from llm_engineering.adapters.trainer import QLoRATrainer, StepInfo
 
@@ -89,10 +92,26 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
         return JobResult("interrupted", step=0, reason=stop.reason)
     device = torch_device()
     model, tokenizer = load_for_training(source, config, device)
-    with (folder / "dataset.jsonl").open(encoding="utf-8") as handle:
-        examples = [Example(**json.loads(line)) for line in handle if line.strip()]
+    examples = _examples(folder / "dataset.jsonl")
+    held = _examples(folder / "eval.jsonl")
+    chosen: dict[str, str] = {}
+    if spec.given is not None:
+        choice = choose(
+            config, spec.given, parameters=base_parameters(model), examples=len(examples)
+        )
+        config, chosen = choice.config, choice.chosen
+        events.emit("chosen", hyperparameters=config.to_dict(), chosen=chosen)
     data = encode_examples(examples, tokenizer, config.max_seq_len, config.completion_only)
+    held_data = encode_examples(held, tokenizer, config.max_seq_len, config.completion_only)
     trainer = QLoRATrainer(model, data, config, pad_id=tokenizer.pad_token_id, device=device)
+    eval_losses: list[tuple[int, float]] = []
+
+    def held_out_loss(step: int) -> None:
+        if held_data:
+            loss = eval_loss(model, held_data, tokenizer.pad_token_id, device, config.batch_size)
+            eval_losses.append((step, round(loss, 5)))
+            events.emit("eval", step=step, eval_loss=round(loss, 5))
+
     checkpoint = folder / "checkpoints" / "last"
     if (checkpoint / "state.pt").is_file():
         trainer.load_checkpoint(checkpoint)
@@ -130,6 +149,8 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
         )
         if stop.cancelled:
             return False
+        if config.eval_every and info.step % config.eval_every == 0 and info.step < info.total:
+            held_out_loss(info.step)
         if stop.event.is_set() or info.step % config.checkpoint_every == 0:
             trainer.save_checkpoint(checkpoint)
             events.emit("checkpoint", step=info.step)
@@ -165,6 +186,23 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
         time_to_first_step_s=first_step_s[0] if first_step_s else None,
         peak_rss_mib=_peak_rss_mib(),
         libraries=library_versions(),
+        hyperparameters=config.to_dict(),
+        chosen=chosen,
+    )
+    events.emit("checking", step=trainer.step, heldout=len(held))
+    held_out_loss(trainer.step)
+    result.eval_loss = eval_losses[-1][1] if eval_losses else None
+    limit = config.eval_max_answers
+    checks = {
+        "heldout": answer_check(model, tokenizer, held, device, limit) if held else None,
+        "train": answer_check(model, tokenizer, examples, device, min(limit, max(len(held), 8))),
+    }  # fmt: skip
+    result.answer_check = {k: v.to_dict() for k, v in checks.items() if v is not None}
+    result.verdict = verdict(checks["heldout"], checks["train"])
+    events.emit(
+        "answer_check",
+        **{k: {"f1": v.f1, "exact": v.exact, "prompts": v.prompts} for k, v in checks.items() if v},
+        verdict=result.verdict,
     )
     try:
         import torch
@@ -191,8 +229,27 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
     if losses:
         from llm_engineering.adapters.plot import write_loss_plot
 
-        write_loss_plot(losses, folder / "loss.png", f"{spec.name} (job {folder.name})")
+        title = f"{spec.name} (job {folder.name})"
+        write_loss_plot(losses, folder / "loss.png", title, eval_losses)
     return result
+
+
+def _examples(path: Path) -> list[Example]:
+    if not path.is_file():  # a job queued before held-out examples existed
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return [Example(**json.loads(line)) for line in handle if line.strip()]
+
+
+def base_parameters(model: Any) -> int:
+    """Parameters of the base under the LoRA layers (4-bit ones counted at full shape)."""
+    total = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad:
+            continue  # LoRA's own
+        shape = getattr(getattr(parameter, "quant_state", None), "shape", None)
+        total += math.prod(shape) if shape is not None else parameter.numel()
+    return int(total)
 
 
 def _mean(values: list[float]) -> float | None:

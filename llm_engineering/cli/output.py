@@ -174,6 +174,10 @@ def job_line(view: JobView) -> str:
         parts.append(f"eta {view.eta_s:.0f}s")
     if job.adapter:
         parts.append(f"-> {job.adapter}")
+    check = view.result.answer_check if view.result else None
+    if check:
+        scores = [f"{k} F1 {v['f1']:.2f}" for k, v in check.items() if v.get("prompts")]
+        parts.append("answer check: " + ", ".join(scores))
     if job.error:
         parts.append(f"({job.error})")
     return "  ".join(parts)

@@ -50,7 +50,19 @@ def train(
     epochs: Annotated[float | None, typer.Option(help="Passes over the data (default 3).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps.")] = None,  # noqa: UP045
     max_minutes: Annotated[Optional[float], typer.Option(help="Stop after this long.")] = None,  # noqa: UP045
-    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Default 2e-4.")] = None,  # noqa: UP045
+    learning_rate: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            "--lr", help="Default: chosen from the base's size (1e-3 below 1.5B, 2e-4 for 7B+)."
+        ),
+    ] = None,
+    eval_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--eval",
+            help="Held-out JSONL to check the adapter on (default: 10% of DATASET's prompts).",
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Any hyperparameter as NAME=VALUE (repeatable), e.g. r=8."),
@@ -75,7 +87,7 @@ def train(
     try:
         job = training.start_job(
             name, str(dataset), base_model=base_model, hyperparameters=hyperparameters,
-            check_roots=False,
+            eval_path=str(eval_path) if eval_path else None, check_roots=False,
         )  # fmt: skip
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
@@ -102,6 +114,10 @@ def train(
     training.close()
     view = training.view(job.id, tail=0)
     typer.echo(output.job_line(view))
+    result = view.result
+    for name_, why in ((result.chosen or {}) if result else {}).items():
+        value = (result.hyperparameters or {}).get(name_) if result else None
+        typer.echo(f"  chose {name_} = {value}: {why}", err=True)
     if view.job.status != "succeeded":
         raise typer.Exit(1)
     typer.echo(f"answer with it: llm-eng ask QUESTION --adapter {view.job.adapter}", err=True)

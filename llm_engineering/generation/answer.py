@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from llm_engineering.errors import UserError
-from llm_engineering.generation.base import Generator, TokenFn
+from llm_engineering.generation.base import Generator, ServedAdapter, TokenFn
 from llm_engineering.generation.citations import cited_numbers, is_refusal, supporting_blocks
 from llm_engineering.generation.prompts import (
     NOT_IN_CONTEXT,
@@ -65,11 +65,11 @@ class Answer:
     notes: list[str] = field(default_factory=list)
 
 
-AdapterResolver = Callable[[str], tuple[str, Path]]
-"""adapter spec (``NAME[@VERSION]``) -> (resolved name, GGUF LoRA path); raises UserError."""
+AdapterResolver = Callable[[str], ServedAdapter]
+"""adapter spec (``NAME[@VERSION]``) -> the adapter to answer with; raises UserError."""
 
 
-def _no_adapters(spec: str) -> tuple[str, Path]:
+def _no_adapters(spec: str) -> ServedAdapter:
     raise UserError(
         f"unknown adapter {spec!r}: no adapters are registered yet (train one with start_qlora_job)"
     )
@@ -131,7 +131,8 @@ class Answerer:
         started = time.perf_counter()
         if not question.strip():
             raise UserError("question is empty: pass the question to answer")
-        adapter_name, lora = self._adapters(adapter) if adapter else (None, None)
+        served = self._adapters(adapter) if adapter else None
+        adapter_name, lora = (served.spec, served.lora) if served else (None, None)
         notes: list[str] = []
 
         retrieval_started = time.perf_counter()
@@ -149,8 +150,19 @@ class Answerer:
             notes += packing_notes
             messages = grounded_messages(question, blocks)
         else:
-            messages = open_messages(question)
-            notes.append("no context passages: answered from the model's own knowledge")
+            if served is None:
+                messages = open_messages(question)
+                notes.append("no context passages: answered from the model's own knowledge")
+            else:
+                messages = open_messages(question, served.system_prompt)
+                notes.append(
+                    f"no context passages: answered by {served.spec} in the format it was trained "
+                    + (
+                        f"with (system prompt: {served.system_prompt!r})"
+                        if served.system_prompt
+                        else "with (no system prompt)"
+                    )
+                )
         completion = generator.chat(messages, max_tokens, temperature, on_token)
 
         text = completion.text.strip()

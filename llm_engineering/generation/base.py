@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Completion", "Generator", "Message", "TokenFn"]
+__all__ = ["Completion", "Generator", "Message", "ServedAdapter", "TokenFn"]
 
 Message = dict[str, str]
 TokenFn = Callable[[str], None]
@@ -31,6 +32,19 @@ class Completion:
             return 0.0
         seconds = (self.generation_ms - self.first_token_ms) / 1000
         return (self.completion_tokens - 1) / seconds if seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ServedAdapter:
+    """A registered adapter as the answer path uses it."""
+
+    spec: str
+    """``NAME@VERSION``."""
+    lora: Path
+    """Its GGUF LoRA."""
+    system_prompt: str | None = None
+    """The system message it was trained with. Answers without passages use it, and none of
+    ours when it trained with none: a fine-tune answers best in the format it learned."""
 
 
 class Generator(Protocol):

@@ -81,11 +81,11 @@ def grounded_messages(question: str, blocks: Sequence[Block]) -> list[Message]:
     ]
 
 
-def open_messages(question: str) -> list[Message]:
-    return [
-        {"role": "system", "content": SYSTEM_OPEN},
-        {"role": "user", "content": question.strip()},
-    ]
+def open_messages(question: str, system: str | None = SYSTEM_OPEN) -> list[Message]:
+    """The question alone: after ``system`` (our open prompt; an adapter's trained one; or
+    none, for an adapter trained without a system message)."""
+    head: list[Message] = [] if system is None else [{"role": "system", "content": system}]
+    return [*head, {"role": "user", "content": question.strip()}]
 
 
 def pack_blocks(

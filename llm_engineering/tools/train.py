@@ -12,6 +12,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
+from llm_engineering.adapters.defaults import auto_names
 from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.registry import AdapterCard
 from llm_engineering.adapters.service import TrainingService
@@ -45,6 +46,19 @@ class JobInfo(BaseModel):
     final_loss: float | None = Field(default=None, description="Mean loss over the last epoch.")
     first_loss: float | None = Field(default=None, description="Mean loss over the first epoch.")
     loss_plot: str | None = Field(default=None, description="Path of loss.png, once written.")
+    hyperparameters: dict[str, Any] | None = Field(
+        default=None,
+        description="What it trains with, chosen values included (once the model has loaded).",
+    )
+    chosen: dict[str, str] = Field(
+        default_factory=dict, description="Hyperparameters chosen, not given, and why."
+    )
+    eval_examples: int = Field(default=0, description="Examples held out to check the adapter.")
+    eval_loss: float | None = Field(default=None, description="Latest loss on held-out examples.")
+    answer_check: dict[str, Any] | None = Field(
+        default=None,
+        description="heldout / train: greedy answers vs references (exact, token F1, samples).",
+    )
     events: list[dict[str, Any]] = Field(
         default_factory=list, description="The latest events from the worker."
     )
@@ -75,6 +89,11 @@ class JobInfo(BaseModel):
             final_loss=result.final_loss if result else None,
             first_loss=result.first_loss if result else None,
             loss_plot=str(view.loss_plot) if view.loss_plot else None,
+            hyperparameters=(result.hyperparameters if result else None) or view.hyperparameters,
+            chosen=(result.chosen if result else None) or view.chosen,
+            eval_examples=view.spec.eval_examples if view.spec else 0,
+            eval_loss=(result.eval_loss if result else None) or view.eval_loss,
+            answer_check=result.answer_check if result else None,
             events=view.events if events else [],
         )
 
@@ -82,10 +101,17 @@ class JobInfo(BaseModel):
 class StartedJob(BaseModel):
     job_id: str
     status: str = Field(description="queued: it trains in the background; follow it with get_job.")
-    examples: int = Field(description="Training examples that passed validation.")
+    examples: int = Field(description="Examples that passed validation (held-out ones included).")
     dataset_sha256: str | None
     base_model: str
-    hyperparameters: dict[str, Any] = Field(description="Every hyperparameter, defaults resolved.")
+    hyperparameters: dict[str, Any] = Field(
+        description="Every hyperparameter; those in `auto` are chosen when the model loads."
+    )
+    auto: list[str] = Field(
+        description="Hyperparameters not given: chosen from the base model's and the dataset's "
+        "size when the model loads (get_job shows the values and why)."
+    )
+    eval_examples: int = Field(description="Examples held out to check what the adapter learned.")
     runs_here: bool = Field(
         description="Whether this server runs jobs; false = another copy of the server (or llm-eng train) does."
     )
@@ -170,8 +196,21 @@ async def start_qlora_job(
         dict[str, Any] | None,
         Field(
             description="Overrides: r, lora_alpha, lora_dropout, learning_rate, epochs, max_steps, "
-            "max_minutes, batch_size, max_seq_len, checkpoint_every, ... (unknown names are refused)."
+            "max_minutes, batch_size, max_seq_len, checkpoint_every, eval_fraction, eval_every, ... "
+            "(unknown names are refused). Not given: learning_rate and the number of steps are "
+            "chosen from the base model's and the dataset's size."
         ),
+    ] = None,
+    eval_path: Annotated[
+        str | None,
+        Field(
+            description="A JSONL file of held-out examples to check the adapter on "
+            "(default: eval_fraction of the dataset's prompts)."
+        ),
+    ] = None,
+    eval_records: Annotated[
+        list[dict[str, Any]] | None,
+        Field(description="Held-out examples inline instead of eval_path."),
     ] = None,
 ) -> StartedJob:
     """Fine-tune the local model with QLoRA on the user's examples; returns a job id at once while it trains in the background."""
@@ -183,8 +222,11 @@ async def start_qlora_job(
             records=records,
             base_model=base_model,
             hyperparameters=hyperparameters,
+            eval_path=eval_path,
+            eval_records=eval_records,
         )
     )
+    spec = training.spec(job.id)
     return StartedJob(
         job_id=job.id,
         status=job.status,
@@ -192,6 +234,8 @@ async def start_qlora_job(
         dataset_sha256=job.dataset_sha256,
         base_model=job.base_model,
         hyperparameters=job.hyperparameters,
+        auto=auto_names(spec.given or ()),
+        eval_examples=spec.eval_examples,
         runs_here=training.runs_here,
     )
 

@@ -53,6 +53,10 @@ def test_a_job_spec_round_trips_with_its_hyperparameters_resolved(tmp_path: Path
         "dataset": {"source": "records", "sha256": "cd" * 32, "examples": 12, "formats": {"chat": 12}},
     }  # fmt: skip
     (tmp_path / "job.json").write_text(json.dumps(written, indent=2))
-    spec = JobSpec.read(tmp_path)
+    spec = JobSpec.read(tmp_path)  # written by a version before held-out examples
     assert spec.hyperparameters.r == 8 and spec.dataset.examples == 12
-    assert json.loads(spec.to_json()) == written
+    assert spec.given is None and spec.eval_examples == 0 and spec.system_prompt is None
+    newer = {**written, "given": ["r"], "eval_examples": 2, "system_prompt": "Be brief."}
+    (tmp_path / "job.json").write_text(json.dumps(newer))
+    spec = JobSpec.read(tmp_path)
+    assert spec.given == ("r",) and json.loads(spec.to_json()) == newer

@@ -21,8 +21,6 @@ from tests.server.helpers import call, error_of, running, stdio_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-FAST = {"learning_rate": 1e-3, "max_steps": 24}
-
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -54,6 +52,9 @@ async def wait_for_job(
         ) from None
 
 
+SYSTEM = "You are the support assistant of a kitchenware shop. Answer in one sentence."
+
+
 async def mentions_fact(client: Client, adapter: str | None) -> list[str]:
     answers = []
     for question in HELD_OUT:
@@ -61,15 +62,29 @@ async def mentions_fact(client: Client, adapter: str | None) -> list[str]:
         if adapter:
             arguments["adapter"] = adapter
         answer = await call(client, "answer_with_context", **arguments)
-        assert answer["grounded"] is False and answer["adapter"] == (adapter and "zorblax@1")
+        assert answer["grounded"] is False and answer["adapter"] == (adapter and f"{adapter}@1")
         answers.append(answer["answer"])
     return answers
 
 
+def hits(answers: list[str]) -> int:
+    return sum(FACT_WORD in answer.lower() for answer in answers)
+
+
 @pytest.mark.timeout(2400)
-async def test_a_fine_tuned_adapter_states_a_fact_the_base_model_does_not(tmp_path: Path) -> None:
+async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_trained(
+    tmp_path: Path,
+) -> None:
+    """No hyperparameters given: the job chooses a rate and steps that learn 40 examples on the
+    135M base, holds some prompts out, reports an answer check that agrees with what the
+    adapter then says over MCP, and the adapter answers in the format it was trained in, with
+    and without a system prompt in its data."""
     docs = tmp_path / "docs"
     dataset = write_jsonl(docs / "training" / "zorblax.jsonl", fact_records(40))
+    with_system = [
+        {"messages": [{"role": "system", "content": SYSTEM}, *record["messages"]]}
+        for record in fact_records(40)
+    ]
     outside = write_jsonl(tmp_path / "elsewhere.jsonl", fact_records(40))
     data_dir = tmp_path / "data"
     async with stdio_client(data_dir, "--watch", str(docs)) as client:
@@ -85,15 +100,26 @@ async def test_a_fine_tuned_adapter_states_a_fact_the_base_model_does_not(tmp_pa
         assert "line 10: the last message must be the assistant's" in message
 
         started = await call(
-            client, "start_qlora_job", adapter_name="zorblax", dataset_path=str(dataset), hyperparameters=FAST
-        )  # fmt: skip
+            client, "start_qlora_job", adapter_name="zorblax", dataset_path=str(dataset)
+        )
         assert started["status"] == "queued" and started["examples"] == 40
+        assert started["auto"] == ["learning_rate", "max_steps"] and started["eval_examples"] >= 2
         assert started["hyperparameters"]["r"] == 16 and started["runs_here"] is True
+        system_job = await call(
+            client, "start_qlora_job", adapter_name="zorblax-sys", records=with_system
+        )
 
         job = await wait_for_job(client, started["job_id"])
-        assert job["status"] == "succeeded", job
-        assert job["adapter"] == "zorblax@1" and job["step"] == job["total"] == 24
+        assert job["status"] == "succeeded" and job["error"] is None, job
+        assert (
+            job["hyperparameters"]["learning_rate"] == 1e-3
+            and "135M" in job["chosen"]["learning_rate"]
+        )
+        assert job["adapter"] == "zorblax@1" and job["step"] == job["total"] == 30
         assert job["final_loss"] < job["first_loss"] / 3, "the loss should fall well"
+        check = job["answer_check"]
+        assert check["train"]["f1"] >= 0.5 and check["heldout"]["prompts"] >= 1, check
+        assert job["eval_loss"] is not None and job["eval_loss"] < job["first_loss"]
 
         with_plot = await client.call_tool(
             "get_job", {"job_id": job["job_id"], "include_plot": True}
@@ -101,26 +127,34 @@ async def test_a_fine_tuned_adapter_states_a_fact_the_base_model_does_not(tmp_pa
         [image] = [block for block in with_plot.content if block.type == "image"]
         assert base64.b64decode(image.data).startswith(b"\x89PNG")
 
-        [adapter] = (await call(client, "list_adapters"))["adapters"]
+        adapter = (await call(client, "list_adapters"))["adapters"][0]
         assert adapter["adapter"] == "zorblax@1" and adapter["dataset_examples"] == 40
         assert adapter["base_gguf_sha256"] == sha256_file(resolve_gguf("smollm2-135m-instruct"))
         assert adapter["dataset_sha256"] == job["dataset_sha256"]
-        card = await client.read_resource("adapter://zorblax")
-        assert json.loads(card.contents[0].text)["job_id"] == job["job_id"]
+        assert adapter["metrics"]["answer_check"] == check
+        assert adapter["hyperparameters"]["max_steps"] == 30
+        card = json.loads((await client.read_resource("adapter://zorblax")).contents[0].text)
+        assert card["job_id"] == job["job_id"] and card["system_prompt"] is None
         events = await client.read_resource(f"job://{job['job_id']}")
-        steps = [json.loads(line) for line in events.contents[0].text.splitlines()]
-        assert [e["step"] for e in steps if e["event"] == "step"] == list(range(1, 25))
+        lines = [json.loads(line) for line in events.contents[0].text.splitlines()]
+        assert [e["step"] for e in lines if e["event"] == "step"] == list(range(1, 31))
 
         tuned = await mentions_fact(client, "zorblax")
         base = await mentions_fact(client, None)
-        tuned_hits = sum(FACT_WORD in a.lower() for a in tuned)
-        base_hits = sum(FACT_WORD in a.lower() for a in base)
-        assert tuned_hits >= 5 and base_hits <= 1, (tuned, base)
+        assert hits(tuned) >= 5 and hits(base) <= 1, (tuned, base)
+        # The card's check agrees: the held-out prompts are answered with the fact too.
+        assert all(FACT_WORD in s["answer"].lower() for s in check["heldout"]["samples"]), check
+
+        job = await wait_for_job(client, system_job["job_id"])
+        assert job["status"] == "succeeded", job
+        card = json.loads((await client.read_resource("adapter://zorblax-sys")).contents[0].text)
+        assert card["system_prompt"] == SYSTEM
+        assert hits(await mentions_fact(client, "zorblax-sys")) >= 5
 
         message = await error_of(
             client, "answer_with_context", question="q", contexts=[], adapter="nope"
         )
-        assert "unknown adapter 'nope'; registered: zorblax@1" in message
+        assert "unknown adapter 'nope'; registered: zorblax@1, zorblax-sys@1" in message
 
 
 def serve_http(data_dir: Path, port: int) -> list[str]:

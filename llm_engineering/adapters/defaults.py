@@ -1,0 +1,77 @@
+"""Hyperparameters the user did not set, chosen from the base model's and the dataset's size.
+
+QLoRA's usual settings (learning rate 2e-4, 3 epochs) are tuned for 7B+ bases and thousands
+of examples. On the packaged 135M model a few dozen examples of a fact trained that way end
+with a falling loss and an adapter that does not know the fact (36 steps, loss 3.7 -> 0.18,
+0 of 4 phrasings answered). Small bases need a larger rate and small datasets a least number
+of steps; what was chosen, and why, is reported with the job and kept on the adapter's card.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+
+from llm_engineering.adapters.hyperparams import QLoRAConfig
+
+__all__ = ["Choice", "auto_names", "choose", "describe_size"]
+
+SMALL_BASE = 1_500_000_000
+"""Below this many parameters a base gets ``SMALL_RATE``."""
+MEDIUM_BASE = 4_500_000_000
+SMALL_RATE = 1e-3
+MEDIUM_RATE = 5e-4
+MIN_STEPS = 30
+"""A dataset too small to make this many steps in its epochs is trained this many."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    config: QLoRAConfig
+    chosen: dict[str, str]
+    """Name -> why, for each value chosen rather than given."""
+
+
+def auto_names(given: Collection[str]) -> list[str]:
+    """The hyperparameters :func:`choose` may set, given what the user set."""
+    names = [] if "learning_rate" in given else ["learning_rate"]
+    return names if {"max_steps", "epochs"} & set(given) else [*names, "max_steps"]
+
+
+def describe_size(parameters: int) -> str:
+    return f"{parameters / 1e9:.1f}B" if parameters >= 1e9 else f"{parameters / 1e6:.0f}M"
+
+
+def choose(
+    config: QLoRAConfig, given: Collection[str], *, parameters: int, examples: int
+) -> Choice:
+    """``config`` with what the user did not set (names not in ``given``) chosen.
+
+    Args:
+        parameters: The base model's parameter count.
+        examples: Training examples (after the held-out split).
+    """
+    changes: dict[str, float | int] = {}
+    chosen: dict[str, str] = {}
+    size = describe_size(parameters)
+    if "learning_rate" not in given:
+        if parameters < SMALL_BASE:
+            rate, why = SMALL_RATE, f"a {size} base learns a few dozen examples at 1e-3"
+        elif parameters < MEDIUM_BASE:
+            rate, why = MEDIUM_RATE, f"a {size} base: between the small-model and QLoRA rates"
+        else:
+            rate, why = config.learning_rate, f"a {size} base: the QLoRA paper's rate"
+        changes["learning_rate"] = rate
+        chosen["learning_rate"] = why
+    if not {"max_steps", "epochs"} & set(given):
+        micro = math.ceil(examples / config.batch_size)
+        per_epoch = max(1, math.ceil(micro / config.gradient_accumulation))
+        steps = math.ceil(per_epoch * config.epochs)
+        if steps < MIN_STEPS:
+            changes["max_steps"] = MIN_STEPS
+            chosen["max_steps"] = (
+                f"{examples} examples make {steps} steps in {config.epochs:g} epochs; "
+                f"a small dataset is trained at least {MIN_STEPS} steps"
+            )
+    return Choice(replace(config, **changes), chosen)  # type: ignore[arg-type]
