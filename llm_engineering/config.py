@@ -134,7 +134,9 @@ class Settings(BaseSettings):
     )
     llm_n_gpu_layers: int = Field(default=-1, ge=-1, description="Layers on the GPU (-1 = all).")
     llm_n_threads: int = Field(
-        default=0, ge=0, description="CPU threads (0 = all available cores)."
+        default=0,
+        ge=0,
+        description="CPU threads for llama.cpp (0 = at each answer, the cores other work leaves idle).",
     )
     llm_chat_format: str = Field(
         default="", description="llama-cpp-python chat format name override."
@@ -155,6 +157,18 @@ class Settings(BaseSettings):
     )
     jobs_max_concurrent: int = Field(
         default=1, ge=1, le=16, description="Training jobs that run at once; the rest wait queued."
+    )
+    train_threads: int = Field(
+        default=0,
+        ge=0,
+        description="torch threads in a training worker (0 = every core; its threads sleep, not spin, while they wait).",
+    )
+    train_nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How far below the server's CPU priority a training worker runs: searches and answers "
+        "are served first, training takes every cycle they leave (0 = the same priority).",
     )
     job_max_resumes: int = Field(
         default=3,

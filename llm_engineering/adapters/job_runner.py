@@ -36,8 +36,13 @@ OnSuccess = Callable[[Job, JobResult], AdapterCard]
 log = logging.getLogger(__name__)
 
 
-def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment: OpenMP threads sleep instead of spinning while they wait.
+WORKER_THREADS = "LLM_ENG_WORKER_THREADS"
+WORKER_NICE = "LLM_ENG_WORKER_NICE"
+
+
+def worker_env(environ: Mapping[str, str], threads: int = 0, nice: int = 0) -> dict[str, str]:
+    """The worker's environment: OpenMP threads sleep instead of spinning while they wait,
+    and the worker's thread count and priority (``train_threads``, ``train_nice``).
 
     With the default (spinning) policy, torch's threads and any other busy process on the
     machine slow each other down many times over: a 4-step job next to two busy processes
@@ -45,6 +50,8 @@ def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
     """
     env = {**environ, "TOKENIZERS_PARALLELISM": "false"}
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env[WORKER_THREADS] = str(threads)
+    env[WORKER_NICE] = str(nice)
     return env
 
 
@@ -74,6 +81,8 @@ class JobRunner:
         max_concurrent: Workers training at once.
         max_resumes: Automatic restarts of a job whose worker stopped without finishing.
         poll_s: Seconds between passes while this process holds the lock.
+        threads: torch threads per worker (0 = every core).
+        nice: How far below this process's priority workers run.
     """
 
     def __init__(
@@ -84,12 +93,16 @@ class JobRunner:
         max_concurrent: int = 1,
         max_resumes: int = 3,
         poll_s: float = 0.5,
+        threads: int = 0,
+        nice: int = 0,
     ):
         self.store = store
         self.on_success = on_success
         self.max_concurrent = max_concurrent
         self.max_resumes = max_resumes
         self.poll_s = poll_s
+        self.threads = threads
+        self.nice = nice
         self.lock = WriterLock(store.data_dir, "jobs.lock")
         self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
@@ -173,7 +186,7 @@ class JobRunner:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C for the server reaches the worker as our SIGTERM
-                env=worker_env(os.environ),
+                env=worker_env(os.environ, self.threads, self.nice),
             )
         self._children[job.id] = process
         self.store.update(job.id, pid=process.pid)

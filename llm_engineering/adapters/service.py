@@ -75,6 +75,8 @@ class TrainingService:
             self.register,
             max_concurrent=self.settings.jobs_max_concurrent,
             max_resumes=self.settings.job_max_resumes,
+            threads=self.settings.train_threads,
+            nice=self.settings.train_nice,
         )
         self.runner.start()
         return self.runner

@@ -234,6 +234,23 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
     return result
 
 
+def share_cores() -> None:
+    """Take the priority and thread count the runner set (``train_nice``, ``train_threads``)."""
+    from llm_engineering.adapters.job_runner import WORKER_NICE, WORKER_THREADS
+
+    nice = int(os.environ.get(WORKER_NICE, "0") or 0)
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError as exc:  # not allowed here: train at the server's priority
+            log.warning("could not lower the worker's priority: %s", exc)
+    threads = int(os.environ.get(WORKER_THREADS, "0") or 0)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _examples(path: Path) -> list[Example]:
     if not path.is_file():  # a job queued before held-out examples existed
         return []
@@ -266,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    share_cores()
     stop = _Stop(folder)
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda signum, _frame: stop.interrupt(f"signal {signum}"))

@@ -176,3 +176,5 @@ def test_workers_wait_passively_unless_the_user_chose_otherwise() -> None:
     assert worker_env({"PATH": "/bin"})["OMP_WAIT_POLICY"] == "PASSIVE"
     assert worker_env({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
     assert worker_env({})["TOKENIZERS_PARALLELISM"] == "false"
+    env = worker_env({}, threads=3, nice=7)
+    assert env["LLM_ENG_WORKER_THREADS"] == "3" and env["LLM_ENG_WORKER_NICE"] == "7"

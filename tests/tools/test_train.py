@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,13 @@ async def test_a_job_survives_a_killed_server_and_a_cancelled_job_stops(tmp_path
             )  # fmt: skip
             job_id = started["job_id"]
             await wait_for_job(client, job_id, lambda job: job["step"] >= 3, timeout=600)
+            events = (data_dir / "jobs" / job_id / "events.jsonl").read_text().splitlines()
+            [worker] = [json.loads(e)["pid"] for e in events if '"worker"' in e]
+            # Below the server's priority (train_nice = 10): searches and answers come first.
+            assert (
+                os.getpriority(os.PRIO_PROCESS, worker)
+                == os.getpriority(os.PRIO_PROCESS, server.pid) + 10
+            )
         server.kill()  # kill -9: no chance to stop the worker
         server.wait()
     folder = data_dir / "jobs" / job_id
