@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     llm_chat_template: str = Field(
         default="", description="Jinja chat template (file or text) override."
     )
+    answer_time_limit_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Longest an answer may generate, in seconds (0 = no limit); loops are stopped regardless.",
+    )
     answer_rerank: bool = Field(
         default=True, description="Rerank retrieved passages before answering."
     )

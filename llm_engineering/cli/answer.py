@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict
 from typing import Annotated
 
@@ -78,11 +77,12 @@ def ask(
         answerer = Answerer.from_settings(
             settings, generators, index, adapters=training.resolve_adapter
         )
-        result = answerer.answer(
-            question, top_k=top_k, adapter=adapter, max_tokens=max_tokens,
-            temperature=temperature, contexts=context, path_prefix=path_prefix,
-            on_token=None if as_json else output.echo_stderr,
-        )  # fmt: skip
+        with output.streamed_reply() as show:
+            result = answerer.answer(
+                question, top_k=top_k, adapter=adapter, max_tokens=max_tokens,
+                temperature=temperature, contexts=context, path_prefix=path_prefix,
+                on_token=None if as_json else show,
+            )  # fmt: skip
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
     finally:
@@ -90,5 +90,4 @@ def ask(
     if as_json:
         typer.echo(json.dumps(asdict(result), indent=2))
         return
-    sys.stderr.write("\n")
     output.print_answer(result)

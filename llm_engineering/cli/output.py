@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "document_footer",
-    "echo_stderr",
     "file_progress",
     "job_line",
     "print_adapters",
@@ -36,15 +35,31 @@ __all__ = [
     "print_hits",
     "print_report",
     "print_status",
+    "streamed_reply",
     "training_progress",
 ]
 
 ProgressFn = Callable[[int, int, str], None]
 
 
-def echo_stderr(piece: str) -> None:
-    sys.stderr.write(piece)
-    sys.stderr.flush()
+@contextmanager
+def streamed_reply() -> Iterator[Callable[[str], None] | None]:
+    """On a terminal, the reply as the model writes it, on stderr, erased when it ends (the
+    final answer is printed once, after it); elsewhere nothing (None)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    text = Text(style="dim")
+    with Live(text, console=Console(stderr=True), transient=True, refresh_per_second=12):
+
+        def show(piece: str) -> None:
+            text.append(piece)
+
+        yield show
 
 
 @contextmanager
@@ -155,12 +170,25 @@ def print_answer(result: Answer) -> None:
             elif citation.start_line:
                 where += f", lines {citation.start_line}-{citation.end_line}"
             console.print(f"  [{citation.n}] {where}", highlight=False)
+    model = result.model + (f" + {result.adapter}" if result.adapter else "")
     console.print(
-        f"[dim]{result.status}; {result.model}; {result.completion_tokens} tokens at "
-        f"{result.tokens_per_s:.0f} tok/s; {result.took_ms / 1000:.1f} s[/dim]"
+        f"[dim]{result.status}; {model}; {result.completion_tokens} tokens at "
+        f"{result.tokens_per_s:.0f} tok/s; {result.took_ms / 1000:.1f} s[/dim]",
+        highlight=False,
     )
+    if result.answer.strip() != result.model_answer.strip() and result.status == "not_in_context":
+        console.print(
+            f"[dim]the model replied {_short(result.model_answer)!r}, but no passage supports "
+            "it (--json shows model_answer)[/dim]",
+            highlight=False,
+        )
     for note in result.notes:
-        console.print(f"[dim]note: {note}[/dim]")
+        console.print(f"[dim]note: {note}[/dim]", highlight=False)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def job_line(view: JobView) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from llm_engineering.errors import UserError
-from llm_engineering.generation.base import Generator, ServedAdapter, TokenFn
+from llm_engineering.generation.base import Completion, Generator, ServedAdapter, TokenFn
 from llm_engineering.generation.citations import cited_numbers, is_refusal, supporting_blocks
 from llm_engineering.generation.prompts import (
     NOT_IN_CONTEXT,
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Answer", "Answerer", "Citation"]
 
-Status = Literal["answered", "not_in_context", "no_context"]
+Status = Literal["answered", "not_in_context", "no_context", "from_adapter"]
 
 
 @dataclass
@@ -63,6 +63,8 @@ class Answer:
     model_answer: str
     """What the model wrote, unchanged (differs from ``answer`` when no passage supports it)."""
     notes: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    """``repetition`` or ``time_limit`` when generation was cut short for that reason."""
 
 
 AdapterResolver = Callable[[str], ServedAdapter]
@@ -83,6 +85,7 @@ class Answerer:
         index: The index to retrieve from; None when there is none.
         rerank: Rerank retrieved passages before packing them.
         adapters: Resolves adapter names; the default knows none.
+        time_limit_s: Longest a generation may run (None: no limit); loops stop regardless.
     """
 
     def __init__(
@@ -91,11 +94,13 @@ class Answerer:
         index: IndexService | None = None,
         rerank: bool = True,
         adapters: AdapterResolver | None = None,
+        time_limit_s: float | None = None,
     ):
         self._generators = generators
         self._index = index
         self._rerank = rerank
         self._adapters = adapters or _no_adapters
+        self._time_limit_s = time_limit_s
 
     @classmethod
     def from_settings(
@@ -106,7 +111,10 @@ class Answerer:
         adapters: AdapterResolver | None = None,
     ) -> Answerer:
         """The answerer the server and the CLI both use: the settings' generators and reranking."""
-        return cls(generators.get, index, rerank=settings.answer_rerank, adapters=adapters)
+        return cls(
+            generators.get, index, rerank=settings.answer_rerank, adapters=adapters,
+            time_limit_s=settings.answer_time_limit_s or None,
+        )  # fmt: skip
 
     def answer(
         self,
@@ -163,7 +171,9 @@ class Answerer:
                         else "with (no system prompt)"
                     )
                 )
-        completion = generator.chat(messages, max_tokens, temperature, on_token)
+        completion = generator.chat(messages, max_tokens, temperature, on_token, self._time_limit_s)
+        prompt_tokens, completion_tokens = completion.prompt_tokens, completion.completion_tokens
+        stopped = _stopped(completion, notes)
 
         text = completion.text.strip()
         status: Status
@@ -198,6 +208,23 @@ class Answerer:
                         "the model's reply is not supported by any passage (no citation, and most of its "
                         "words are in none of them); see model_answer"
                     )
+        if status == "not_in_context" and served is not None:
+            # The passages lack the answer, but the adapter may have been taught it: ask it
+            # alone, in the format it was trained in, and say where the answer came from.
+            own = generator.chat(
+                open_messages(question, served.system_prompt), max_tokens, temperature,
+                on_token, self._time_limit_s,
+            )  # fmt: skip
+            prompt_tokens += own.prompt_tokens
+            completion_tokens += own.completion_tokens
+            stopped = _stopped(own, notes) or stopped
+            if own.text.strip() and not is_refusal(own.text):
+                answer = text = own.text.strip()
+                status, citations = "from_adapter", []
+                notes.append(
+                    f"the passages do not hold the answer; answered by {served.spec} from what "
+                    "it was trained on (not grounded in the documents)"
+                )
         return Answer(
             answer=answer,
             status=status,
@@ -205,8 +232,8 @@ class Answerer:
             citations=citations,
             model=generator.name,
             adapter=adapter_name,
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
             retrieval_ms=round(retrieval_ms, 2),
             first_token_ms=_round(completion.first_token_ms),
             generation_ms=round(completion.generation_ms, 2),
@@ -215,6 +242,7 @@ class Answerer:
             passages=len(blocks),
             model_answer=text,
             notes=notes,
+            stopped=stopped,
         )
 
     def _retrieve(self, question: str, top_k: int, path_prefix: str | None) -> list[Block]:
@@ -245,6 +273,16 @@ def _cite(block: Block, how: Literal["marker", "overlap"]) -> Citation:
         n=block.n, text=block.text, chunk_id=block.chunk_id, path=block.path, title=block.title,
         page=block.page, start_line=block.start_line, end_line=block.end_line, how=how,
     )  # fmt: skip
+
+
+def _stopped(completion: Completion, notes: list[str]) -> str | None:
+    if completion.finish_reason == "repetition":
+        notes.append("generation stopped: the model was repeating itself (one copy kept)")
+    elif completion.finish_reason == "time_limit":
+        notes.append("generation stopped at answer_time_limit_s; the answer may be cut short")
+    else:
+        return None
+    return completion.finish_reason
 
 
 def _round(value: float | None) -> float | None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Completion", "Generator", "Message", "ServedAdapter", "TokenFn"]
+__all__ = ["STOPPED", "Completion", "Generator", "LoopGuard", "Message", "ServedAdapter", "TokenFn"]
 
 Message = dict[str, str]
 TokenFn = Callable[[str], None]
@@ -32,6 +33,57 @@ class Completion:
             return 0.0
         seconds = (self.generation_ms - self.first_token_ms) / 1000
         return (self.completion_tokens - 1) / seconds if seconds > 0 else 0.0
+
+
+STOPPED = ("repetition", "time_limit")
+"""Finish reasons of a generation a :class:`LoopGuard` stopped."""
+
+
+class LoopGuard:
+    """Stops a generation that repeats itself or runs past its time.
+
+    A small model can fall into a loop ("```bash # onboarding.md" 512 times, for 229 s)
+    where greedy decoding never samples its way out. A block of ``p`` pieces (tokens, as
+    streamed) repeated back to back until the repeats span ``min_span`` pieces (at least
+    three repeats) is a loop: generation stops and the text keeps one copy. Fed each piece
+    by the generator; ``reason`` says why it stopped (``repetition`` or ``time_limit``).
+    """
+
+    def __init__(self, time_limit_s: float | None = None, min_span: int = 32, max_period: int = 64):
+        self._deadline = None if not time_limit_s else time.monotonic() + time_limit_s
+        self._min_span = min_span
+        self._max_period = max_period
+        self._pieces: list[str] = []
+        self._loop_start: int | None = None
+        self.reason: str | None = None
+
+    def stop(self, piece: str) -> bool:
+        """Record ``piece``; whether generation should stop now."""
+        pieces = self._pieces
+        pieces.append(piece)
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self.reason = "time_limit"
+            return True
+        n = len(pieces)
+        for period in range(1, min(self._max_period, n // 3) + 1):
+            repeats = max(3, -(-self._min_span // period))
+            if repeats * period > n:
+                continue
+            block = pieces[n - period :]
+            if all(
+                pieces[n - k * period : n - (k - 1) * period] == block
+                for k in range(2, repeats + 1)
+            ):
+                self.reason = "repetition"
+                self._loop_start = n - (repeats - 1) * period
+                return True
+        return False
+
+    def text(self, text: str) -> str:
+        """``text`` (the whole generation) with a detected loop cut to its first copy."""
+        if self._loop_start is None:
+            return text
+        return "".join(self._pieces[: self._loop_start]).rstrip()
 
 
 @dataclass(frozen=True)
@@ -61,8 +113,10 @@ class Generator(Protocol):
         max_tokens: int,
         temperature: float,
         on_token: TokenFn | None = None,
+        time_limit_s: float | None = None,
     ) -> Completion:
-        """Generate a reply. Implementations serialise concurrent calls themselves."""
+        """Generate a reply. Implementations serialise concurrent calls themselves, and stop
+        (``finish_reason`` ``repetition`` or ``time_limit``) as a :class:`LoopGuard` says."""
         ...
 
     def close(self) -> None: ...

@@ -16,7 +16,7 @@ from typing import Any
 
 from llm_engineering.cpu import cores, idle_cores
 from llm_engineering.errors import ConfigError, ModelLoadError, PathError
-from llm_engineering.generation.base import Completion, Message, TokenFn
+from llm_engineering.generation.base import STOPPED, Completion, LoopGuard, Message, TokenFn
 from llm_engineering.packaged import PACKAGED_GGUF, packaged_gguf
 
 __all__ = ["LlamaCppGenerator", "available_memory", "resolve_gguf"]
@@ -153,7 +153,9 @@ class LlamaCppGenerator:
         max_tokens: int,
         temperature: float,
         on_token: TokenFn | None = None,
+        time_limit_s: float | None = None,
     ) -> Completion:
+        guard = LoopGuard(time_limit_s)
         with self._lock:
             # Evaluate the whole prompt afresh: reusing a cached prefix splits the prompt into
             # other batches, which changes the numerics enough that greedy decoding diverges.
@@ -177,12 +179,16 @@ class LlamaCppGenerator:
                     pieces.append(piece)
                     if on_token is not None:
                         on_token(piece)
+                    if guard.stop(piece):
+                        finish = guard.reason
+                        stream.close()  # llama-cpp-python stops generating
+                        break
                 finish = choice.get("finish_reason") or finish
             elapsed = (time.perf_counter() - started) * 1000
-            text = "".join(pieces)
+            text = guard.text("".join(pieces))
             # Every generated token is evaluated into the context except the last one sampled
             # when the length limit stops generation (a stop token is never added).
-            evaluated = tokens - 1 if finish == "length" and tokens else tokens
+            evaluated = tokens - 1 if finish in ("length", *STOPPED) and tokens else tokens
             prompt_tokens = max(int(self._llm.n_tokens) - evaluated, 0)
             completion_tokens = tokens
         return Completion(text, prompt_tokens, completion_tokens, first, elapsed, finish)

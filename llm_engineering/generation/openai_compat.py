@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llm_engineering.errors import ModelLoadError
-from llm_engineering.generation.base import Completion, Message, TokenFn
+from llm_engineering.generation.base import Completion, LoopGuard, Message, TokenFn
 
 __all__ = ["OpenAICompatibleGenerator"]
 
@@ -91,8 +91,11 @@ class OpenAICompatibleGenerator:
         max_tokens: int,
         temperature: float,
         on_token: TokenFn | None = None,
+        time_limit_s: float | None = None,
     ) -> Completion:
         import httpx
+
+        guard = LoopGuard(time_limit_s)
 
         body = {
             "model": self.model,
@@ -134,13 +137,18 @@ class OpenAICompatibleGenerator:
                                 pieces.append(piece)
                                 if on_token is not None:
                                     on_token(piece)
+                                if guard.stop(piece):
+                                    finish = guard.reason
+                                    break
                             finish = choice.get("finish_reason") or finish
+                        if guard.reason:
+                            break  # closing the response stops the server generating
             except httpx.TransportError as exc:
                 raise ModelLoadError(
                     f"the model server at {self.base_url} failed mid-answer ({exc})"
                 ) from exc
             elapsed = (time.perf_counter() - started) * 1000
-        text = "".join(pieces)
+        text = guard.text("".join(pieces))
         prompt_tokens = int(
             usage.get("prompt_tokens") or sum(self.count_tokens(m["content"]) for m in messages)
         )

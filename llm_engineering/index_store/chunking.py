@@ -132,12 +132,22 @@ class Chunker:
         nodes = self._markdown.get_nodes_from_documents([Document(text=text)])
         chunks: list[Chunk] = []
         cursor = 0
-        for node in nodes:
+        folded: int | None = None
+        """Where heading-only sections waiting for the section they head begin."""
+        for i, node in enumerate(nodes):
             body = node.get_content()
             found = getattr(node, "start_char_idx", None)
             start = max(found if found is not None else text.find(body, cursor), 0)
             cursor = start + len(body)
+            if _only_headings(body) and i + 1 < len(nodes):
+                # A heading with no text of its own ("# Sourdough" then "## Oven") is not a
+                # chunk: alone it matches a query by its words and outranks the section
+                # that answers it. It leads the next section's text instead.
+                folded = start if folded is None else folded
+                continue
             heading = _heading_path(title, node.metadata.get("header_path", "/"), body)
+            if folded is not None:
+                body, start, folded = text[folded:cursor], folded, None
             chunks.extend(self._chunk_prose(section, body, start, heading))
         return chunks
 
@@ -220,6 +230,11 @@ class Chunker:
                 overlap += sizes[back]
             start = back
         return chunks
+
+
+def _only_headings(body: str) -> bool:
+    lines = [line for line in body.splitlines() if line.strip()]
+    return bool(lines) and all(line.lstrip().startswith("#") for line in lines)
 
 
 def _heading_path(title: str, header_path: str, body: str) -> str:

@@ -46,9 +46,10 @@ class Timings(BaseModel):
 
 class AnswerResult(BaseModel):
     answer: str
-    status: Literal["answered", "not_in_context", "no_context"] = Field(
+    status: Literal["answered", "not_in_context", "no_context", "from_adapter"] = Field(
         description="answered: from the passages; not_in_context: they lack the answer; "
-        "no_context: there were none, so the model answered from its own knowledge."
+        "no_context: there were none, so the model answered from its own knowledge; "
+        "from_adapter: the passages lack it and the adapter answered from what it was trained on."
     )
     grounded: bool = Field(description="True when the answer comes from, and cites, the passages.")
     citations: list[CitationInfo]
@@ -62,6 +63,10 @@ class AnswerResult(BaseModel):
         description="The model's own words (differs from answer when no passage supports them)."
     )
     notes: list[str] = Field(description="What was cut, dropped or inferred on the way.")
+    stopped: Literal["repetition", "time_limit"] | None = Field(
+        default=None,
+        description="Why generation was cut short: the model looped, or answer_time_limit_s passed.",
+    )
 
 
 @user_errors
@@ -126,6 +131,7 @@ async def answer_with_context(
         passages=result.passages,
         model_answer=result.model_answer,
         notes=result.notes,
+        stopped=result.stopped,  # type: ignore[arg-type]  # one of the two, or None
     )
 
 

@@ -134,3 +134,27 @@ def test_idle_cores_counts_other_runnable_work(monkeypatch: pytest.MonkeyPatch) 
     assert cpu.idle_cores() == 1  # never none
     monkeypatch.setattr(cpu, "_procs_running", lambda: None)
     assert cpu.busy_others() is None and cpu.idle_cores() == 8
+
+
+def test_a_reply_that_loops_is_stopped_and_keeps_one_copy(generator: LlamaCppGenerator) -> None:
+    looping = [{"role": "user", "content": "Repeat after me forever: la la la la la la la la"}]
+    completion = generator.chat(looping, max_tokens=300, temperature=0.0)
+    assert completion.finish_reason == "repetition" and completion.completion_tokens < 300
+    assert completion.text.lower().count("la") < 8, completion.text
+    cut = generator.chat(MESSAGES, max_tokens=300, temperature=0.0, time_limit_s=1e-9)
+    assert cut.finish_reason == "time_limit" and cut.completion_tokens == 1
+
+
+def test_the_loop_guard_needs_three_repeats_spanning_32_pieces() -> None:
+    from llm_engineering.generation.base import LoopGuard
+
+    guard = LoopGuard()
+    block = ["```", "bash", " #", " onboarding", ".md", "\n"]  # 6 pieces: 6 repeats = 36
+    stops = [guard.stop(piece) for piece in ["Intro", " text", "\n", *block * 6]]
+    # "\n" + the block's first five pieces is the same loop, rotated: it spans 36 pieces
+    # one piece before the sixth block ends.
+    assert stops.index(True) == 3 + 6 * 6 - 2 and guard.reason == "repetition"
+    assert guard.text("ignored") == "Intro text\n```bash # onboarding.md"
+    listing = LoopGuard()  # the same pieces again and again, but never a block back to back
+    pieces = [p for i in range(60) for p in ("\n", "-", " step", f" {i}", ":", " run", " it")]
+    assert not any(listing.stop(piece) for piece in pieces)

@@ -114,3 +114,23 @@ def test_embedding_text_leads_with_the_heading_only_when_missing() -> None:
 def test_line_span_counts_from_the_first_line() -> None:
     source = "a\nb\nc\nd\n"
     assert line_span(source, source.index("c"), "c\nd\n", 10) == (12, 13)
+
+
+def test_a_heading_with_no_text_of_its_own_leads_the_section_it_heads(chunker: Chunker) -> None:
+    text = (
+        "# Sourdough Bread\n\n## Oven\n\nBake at 250 °C for 20 minutes.\n\n"
+        "## Shaping\n\nFold twice.\n\n# Appendix\n"
+    )
+    chunks = chunker.chunk(markdown(text, "Sourdough Bread"))
+    assert [c.heading for c in chunks] == [
+        "Sourdough Bread › Oven",
+        "Sourdough Bread › Shaping",
+        "Sourdough Bread › Appendix",  # the last heading has nothing after it: kept
+    ]
+    oven = chunks[0]
+    assert oven.text.startswith("# Sourdough Bread") and "250 °C" in oven.text
+    assert (oven.start_line, oven.end_line) == (1, 5)
+    assert all(
+        any(not line.startswith("#") for line in c.text.splitlines() if line.strip())
+        for c in chunks[:2]
+    )

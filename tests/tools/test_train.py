@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from mcp import Client
 from llm_engineering.generation.llamacpp import resolve_gguf
 from llm_engineering.index_store.hashing import sha256_file
 from tests.adapters.fictional import FACT_WORD, HELD_OUT, fact_records
-from tests.conftest import LLM_ENG, describe, free_port
-from tests.server.helpers import call, error_of, running, stdio_client
+from tests.conftest import LLM_ENG, describe, free_port, server_env
+from tests.server.helpers import call, error_of, running, stdio_client, wait_for_status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -87,10 +88,12 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
         for record in fact_records(40)
     ]
     outside = write_jsonl(tmp_path / "elsewhere.jsonl", fact_records(40))
+    (docs / "office.md").write_text("# Office\n\nThe office closes at 6 pm on Fridays.\n")
     data_dir = tmp_path / "data"
     async with stdio_client(data_dir, "--watch", str(docs)) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
         assert {"start_qlora_job", "get_job", "list_jobs", "cancel_job", "list_adapters"} <= tools
+        await wait_for_status(client, lambda status: status["documents"] >= 1)
 
         message = await error_of(
             client, "start_qlora_job", adapter_name="z", dataset_path=str(outside)
@@ -143,6 +146,18 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
         tuned = await mentions_fact(client, "zorblax")
         base = await mentions_fact(client, None)
         assert hits(tuned) >= 5 and hits(base) <= 1, (tuned, base)
+        # The notes do not hold the answer, the adapter does: it answers, marked as such.
+        answer = await call(client, "answer_with_context", question=HELD_OUT[0], adapter="zorblax")
+        assert answer["status"] == "from_adapter" and answer["grounded"] is False, answer
+        assert FACT_WORD in answer["answer"].lower() and answer["citations"] == []
+        asked = subprocess.run(
+            [LLM_ENG, "ask", HELD_OUT[0], "--adapter", "zorblax", "--data-dir", str(data_dir),
+             "--watch", str(docs)],
+            capture_output=True, text=True, env=server_env(), timeout=600,
+        )  # fmt: skip
+        assert asked.returncode == 0, asked.stderr
+        assert FACT_WORD in asked.stdout.lower() and "from_adapter" in asked.stdout, asked.stdout
+        assert "zorblax@1" in asked.stdout  # the status line names the adapter
         # The card's check agrees: the held-out prompts are answered with the fact too.
         assert all(FACT_WORD in s["answer"].lower() for s in check["heldout"]["samples"]), check
 
