@@ -163,6 +163,11 @@ class Settings(BaseSettings):
     jobs_max_concurrent: int = Field(
         default=1, ge=1, le=16, description="Training jobs that run at once; the rest wait queued."
     )
+    base_cache_dir: Path | None = Field(
+        default=None,
+        description="Where GGUF bases converted for training are kept, one per GGUF sha256 "
+        "(default: DATA_DIR/base_models); share one folder between data folders to convert once.",
+    )
     train_threads: int = Field(
         default=0,
         ge=0,
@@ -232,6 +237,11 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator("base_cache_dir", mode="after")
+    @classmethod
+    def _absolute_base_cache(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value else None
 
     @field_validator("watch", "train_roots", mode="after")
     @classmethod

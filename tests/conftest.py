@@ -103,6 +103,21 @@ def mixed_folder(tmp_path: Path) -> Path:
     return make_mixed_folder(tmp_path / "docs")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_base_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One folder of GGUF bases converted for training, for every test's data folder (the
+    ``base_cache_dir`` setting): each training test would otherwise convert the packaged
+    GGUF again (20-30 s). Servers started by tests inherit it through the environment."""
+    folder = tmp_path_factory.mktemp("base_models")
+    previous = os.environ.get("LLM_ENG_BASE_CACHE_DIR")
+    os.environ["LLM_ENG_BASE_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("LLM_ENG_BASE_CACHE_DIR", None)
+    else:
+        os.environ["LLM_ENG_BASE_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """The real packaged embedding model, loaded once for the whole run."""

@@ -183,7 +183,7 @@ class TrainingService:
             id=job.id,
             name=name,
             base_model=base,
-            base_cache=str(self.settings.data_dir / "base_models"),
+            base_cache=str(self.settings.base_cache_dir or self.settings.data_dir / "base_models"),
             hyperparameters=config,
             dataset=DatasetSummary(
                 source=dataset.source,
