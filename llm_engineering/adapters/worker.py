@@ -66,11 +66,22 @@ class _Stop:
     def cancelled(self) -> bool:
         return self.cancel_file.exists()
 
+    def stopping(self) -> bool:
+        """Whether to stop now (a signal, the server gone, or a cancel)."""
+        if self.cancelled:
+            self.interrupt("cancelled")
+        return self.event.is_set()
+
 
 def _watch_parent(stop: _Stop, parent: int) -> None:
     # Reparenting (the server died, even by kill -9) changes getppid(): stop, keeping a
     # checkpoint, so the restarted server resumes the job rather than two copies training.
+    # A cancel is seen here too, so one that arrives while the model loads stops the job
+    # between loading stages rather than after them.
     while not stop.event.wait(0.5):
+        if stop.cancelled:
+            stop.interrupt("cancelled")
+            return
         if os.getppid() != parent:
             stop.interrupt("the server that started this job exited")
             return
@@ -88,10 +99,12 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
     config = spec.hyperparameters
     events.emit("loading", base_model=spec.base_model)
     source, gguf, digest = prepare_base(spec.base_model, Path(spec.base_cache))
-    if stop.event.is_set():
+    if stop.stopping():
         return JobResult("interrupted", step=0, reason=stop.reason)
     device = torch_device()
     model, tokenizer = load_for_training(source, config, device)
+    if stop.stopping():
+        return JobResult("interrupted", step=0, reason=stop.reason)
     examples = _examples(folder / "dataset.jsonl")
     held = _examples(folder / "eval.jsonl")
     chosen: dict[str, str] = {}
@@ -298,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         traceback.print_exc()
         result = JobResult("failed", error=f"{type(exc).__name__}: {exc} (see worker.log)")
+    if result.status == "interrupted" and stop.cancelled:
+        # Cancelled while it was stopping for another reason, or while loading: the user's
+        # cancel wins, so the job ends cancelled rather than being resumed.
+        result = JobResult("cancelled", step=result.step)
     if result.peak_rss_mib is None:
         result.peak_rss_mib = _peak_rss_mib()
     events.emit("finished", status=result.status, error=result.error)

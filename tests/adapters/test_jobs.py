@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -178,3 +180,34 @@ def test_workers_wait_passively_unless_the_user_chose_otherwise() -> None:
     assert worker_env({})["TOKENIZERS_PARALLELISM"] == "false"
     env = worker_env({}, threads=3, nice=7)
     assert env["LLM_ENG_WORKER_THREADS"] == "3" and env["LLM_ENG_WORKER_NICE"] == "7"
+
+
+@pytest.mark.slow
+def test_a_job_cancelled_while_its_model_loads_ends_cancelled_before_training(
+    tmp_path: Path,
+) -> None:
+    """The cancel file is there when the worker starts, as when a cancel arrives while the
+    model loads: the worker stops between loading stages and the job ends cancelled (never
+    interrupted, which would resume it)."""
+    training = service(tmp_path)
+    job = training.start_job("faq", records=fact_records(12), hyperparameters={"max_steps": 3})
+    folder = training.store.folder(job.id)
+    training.store.update(job.id, status="running", cancel_requested=1)
+    (folder / "cancel").touch()
+    worker = subprocess.run(
+        [sys.executable, "-m", "llm_engineering.adapters.worker", str(folder)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    result = json.loads((folder / "result.json").read_text())
+    assert result["status"] == "cancelled" and result["step"] == 0
+    events = [
+        json.loads(line)["event"] for line in (folder / "events.jsonl").read_text().splitlines()
+    ]
+    assert "started" not in events and events[-1] == "finished"
+    training.store.update(job.id, pid=None)  # its worker has exited
+    runner = JobRunner(training.store, training.register)
+    runner.tick()  # what a server's runner does with a worker that has gone
+    assert training.store.get(job.id).status == "cancelled"
+    runner.lock.release()
+    training.close()
