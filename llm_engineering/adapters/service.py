@@ -92,17 +92,26 @@ class TrainingService:
     def allowed_roots(self) -> list[Path]:
         return list(self.settings.train_roots) or [*self.settings.watch, self.settings.data_dir]
 
-    def base_model(self, requested: str | None) -> str:
+    def base_model(self, requested: str | None, check_roots: bool = False) -> str:
         """The base to train: ``requested``, else ``train_base_model``, else ``llm_model``.
 
+        With ``check_roots`` (a request from an agent), a requested path other than the
+        configured models must lie inside :meth:`allowed_roots` or a configured model's
+        folder; anything else is refused before the file system is asked about it, so the
+        error tells nothing of what exists outside.
+
         Raises:
-            PathError, ConfigError: a GGUF or local folder that does not exist or is not a model.
+            PathError, ConfigError: a GGUF or local folder that does not exist or is not a
+                model, or a path outside the allowed folders.
         """
         from llm_engineering.adapters.base_model import is_gguf
+        from llm_engineering.packaged import PACKAGED_GGUF
 
-        base = (
-            (requested or "").strip() or self.settings.train_base_model or self.settings.llm_model
-        )
+        configured = [m for m in (self.settings.train_base_model, self.settings.llm_model) if m]
+        base = (requested or "").strip() or configured[0]
+        if check_roots and base not in configured and base not in PACKAGED_GGUF and _is_path(base):
+            model_folders = [Path(m).expanduser().parent for m in configured if _is_path(m)]
+            base = str(confine(base, [*self.allowed_roots(), *model_folders], what="base_model"))
         if is_gguf(base):
             from llm_engineering.generation.llamacpp import resolve_gguf
 
@@ -146,7 +155,7 @@ class TrainingService:
         if (dataset_path is None) == (records is None):
             raise UserError("give exactly one of dataset_path (a JSONL file) or records (a list)")
         config = QLoRAConfig.from_dict(hyperparameters)
-        base = self.base_model(base_model)
+        base = self.base_model(base_model, check_roots)
         path = None
         if dataset_path is not None:
             path = self._dataset_file(dataset_path, "dataset_path", check_roots)
@@ -408,6 +417,11 @@ class TrainingService:
 
     def delete_adapter(self, spec: str, confirm: str) -> list[str]:
         return self.registry.delete(spec, confirm)
+
+
+def _is_path(name: str) -> bool:
+    """A file system path rather than a packaged name or a hub id (``org/model``)."""
+    return name.startswith(("/", ".", "~")) or name.endswith(".gguf")
 
 
 def _write_examples(path: Path, examples: Sequence[Example]) -> None:

@@ -211,3 +211,31 @@ def test_a_job_cancelled_while_its_model_loads_ends_cancelled_before_training(
     assert training.store.get(job.id).status == "cancelled"
     runner.lock.release()
     training.close()
+
+
+def test_an_agents_base_model_path_must_lie_in_the_allowed_folders_and_probes_nothing(
+    tmp_path: Path,
+) -> None:
+    training = service(tmp_path)
+    outside = tmp_path / "elsewhere"
+    (outside / "model").mkdir(parents=True)
+    (outside / "model" / "config.json").write_text("{}")
+    messages = [
+        _message(
+            lambda path=path: training.start_job("z", records=fact_records(8), base_model=path)
+        )
+        for path in (str(outside / "model"), str(outside / "absent"), "/etc", "/nope/x.gguf")
+    ]
+    for path, message in zip(
+        (outside / "model", outside / "absent", "/etc", "/nope/x.gguf"), messages, strict=True
+    ):
+        assert f"base_model {path} is outside the allowed folders" in message, message
+    assert "config.json" not in " ".join(messages)  # existence outside is never told
+    # The CLI's user names the model himself: a path anywhere is taken.
+    assert training.base_model(str(outside / "model")) == str((outside / "model").resolve())
+    packaged = training.start_job("z", records=fact_records(8), base_model="smollm2-135m-instruct")
+    assert packaged.base_model == "smollm2-135m-instruct"
+    assert training.jobs() and all(
+        view.job.base_model == "smollm2-135m-instruct" for view in training.jobs()
+    )
+    training.close()
