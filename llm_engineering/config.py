@@ -106,6 +106,10 @@ class Settings(BaseSettings):
         le=30,
         description="Seconds a changed file must stay quiet before it is indexed again.",
     )
+    query_batching: bool = Field(
+        default=True,
+        description="Embed the queries of searches that arrive together in one forward pass.",
+    )
     candidates: int = Field(
         default=50, ge=1, le=1000, description="Candidates each retriever gives hybrid fusion."
     )

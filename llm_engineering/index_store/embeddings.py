@@ -129,3 +129,7 @@ class Embedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self._llama.get_query_embedding(text)
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Several queries in one forward pass (what :class:`QueryBatcher` sends)."""
+        return self._llama._embed(list(texts), prompt_name="query")

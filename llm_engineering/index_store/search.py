@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 from llm_engineering.index_store.fusion import reciprocal_rank_fusion
 from llm_engineering.index_store.keyword import KeywordIndex, fts_query
 from llm_engineering.index_store.ledger import Ledger
+from llm_engineering.index_store.query_batch import QueryBatcher
 from llm_engineering.index_store.reranking import Candidate, Reranker
 from llm_engineering.index_store.vectors import VectorIndex
 
@@ -75,11 +76,14 @@ class Searcher:
         rrf_k: int = 60,
         reranker: Callable[[], Reranker] | None = None,
         rerank_candidates: int = 50,
+        batch_queries: bool = True,
     ):
         self._state = state
         self._keyword = keyword
         self._vectors = vectors
         self._embedder = embedder
+        self.queries = QueryBatcher(embedder, enabled=batch_queries)
+        """Query embeddings, batched across concurrent searches."""
         self._reranker = reranker
         self.candidates = candidates
         self.rrf_k = rrf_k
@@ -115,7 +119,7 @@ class Searcher:
         ranked: dict[str, list[tuple[str, float]]] = {}
         if embedder is not None:
             allowed = self._keyword.filtered_chunk_ids(prefix, types) if (prefix or types) else None
-            ranked["dense"] = self._vectors.query(embedder.embed_query(query), pool, allowed)
+            ranked["dense"] = self._vectors.query(self.queries.embed_query(query), pool, allowed)
         if mode in ("keyword", "hybrid"):
             ranked["keyword"] = (
                 [] if match is None else self._keyword.keyword_search(match, pool, prefix, types)

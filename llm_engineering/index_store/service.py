@@ -114,6 +114,7 @@ class IndexService:
             settings.rrf_k,
             reranker=self.reranker,
             rerank_candidates=settings.rerank_candidates,
+            batch_queries=settings.query_batching,
         )
 
     # -- models ------------------------------------------------------------------------
