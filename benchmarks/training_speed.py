@@ -328,6 +328,11 @@ def main() -> None:
     parser.add_argument(
         "--skip-first-step", action="store_true", help="skip the fresh-process timing"
     )
+    parser.add_argument(
+        "--shared-cores",
+        action="store_true",
+        help="instead: training and searching each alone and at once (benchmarks/shared_cores.py)",
+    )
     # Hidden: the child processes.
     parser.add_argument("--_prepare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_first-step", action="store_true", help=argparse.SUPPRESS)
@@ -335,7 +340,16 @@ def main() -> None:
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--dataset", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--config-json", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args, rest = parser.parse_known_args()
+    if args.shared_cores:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import shared_cores  # type: ignore[import-not-found]
+
+        sys.argv = [sys.argv[0], *rest]
+        shared_cores.main()
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     if args._prepare or args._first_step:
         from llm_engineering.logs import setup_logging
