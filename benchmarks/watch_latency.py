@@ -299,6 +299,7 @@ async def churn(folder: Path, data_dir: Path) -> dict[str, float]:
         server.wait(30)
     lingers = [max(0.0, last_seen.get(p, 0.0) - t) for p, t in deleted_at.items()]
     return {
+        "deleted_files_found_before": sum(p in last_seen for p in deleted_at),
         "churn_searches": len(latencies),
         "churn_search_p50_ms": round(statistics.median(latencies), 1),
         "churn_search_p95_ms": round(percentile(latencies, 95), 1),
