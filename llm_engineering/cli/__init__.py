@@ -8,6 +8,7 @@ libraries are imported inside the commands, so ``llm-eng --help`` is instant.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from llm_engineering.cli import answer, documents, evaluate, index, serve, train
@@ -19,6 +20,11 @@ _COMMANDS = (answer, documents, evaluate, index, serve, train)  # imported for t
 
 
 def main() -> None:
+    # OpenMP threads (torch's, for the embedding model and the reranker) sleep while they
+    # wait instead of spinning, as a training worker's do: this process shares the cores
+    # with llama.cpp, a worker and the user's own programs. Set before torch loads; a
+    # user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except KeyboardInterrupt:
