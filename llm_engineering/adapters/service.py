@@ -139,8 +139,7 @@ class TrainingService:
 
         Raises:
             UserError: a bad name, hyperparameter, base model, path or dataset (every bad
-                line listed); the job is then recorded as failed with the same reason,
-                unless the request was refused before a job existed.
+                line listed); nothing is recorded then.
         """
         valid_name(name)
         if (dataset_path is None) == (records is None):
@@ -157,26 +156,23 @@ class TrainingService:
         if eval_path is not None and eval_records is not None:
             raise UserError("give at most one of eval_path or eval_records")
         held_path = self._dataset_file(eval_path, "eval_path", check_roots) if eval_path else None
-        job, folder = self.store.create(name, base, config.to_dict())
-        try:
-            dataset: ValidatedDataset = (
-                load_jsonl(path)
-                if path is not None
-                else validate_records(enumerate(records or [], start=1), "records")
-            )
-            if held_path is not None:
-                held = load_jsonl(held_path, min_examples=1).examples
-            elif eval_records is not None:
-                held = validate_records(enumerate(eval_records, 1), "eval_records", 1).examples
-            else:
-                held = None
-        except UserError as exc:
-            self.store.update(job.id, status="failed", finished=time.time(), error=str(exc))
-            raise
+        dataset: ValidatedDataset = (
+            load_jsonl(path)
+            if path is not None
+            else validate_records(enumerate(records or [], start=1), "records")
+        )
+        if held_path is not None:
+            held = load_jsonl(held_path, min_examples=1).examples
+        elif eval_records is not None:
+            held = validate_records(enumerate(eval_records, 1), "eval_records", 1).examples
+        else:
+            held = None
         if held is None:
             train, held = split_heldout(dataset.examples, config.eval_fraction, config.seed)
         else:
             train = dataset.examples
+        # Only now, with everything checked, does the job exist: a refused request leaves no row.
+        job, folder = self.store.create(name, base, config.to_dict())
         _write_examples(folder / "dataset.jsonl", train)
         _write_examples(folder / "eval.jsonl", held)
         JobSpec(
