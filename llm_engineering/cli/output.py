@@ -11,9 +11,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from llm_engineering.adapters.progress import JobView
     from llm_engineering.adapters.registry import AdapterCard
     from llm_engineering.generation.answer import Answer
@@ -27,8 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "document_footer",
     "echo_stderr",
+    "event_line",
     "file_progress",
     "job_line",
+    "job_stage",
     "print_adapters",
     "print_answer",
     "print_documents",
@@ -172,36 +176,112 @@ def job_line(view: JobView) -> str:
         parts.append(f"loss {view.loss:.3f}")
     if view.eta_s is not None and job.status == "running":
         parts.append(f"eta {view.eta_s:.0f}s")
+    if job.status == "running" and job.cancel_requested:
+        parts.append("cancel requested")
     if job.adapter:
         parts.append(f"-> {job.adapter}")
+    if job.status == "succeeded" and view.result and view.result.budget_reached:
+        minutes = (view.result.hyperparameters or job.hyperparameters).get("max_minutes")
+        parts.append(f"stopped by the time limit (max_minutes {minutes:g})")
     check = view.result.answer_check if view.result else None
     if check:
         scores = [f"{k} F1 {v['f1']:.2f}" for k, v in check.items() if v.get("prompts")]
         parts.append("answer check: " + ", ".join(scores))
     if job.error:
         parts.append(f"({job.error})")
+    if job.status == "interrupted":
+        parts.append(f"resume: llm-eng jobs {job.id} --resume --follow")
+    return "  ".join(parts)
+
+
+_STAGES = {
+    "worker": "starting", "loading": "loading the base model", "chosen": "loading the base model",
+    "resumed": "resuming from its checkpoint", "started": "training", "step": "training",
+    "checkpoint": "training", "eval": "held-out loss", "saving": "saving the adapter",
+    "checking": "checking its answers", "answer_check": "exporting the adapter",
+    "requeued": "queued again",
+}  # fmt: skip
+"""What each latest event means the job is doing (the worker's event names)."""
+
+
+def job_stage(view: JobView, runs_here: bool) -> str:
+    """What the job is doing now, in words: ``loading the base model``, ``training``, ..."""
+    if view.job.status == "queued":
+        return "queued" if runs_here else "queued (another process runs jobs)"
+    if view.stage == "finished":  # the worker has ended; its runner has yet to record it
+        return view.result.status if view.result else "finishing"
+    if view.job.cancel_requested:
+        return "cancelling"
+    return _STAGES.get(view.stage, view.stage or "starting")
+
+
+def _figures(view: JobView) -> str:
+    parts = [f"step {view.step}/{view.total}"] if view.total else []
+    if view.loss is not None:
+        parts.append(f"loss {view.loss:.3f}")
+    if view.eta_s is not None and view.stage in ("step", "checkpoint"):
+        parts.append(f"eta {view.eta_s:.0f}s")
     return "  ".join(parts)
 
 
 @contextmanager
-def training_progress() -> Iterator[Callable[[JobView, str], None]]:
-    """A transient ``stage [bar] step/total loss eta`` line; call it with each new view."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+def training_progress(console: Console | None = None) -> Iterator[Callable[[JobView, bool], None]]:
+    """A transient ``stage [bar] step 2/5  loss 1.234  eta 52s`` line on stderr; call it with
+    each new view and whether this process runs the jobs."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True,
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[figures]}"),
+        console=console or Console(stderr=True), transient=True,
     ) as progress:  # fmt: skip
-        task = progress.add_task("waiting", total=None, loss="")
+        task = progress.add_task("waiting for the job", total=None, figures="")
 
-        def show(view: JobView, where: str) -> None:
-            loss = f"loss {view.loss:.3f}" if view.loss is not None else ""
+        def show(view: JobView, runs_here: bool) -> None:
             progress.update(
-                task, description=f"{view.stage or where}", completed=view.step,
-                total=view.total or None, loss=loss,
+                task, description=job_stage(view, runs_here), completed=view.step,
+                total=view.total or None, figures=_figures(view), refresh=True,
             )  # fmt: skip
 
         yield show
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One of a job's events for a person: local time, then what happened."""
+    stamp = event.get("t")
+    when = time.localtime(stamp) if isinstance(stamp, int | float) else None
+    clock = ""
+    if when is not None:
+        today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", when)
+        clock = time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M:%S", when)
+    name = str(event.get("event", "?"))
+    fields = {k: v for k, v in event.items() if k not in ("t", "event") and v is not None}
+    if name == "step":
+        text = (
+            f"step {fields.get('step')}/{fields.get('total')}  loss {fields.get('loss', 0):.4f}  "
+            f"lr {fields.get('learning_rate', 0):.2e}  {fields.get('tokens_per_s', 0):.0f} tok/s  "
+            f"eta {fields.get('eta_s', 0):.0f}s"
+        )
+    elif name == "chosen":
+        chosen = fields.get("chosen") or {}
+        values = fields.get("hyperparameters") or {}
+        text = "chose " + (", ".join(f"{k} = {values.get(k)}" for k in chosen) or "nothing")
+    elif name == "answer_check":
+        checks = [f"{k} F1 {v['f1']:.2f}" for k, v in fields.items() if isinstance(v, dict)]
+        text = "answer check: " + ", ".join(checks)
+        if fields.get("verdict"):
+            text += f" ({fields['verdict']})"
+    else:
+        text = "  ".join([name, *(f"{k} {_value(v)}" for k, v in fields.items())])
+    return f"{clock}  {text}".strip()
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_value(v)}" for k, v in value.items())
+    return str(value)
 
 
 def print_adapters(cards: Sequence[AdapterCard]) -> None:

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from llm_engineering.adapters.service import TrainingService
 from llm_engineering.cli import app
+from llm_engineering.config import load_settings
+from llm_engineering.index_store.lock import WriterLock
 from tests.adapters.fictional import fact_records
+from tests.conftest import LLM_ENG, server_env, wait_until
+from tests.test_cli import run
 
 
 def write_jsonl(path: Path, records: list[object]) -> Path:
@@ -43,3 +55,113 @@ def test_a_refused_dataset_leaves_no_job_and_a_cut_line_says_where_it_ends(tmp_p
         "the line ends at character 118)"
     ) in result.output
     assert "no training jobs yet" in CliRunner().invoke(app, ["jobs", *data]).output
+
+
+def test_a_detached_job_says_who_will_train_it(tmp_path: Path) -> None:
+    dataset = write_jsonl(tmp_path / "faq.jsonl", fact_records(8))
+    data_dir = tmp_path / "data"
+    detach = ["train", str(dataset), "--name", "faq", "--detach", "--data-dir", str(data_dir)]
+    alone = CliRunner().invoke(app, detach)
+    assert alone.exit_code == 0, alone.output
+    job_id = alone.stdout.strip()
+    assert (
+        "nothing runs jobs now: a running `llm-eng serve` (or `llm-eng train` without --detach) "
+        f"trains it, or train it here with `llm-eng jobs {job_id} --follow`"
+    ) in alone.stderr
+    server = WriterLock(data_dir, "jobs.lock")  # what a running server holds
+    assert server.try_acquire()
+    try:
+        served = CliRunner().invoke(app, detach)
+    finally:
+        server.release()
+    assert f"llm-eng (pid {os.getpid()}) runs jobs: it trains this one now" in served.stderr
+
+
+@contextmanager
+def following(args: list[str], folder: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`llm-eng ARGS` in the background, as from a terminal (Ctrl-C is a KeyboardInterrupt);
+    yields it with its job id once the job is queued. Its stdout and stderr go to files."""
+    out, err = (folder / "stdout.txt").open("w"), (folder / "stderr.txt").open("w")
+    process = subprocess.Popen(
+        [LLM_ENG, *args], stdout=out, stderr=err, text=True, env=server_env(),
+        # A shell's background job may start with SIGINT ignored; a terminal's does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    queued = re.compile(r"job (\S+): \d+ examples, queued")
+    try:
+        wait_until(lambda: queued.search(stderr_of(folder)), "the job was queued", 300)
+        match = queued.search(stderr_of(folder))
+        assert match is not None
+        yield process, match.group(1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        out.close()
+        err.close()
+
+
+def stderr_of(folder: Path) -> str:
+    return (folder / "stderr.txt").read_text()
+
+
+def wait_for_first_step(data_dir: Path, job_id: str) -> None:
+    training = TrainingService(load_settings(data_dir=data_dir))
+    try:
+        wait_until(
+            lambda: training.view(job_id, tail=0).step >= 1, f"job {job_id} trained a step", 600
+        )
+    finally:
+        training.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_foreground_train_leaves_the_job_interrupted_and_resumable(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    dataset = write_jsonl(tmp_path / "faq.jsonl", fact_records(8))
+    data = ["--data-dir", str(tmp_path / "data")]
+    train = ["train", str(dataset), "--name", "stopme", "--base-model", str(tiny_llama)]
+    with following([*train, "--max-steps", "100000", *data], tmp_path) as (process, job_id):
+        wait_for_first_step(tmp_path / "data", job_id)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=300)
+        assert process.returncode == 130, stderr_of(tmp_path)
+    assert f"resume it with `llm-eng jobs {job_id} --resume --follow`" in stderr_of(tmp_path)
+    [line] = run("jobs", *data).stdout.splitlines()
+    assert line.startswith(f"{job_id}  stopme") and " interrupted " in line and "eta" not in line
+    assert "its llm-eng was stopped (Ctrl-C)" in line
+    resumed = run("jobs", job_id, "--resume", *data)
+    assert resumed.returncode == 0, resumed.stderr
+    assert " queued " in resumed.stdout and f"job {job_id}: queued again" in resumed.stderr
+    cancelled = run("jobs", job_id, "--cancel", *data)
+    assert f"job {job_id}: cancelled" in cancelled.stderr and " cancelled " in cancelled.stdout
+
+
+@pytest.mark.slow
+def test_a_time_limited_or_cancelled_job_says_so_and_its_events_read_in_local_time(
+    tmp_path: Path, tiny_llama: Path
+) -> None:
+    dataset = write_jsonl(tmp_path / "faq.jsonl", fact_records(8))
+    data = ["--data-dir", str(tmp_path / "data")]
+    train = ["train", str(dataset), "--base-model", str(tiny_llama), "--max-steps", "100000"]
+    queued = run(*train, "--name", "limited", "--max-minutes", "0.002", "--detach", *data)
+    job_id = queued.stdout.strip()
+    assert "nothing runs jobs now" in queued.stderr
+    followed = run("jobs", job_id, "--follow", *data)
+    assert followed.returncode == 0, followed.stderr
+    assert " succeeded " in followed.stdout
+    assert "stopped by the time limit (max_minutes 0.002)" in followed.stdout
+
+    shown = run("jobs", job_id, *data).stdout
+    assert '"t":' not in shown and "{" not in shown
+    assert re.search(r"^  \d\d:\d\d:\d\d  step 1/100000  loss \d", shown, re.MULTILINE), shown
+
+    with following([*train, "--name", "cancelme", *data], tmp_path) as (process, job_id):
+        wait_for_first_step(tmp_path / "data", job_id)
+        cancel = run("jobs", job_id, "--cancel", *data)
+        assert f"job {job_id}: cancel requested; it stops at its next step" in cancel.stderr
+        process.wait(timeout=300)
+        assert process.returncode == 1
+    [last] = (tmp_path / "stdout.txt").read_text().splitlines()
+    assert last.startswith(f"{job_id}  cancelme") and " cancelled " in last
