@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
 
     from llm_engineering.adapters.progress import JobView
     from llm_engineering.adapters.registry import AdapterCard
@@ -29,10 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "document_footer",
     "echo_stderr",
-    "event_line",
     "file_progress",
     "job_line",
-    "job_stage",
     "print_adapters",
     "print_answer",
     "print_documents",
@@ -40,10 +39,9 @@ __all__ = [
     "print_hits",
     "print_report",
     "print_status",
-    "training_progress",
+    "results_console",
+    "status_note",
 ]
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 def echo_stderr(piece: str) -> None:
@@ -51,8 +49,33 @@ def echo_stderr(piece: str) -> None:
     sys.stderr.flush()
 
 
+def results_console() -> Console:
+    """Where results go (stdout): wrapped to a terminal's width; piped, never wrapped, so a
+    script or a file gets whole lines."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(soft_wrap=True, width=10_000)
+
+
+class FileProgress:
+    """The ingest progress callback (``done, total, path``), and :meth:`note` for a pause."""
+
+    def __init__(self, bar: Progress, task: TaskID):
+        self._bar, self._task = bar, task
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        self._bar.update(
+            self._task, completed=done, total=total, description=Path(message).name[-60:]
+        )
+
+    def note(self, text: str) -> None:
+        """Say what the pause is about (loading a model) until the next file is done."""
+        self._bar.update(self._task, description=text, refresh=True)
+
+
 @contextmanager
-def file_progress() -> Iterator[ProgressFn]:
+def file_progress() -> Iterator[FileProgress]:
     """A transient ``indexing [bar] done/total`` line on stderr, fed by a progress callback."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -66,19 +89,22 @@ def file_progress() -> Iterator[ProgressFn]:
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task("", total=None)
+        yield FileProgress(bar, bar.add_task("", total=None))
 
-        def progress(done: int, total: int, message: str) -> None:
-            bar.update(task, completed=done, total=total, description=Path(message).name[-60:])
 
-        yield progress
+@contextmanager
+def status_note(text: str) -> Iterator[None]:
+    """A transient spinner with ``text`` on stderr while the block runs (nothing when piped)."""
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
+        yield
 
 
 def print_report(report: IngestReport) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = results_console()
     table = Table(title=f"Ingest finished in {report.seconds:.1f} s", show_header=True)
     columns = (
         "added",
@@ -101,9 +127,9 @@ def print_report(report: IngestReport) -> None:
 
 
 def print_hits(hits: Sequence[Hit], took_ms: float) -> None:
-    from rich.console import Console
+    from rich.markup import escape
 
-    console = Console()
+    console = results_console()
     if not hits:
         console.print("no results")
     for rank, hit in enumerate(hits, start=1):
@@ -113,21 +139,32 @@ def print_hits(hits: Sequence[Hit], took_ms: float) -> None:
             else (f"lines {hit.start_line}-{hit.end_line}" if hit.start_line else "")
         )
         console.print(
-            f"[bold]{rank}. {hit.path}[/bold] {where}  [dim]score {hit.score:.4f} ({', '.join(hit.retrieved_by)})[/dim]"
+            f"[bold]{rank}. {escape(hit.path)}[/bold] {where}  "
+            f"[dim]score {hit.score:.4f} ({', '.join(hit.retrieved_by)})[/dim]"
         )
-        console.print(f"   [cyan]{hit.heading}[/cyan]")
-        snippet = " ".join(hit.text.split())
-        console.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", highlight=False)
+        console.print(f"   [cyan]{escape(hit.heading)}[/cyan]")
+        for line in _passage(hit.text):
+            console.print(f"   {line}" if line else "", highlight=False, markup=False)
     reranked = f", reranked by {hits[0].reranker}" if hits and hits[0].reranker else ""
     console.print(f"[dim]{took_ms:.1f} ms{reranked}[/dim]")
 
 
+def _passage(text: str, limit: int = 300) -> list[str]:
+    """The start of a passage with its own lines (code stays code), blank runs made one."""
+    cut = text.strip()
+    more = "…" if len(cut) > limit else ""
+    lines: list[str] = []
+    for line in (cut[:limit] + more).splitlines():
+        if line.strip() or (lines and lines[-1]):
+            lines.append(line.rstrip())
+    return lines
+
+
 def print_status(info: IndexStatus) -> None:
-    from rich.console import Console
 
     from llm_engineering.index_store.readers import SUPPORTED_EXTENSIONS
 
-    console = Console()
+    console = results_console()
     console.print(f"[bold]data dir[/bold]        {info.data_dir}")
     console.print(f"[bold]vector store[/bold]    {info.vector_store}")
     console.print(
@@ -146,9 +183,8 @@ def print_status(info: IndexStatus) -> None:
 
 
 def print_answer(result: Answer) -> None:
-    from rich.console import Console
 
-    console = Console()
+    console = results_console()
     console.print(result.answer, highlight=False)
     if result.citations:
         console.print("\n[bold]Sources[/bold]")
@@ -194,96 +230,6 @@ def job_line(view: JobView) -> str:
     return "  ".join(parts)
 
 
-_STAGES = {
-    "worker": "starting", "loading": "loading the base model", "chosen": "loading the base model",
-    "resumed": "resuming from its checkpoint", "started": "training", "step": "training",
-    "checkpoint": "training", "eval": "held-out loss", "saving": "saving the adapter",
-    "checking": "checking its answers", "answer_check": "exporting the adapter",
-    "requeued": "queued again",
-}  # fmt: skip
-"""What each latest event means the job is doing (the worker's event names)."""
-
-
-def job_stage(view: JobView, runs_here: bool) -> str:
-    """What the job is doing now, in words: ``loading the base model``, ``training``, ..."""
-    if view.job.status == "queued":
-        return "queued" if runs_here else "queued (another process runs jobs)"
-    if view.stage == "finished":  # the worker has ended; its runner has yet to record it
-        return view.result.status if view.result else "finishing"
-    if view.job.cancel_requested:
-        return "cancelling"
-    return _STAGES.get(view.stage, view.stage or "starting")
-
-
-def _figures(view: JobView) -> str:
-    parts = [f"step {view.step}/{view.total}"] if view.total else []
-    if view.loss is not None:
-        parts.append(f"loss {view.loss:.3f}")
-    if view.eta_s is not None and view.stage in ("step", "checkpoint"):
-        parts.append(f"eta {view.eta_s:.0f}s")
-    return "  ".join(parts)
-
-
-@contextmanager
-def training_progress(console: Console | None = None) -> Iterator[Callable[[JobView, bool], None]]:
-    """A transient ``stage [bar] step 2/5  loss 1.234  eta 52s`` line on stderr; call it with
-    each new view and whether this process runs the jobs."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[figures]}"),
-        console=console or Console(stderr=True), transient=True,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("waiting for the job", total=None, figures="")
-
-        def show(view: JobView, runs_here: bool) -> None:
-            progress.update(
-                task, description=job_stage(view, runs_here), completed=view.step,
-                total=view.total or None, figures=_figures(view), refresh=True,
-            )  # fmt: skip
-
-        yield show
-
-
-def event_line(event: dict[str, Any]) -> str:
-    """One of a job's events for a person: local time, then what happened."""
-    stamp = event.get("t")
-    when = time.localtime(stamp) if isinstance(stamp, int | float) else None
-    clock = ""
-    if when is not None:
-        today = time.strftime("%Y-%m-%d") == time.strftime("%Y-%m-%d", when)
-        clock = time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M:%S", when)
-    name = str(event.get("event", "?"))
-    fields = {k: v for k, v in event.items() if k not in ("t", "event") and v is not None}
-    if name == "step":
-        text = (
-            f"step {fields.get('step')}/{fields.get('total')}  loss {fields.get('loss', 0):.4f}  "
-            f"lr {fields.get('learning_rate', 0):.2e}  {fields.get('tokens_per_s', 0):.0f} tok/s  "
-            f"eta {fields.get('eta_s', 0):.0f}s"
-        )
-    elif name == "chosen":
-        chosen = fields.get("chosen") or {}
-        values = fields.get("hyperparameters") or {}
-        text = "chose " + (", ".join(f"{k} = {values.get(k)}" for k in chosen) or "nothing")
-    elif name == "answer_check":
-        checks = [f"{k} F1 {v['f1']:.2f}" for k, v in fields.items() if isinstance(v, dict)]
-        text = "answer check: " + ", ".join(checks)
-        if fields.get("verdict"):
-            text += f" ({fields['verdict']})"
-    else:
-        text = "  ".join([name, *(f"{k} {_value(v)}" for k, v in fields.items())])
-    return f"{clock}  {text}".strip()
-
-
-def _value(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {_value(v)}" for k, v in value.items())
-    return str(value)
-
-
 def print_adapters(cards: Sequence[AdapterCard]) -> None:
     import typer
 
@@ -299,7 +245,6 @@ def print_adapters(cards: Sequence[AdapterCard]) -> None:
 
 
 def print_eval(results: Sequence[EvalResult], queries: int, documents: int) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from llm_engineering.index_store.evaluation import METRICS
@@ -312,7 +257,7 @@ def print_eval(results: Sequence[EvalResult], queries: int, documents: int) -> N
             r.mode, *(f"{r.metrics[m]:.4f}" for m in METRICS),
             f"{r.latency_ms_p50:.1f}", f"{r.latency_ms_p95:.1f}",
         )  # fmt: skip
-    console = Console()
+    console = results_console()
     console.print(table)
     for r in results:
         if r.extra.get("reranker"):
@@ -354,7 +299,7 @@ def print_documents(page: DocumentPage) -> None:
             _size(doc.size), time.strftime("%Y-%m-%d %H:%M", time.localtime(doc.modified)),
             str(doc.chunk_count),
         )  # fmt: skip
-    console = Console()
+    console = results_console()
     console.print(table)
     for doc in page.documents:
         if doc.error:

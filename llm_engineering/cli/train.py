@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from llm_engineering.adapters.jobs import ACTIVE
-from llm_engineering.cli import output
+from llm_engineering.cli import job_progress, output
 from llm_engineering.cli.app import app
 from llm_engineering.cli.options import (
     AsJson,
@@ -136,7 +136,7 @@ def _follow(training: TrainingService, job_id: str) -> JobView:
     """
     training.start_runner()
     try:
-        with output.training_progress() as show:
+        with job_progress.training_progress() as show:
             training.follow(
                 job_id, on_step=lambda view: show(view, training.runs_here), stages=True
             )
@@ -222,7 +222,7 @@ def jobs(
         return
     typer.echo(output.job_line(view))
     for event in view.events:
-        typer.echo(f"  {output.event_line(event)}")
+        typer.echo(f"  {job_progress.event_line(event)}")
     if view.loss_plot:
         typer.echo(f"  loss plot: {view.loss_plot}")
 
