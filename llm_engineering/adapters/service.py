@@ -28,7 +28,7 @@ from llm_engineering.adapters.job_control import JobControl
 from llm_engineering.adapters.job_runner import JobRunner
 from llm_engineering.adapters.jobs import Job, JobStore
 from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
-from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, valid_name
+from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, parse_spec, valid_name
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
 from llm_engineering.generation.base import ServedAdapter
@@ -295,6 +295,15 @@ class TrainingService(JobControl):
 
     def delete_adapter(self, spec: str, confirm: str) -> list[str]:
         return self.registry.delete(spec, confirm)
+
+    def adapters_to_delete(self, spec: str) -> list[str]:
+        """What :meth:`delete_adapter` would delete for ``spec`` (``NAME@VERSION`` each).
+
+        Raises:
+            UserError: no such adapter or version.
+        """
+        name, _ = parse_spec(spec)
+        return [f"{name}@{n}" for n in self.registry.deletable(spec)]
 
 
 def _write_examples(path: Path, examples: Sequence[Example]) -> None:

@@ -241,7 +241,8 @@ def adapters(
     training = open_training(load_settings(config, data_dir=data_dir, log_level="WARNING"))
     try:
         if delete:
-            if not yes and not typer.confirm(f"delete adapter {delete}? This cannot be undone"):
+            doomed = ", ".join(training.adapters_to_delete(delete))  # fails for an unknown one
+            if not yes and not typer.confirm(f"delete {doomed}? This cannot be undone"):
                 raise fail("nothing deleted", code=1)
             for spec in training.delete_adapter(delete, delete):
                 typer.echo(f"deleted {spec}")

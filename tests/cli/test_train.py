@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.cli import app
 from llm_engineering.config import load_settings
@@ -165,3 +166,28 @@ def test_a_time_limited_or_cancelled_job_says_so_and_its_events_read_in_local_ti
         assert process.returncode == 1
     [last] = (tmp_path / "stdout.txt").read_text().splitlines()
     assert last.startswith(f"{job_id}  cancelme") and " cancelled " in last
+
+
+def test_deleting_an_adapter_that_does_not_exist_fails_before_asking(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    peft = tmp_path / "peft"
+    peft.mkdir()
+    card = AdapterCard(
+        name="faq", version=0, base_model="m", base_gguf="", base_gguf_sha256="",
+        dataset_sha256="cd" * 32, dataset_examples=8, dataset_formats={"chat": 8},
+        hyperparameters={}, final_loss=0.1, best_loss=0.1, steps=2, train_tokens=100, job_id="j",
+    )  # fmt: skip
+    AdapterRegistry(data_dir / "adapters").add(card, peft, None)
+    data = ["--data-dir", str(data_dir)]
+
+    missing = CliRunner().invoke(app, ["adapters", "--delete", "zorblax@7", *data], input="y\n")
+    assert missing.exit_code == 1
+    assert "no adapter 'zorblax@7' to delete; registered: faq@1" in missing.output
+    assert "cannot be undone" not in missing.output
+    wrong_version = CliRunner().invoke(app, ["adapters", "--delete", "faq@2", *data], input="y\n")
+    assert "no adapter 'faq@2' to delete" in wrong_version.output
+
+    kept = CliRunner().invoke(app, ["adapters", "--delete", "faq", *data], input="n\n")
+    assert "delete faq@1? This cannot be undone" in kept.output and kept.exit_code == 1
+    deleted = CliRunner().invoke(app, ["adapters", "--delete", "faq", *data], input="y\n")
+    assert deleted.exit_code == 0 and "deleted faq@1" in deleted.output
