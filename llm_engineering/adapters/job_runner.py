@@ -6,7 +6,7 @@ may queue a job or ask to cancel one. At most ``max_concurrent`` workers train a
 
 A runner that stops (:meth:`JobRunner.stop`) asks its workers to checkpoint and exit and
 records how each ended: queued again to resume when jobs run next, or ``interrupted``
-when the caller says why it stopped them (a person stopping ``llm-eng train``), to be
+when the caller says why it stopped them (a person stopping the command running them), to be
 resumed by hand. A worker that stops without its runner knowing (the server was killed,
 the worker crashed) leaves the job ``running``; whoever runs jobs next finds it, sees its
 worker is gone, and queues it again to resume from its last checkpoint, up to

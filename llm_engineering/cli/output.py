@@ -161,7 +161,6 @@ def _passage(text: str, limit: int = 300) -> list[str]:
 
 
 def print_status(info: IndexStatus) -> None:
-
     from llm_engineering.index_store.readers import SUPPORTED_EXTENSIONS
 
     console = results_console()
@@ -183,7 +182,6 @@ def print_status(info: IndexStatus) -> None:
 
 
 def print_answer(result: Answer) -> None:
-
     console = results_console()
     console.print(result.answer, highlight=False)
     if result.citations:
@@ -218,7 +216,8 @@ def job_line(view: JobView) -> str:
         parts.append(f"-> {job.adapter}")
     if job.status == "succeeded" and view.result and view.result.budget_reached:
         minutes = (view.result.hyperparameters or job.hyperparameters).get("max_minutes")
-        parts.append(f"stopped by the time limit (max_minutes {minutes:g})")
+        limit = f" (max_minutes {minutes:g})" if isinstance(minutes, int | float) else ""
+        parts.append(f"stopped by the time limit{limit}")
     check = view.result.answer_check if view.result else None
     if check:
         scores = [f"{k} F1 {v['f1']:.2f}" for k, v in check.items() if v.get("prompts")]

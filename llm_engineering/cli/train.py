@@ -183,19 +183,22 @@ def jobs(
     config: Config = None,
 ) -> None:
     """List training jobs, or show, cancel, resume or follow one."""
+    if job_id is None and (cancel or resume or follow):
+        raise fail("--cancel, --resume and --follow need a JOB_ID", code=2)
     training = open_training(load_settings(config, data_dir=data_dir, log_level="WARNING"))
-    try:
-        if job_id is None:
-            if cancel or resume or follow:
-                raise fail("--cancel, --resume and --follow need a JOB_ID", code=2)
+    if job_id is None:
+        try:
             views = training.jobs(limit=50)
-            if as_json:
-                typer.echo(json.dumps([v.to_dict() for v in views], indent=2))
-            elif not views:
-                typer.echo("no training jobs yet (llm-eng train DATA.jsonl --name NAME)")
-            for view in [] if as_json else views:
-                typer.echo(output.job_line(view))
-            return
+        finally:
+            training.close()
+        if as_json:
+            typer.echo(json.dumps([v.to_dict() for v in views], indent=2))
+        elif not views:
+            typer.echo("no training jobs yet (llm-eng train DATA.jsonl --name NAME)")
+        for view in [] if as_json else views:
+            typer.echo(output.job_line(view))
+        return
+    try:
         if cancel:
             job = training.cancel(job_id)
             typer.echo(
