@@ -312,6 +312,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _problem(error: Any) -> str:
+    """pydantic's message, except for an unknown key: say so, and name the nearest known one."""
+    if error["type"] != "extra_forbidden":
+        return str(error["msg"])
+    import difflib
+
+    key = str(error["loc"][-1]) if error["loc"] else ""
+    near = difflib.get_close_matches(key, list(Settings.model_fields), n=1, cutoff=0.6)
+    return f"unknown setting (did you mean {near[0]}?)" if near else "unknown setting"
+
+
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     """Build the settings.
 
@@ -347,7 +358,7 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     except ValidationError as exc:
         where = f" (config file: {toml_path})" if toml_path else ""
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}"
+            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {_problem(err)}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings{where}: {problems}") from exc

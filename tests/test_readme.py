@@ -78,3 +78,33 @@ def test_every_setting_is_in_the_configuration_table() -> None:
     table = README.split("## Configuration", 1)[1].split("## How it works", 1)[0]
     for name in Settings.model_fields:
         assert f"`{name}`" in table, name
+
+
+def _commands_taking(option: str) -> set[str]:
+    import typer
+
+    found = set()
+    groups = [("", typer.main.get_command(app))]
+    while groups:
+        prefix, group = groups.pop()
+        for name, command in group.commands.items():  # type: ignore[attr-defined]
+            if hasattr(command, "commands"):
+                groups.append((f"{prefix}{name} ", command))
+            elif any(option in param.opts for param in command.params):
+                found.add(prefix + name)
+    return found
+
+
+@pytest.mark.parametrize("option", ["--watch", "--chroma-url", "--embedding-model"])
+def test_the_readme_names_exactly_the_commands_that_take_each_index_option(option: str) -> None:
+    text = " ".join(README.split("## Command line", 1)[1].split("## Configuration", 1)[0].split())
+    clause = re.search(rf"`{option}` on (.*?)[;.]", text)
+    assert clause is not None, f"the README does not say which commands take {option}"
+    assert set(re.findall(r"`([a-z ]+)`", clause.group(1))) == _commands_taking(option)
+
+
+def test_cpu_step_times_come_with_the_conditions_they_were_measured_in() -> None:
+    text = " ".join(README.split())
+    for match in re.finditer(r"[^.]*\bs per step[^.]*\.", text):
+        assert "cores" in match.group(0), match.group(0)
+    assert "2 idle cores" in text and "25-80 s per step" in text

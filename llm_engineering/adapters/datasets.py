@@ -128,6 +128,20 @@ def _from_record(record: Any) -> tuple[Example, str]:
     )
 
 
+def _bad_json(error: json.JSONDecodeError) -> str:
+    """Where a line's JSON breaks; a line cut short says where it ends, since the error's
+    column (where a string started, or one past the end) does not show that by itself."""
+    where = "" if error.msg.endswith(" at") else " at"
+    where += (
+        f" column {error.colno}"
+        if error.lineno == 1
+        else f" line {error.lineno} column {error.colno}"
+    )
+    cut = error.msg.startswith("Unterminated") or error.pos >= len(error.doc)
+    ends = f"; the line ends at character {len(error.doc)}" if cut else ""
+    return f"bad JSON ({error.msg}{where}{ends})"
+
+
 def validate_records(
     records: Iterable[tuple[int, Any]], source: str, min_examples: int = MIN_EXAMPLES
 ) -> ValidatedDataset:
@@ -143,7 +157,7 @@ def validate_records(
     for line, record in records:
         total += 1
         if isinstance(record, json.JSONDecodeError):
-            problems.append((line, f"bad JSON ({record.msg} at column {record.colno})"))
+            problems.append((line, _bad_json(record)))
             continue
         try:
             example, kind = _from_record(record)
@@ -185,7 +199,8 @@ def load_jsonl(path: Path, min_examples: int = MIN_EXAMPLES) -> ValidatedDataset
                     if not line.strip():
                         continue
                     try:
-                        yield number, json.loads(line)
+                        # Without its newline: an error past the end stays on this line.
+                        yield number, json.loads(line.rstrip())
                     except json.JSONDecodeError as exc:
                         yield number, exc
         except UnicodeDecodeError as exc:

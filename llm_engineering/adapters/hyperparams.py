@@ -11,6 +11,7 @@ when the model loads (:mod:`llm_engineering.adapters.defaults`).
 from __future__ import annotations
 
 import json
+import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -98,7 +99,12 @@ class QLoRAConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> QLoRAConfig:
-        """Build from user input; unknown names are an error that lists the known ones."""
+        """Build from user input (JSON types); unknown names and values of the wrong type are
+        an error naming the setting and the type it takes.
+
+        A whole number given as a float (``8.0``) is taken for an int setting, and an int for
+        a float setting; nothing else is converted (``"8"`` is refused, not guessed at).
+        """
         values = dict(values or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -106,10 +112,16 @@ class QLoRAConfig:
             raise UserError(
                 f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise UserError(f"invalid hyperparameters: {exc}") from exc
+        types = typing.get_type_hints(cls)
+        problems = []
+        for name, value in values.items():
+            try:
+                values[name] = _typed(value, types[name])
+            except ValueError as exc:
+                problems.append(f"{name} must be {exc}, not {value!r}")
+        if problems:
+            raise UserError("invalid hyperparameters: " + "; ".join(problems))
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,3 +132,31 @@ class QLoRAConfig:
     @classmethod
     def from_json(cls, text: str) -> QLoRAConfig:
         return cls.from_dict(json.loads(text))
+
+
+def _typed(value: Any, kind: Any) -> Any:
+    """``value`` as the field type ``kind``; ValueError names the type expected."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError("true or false")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError("a whole number")
+    if kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError("a number")
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError("a string")
+    # str | list[str]: target_modules
+    if isinstance(value, str) or (
+        isinstance(value, list) and value and all(isinstance(v, str) for v in value)
+    ):
+        return value
+    raise ValueError("a string or a list of strings")

@@ -4,10 +4,13 @@ One process per data folder runs jobs: the holder of ``jobs.lock`` (an ``flock``
 killed holder frees it and another server or ``llm-eng train`` takes over). Any process
 may queue a job or ask to cancel one. At most ``max_concurrent`` workers train at once.
 
-A worker that stops without finishing (the server was stopped or killed, the worker
-crashed) leaves the job ``running``; whoever runs jobs next finds it, sees its worker is
-gone, and queues it again to resume from its last checkpoint, up to ``max_resumes``
-times; after that the job is ``interrupted`` and ``resume`` queues it by hand.
+A runner that stops (:meth:`JobRunner.stop`) asks its workers to checkpoint and exit and
+records how each ended: queued again to resume when jobs run next, or ``interrupted``
+when the caller says why it stopped them (a person stopping the command running them), to be
+resumed by hand. A worker that stops without its runner knowing (the server was killed,
+the worker crashed) leaves the job ``running``; whoever runs jobs next finds it, sees its
+worker is gone, and queues it again to resume from its last checkpoint, up to
+``max_resumes`` times; after that the job is ``interrupted`` and ``resume`` queues it by hand.
 """
 
 from __future__ import annotations
@@ -121,8 +124,15 @@ class JobRunner:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self, timeout: float = 60.0) -> None:
-        """Stop running jobs: each worker saves a checkpoint and exits; the next runner resumes them."""
+    def stop(self, timeout: float = 60.0, *, interrupted: str | None = None) -> None:
+        """Stop running jobs: each worker saves a checkpoint and exits, and how it ended is recorded.
+
+        Args:
+            timeout: Seconds to wait for the thread, then for the workers (then they are killed).
+            interrupted: Why the jobs were stopped; they are then recorded ``interrupted``,
+                to be resumed by hand. None (a server going down): they are queued to resume
+                where they stopped when jobs run next.
+        """
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -131,14 +141,25 @@ class JobRunner:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for process in self._children.values():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self._children.clear()
-        self.lock.release()
+        try:
+            for job_id, process in self._children.items():
+                try:
+                    process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                try:
+                    self._finish(
+                        self.store.get(job_id),
+                        process.returncode,
+                        stopped=interrupted or "the process running jobs stopped",
+                        by_hand=interrupted is not None,
+                    )
+                except Exception:  # the next runner finds the job's worker gone instead
+                    log.exception("job %s: recording how it stopped", job_id)
+        finally:
+            self._children.clear()
+            self.lock.release()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -192,7 +213,16 @@ class JobRunner:
         self.store.update(job.id, pid=process.pid)
         log.info("job %s: worker %d started (attempt %d)", job.id, process.pid, job.attempts + 1)
 
-    def _finish(self, job: Job, returncode: int | None) -> None:
+    def _finish(
+        self, job: Job, returncode: int | None, *, stopped: str | None = None, by_hand: bool = False
+    ) -> None:
+        """Record how ``job``'s worker ended (its ``result.json``).
+
+        Args:
+            returncode: The worker's exit code, None when it was not our child.
+            stopped: Why this runner stopped the worker, if it did.
+            by_hand: Record a stopped job ``interrupted`` rather than queue it to resume.
+        """
         folder = self.store.folder(job.id)
         # No result.json: the worker died before writing one, which is an interruption too.
         result = JobResult.read(folder) or JobResult("interrupted")
@@ -220,12 +250,25 @@ class JobRunner:
         elif result.status == "cancelled" or job.cancel_requested:
             self.store.update(job.id, status="cancelled", finished=now)
         else:
-            reason = result.reason or (
-                f"its worker exited with code {returncode}"
-                if returncode is not None
-                else "its worker stopped (the server or the machine went down)"
+            reason = (
+                stopped
+                or result.reason
+                or (
+                    f"its worker exited with code {returncode}"
+                    if returncode is not None
+                    else "its worker stopped (the server or the machine went down)"
+                )
             )
-            if job.attempts <= self.max_resumes:
+            if by_hand:
+                at = f" at step {result.step}" if result.step is not None else ""
+                self.store.update(
+                    job.id,
+                    status="interrupted",
+                    finished=now,
+                    pid=None,
+                    error=f"stopped{at}: {reason}; resume it to go on from its last checkpoint",
+                )
+            elif job.attempts <= self.max_resumes:
                 self.store.update(job.id, only_if=["running"], status="queued", pid=None)
                 events = EventLog(folder / "events.jsonl")  # the worker is gone: no other writer
                 events.emit("requeued", reason=reason, attempt=job.attempts)

@@ -161,14 +161,26 @@ class AdapterRegistry:
             raise UserError(
                 f"to delete {spec!r}, pass confirm={spec!r} (deleting cannot be undone)"
             )
-        name, version = parse_spec(spec)
-        targets = [version] if version is not None else self.versions(name)
-        if not targets or (version is not None and version not in self.versions(name)):
-            raise UserError(f"no adapter {spec!r} to delete")
+        name, _ = parse_spec(spec)
+        targets = self.deletable(spec)
         folder = self._folder(name)
         for number in targets:
             shutil.rmtree(folder / str(number))
         return [f"{name}@{n}" for n in targets]
+
+    def deletable(self, spec: str) -> list[int]:
+        """The versions :meth:`delete` would remove for ``spec``.
+
+        Raises:
+            UserError: no such adapter or version (naming what is registered).
+        """
+        name, version = parse_spec(spec)
+        versions = self.versions(name)
+        targets = [version] if version is not None else versions
+        if not targets or (version is not None and version not in versions):
+            known = ", ".join(c.spec for c in self.cards()) or "none"
+            raise UserError(f"no adapter {spec!r} to delete; registered: {known}")
+        return targets
 
     def gguf_path(self, card: AdapterCard) -> Path:
         return Path(card.path) / "adapter.gguf"

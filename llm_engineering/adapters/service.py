@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,11 @@ from llm_engineering.adapters.datasets import (
 )
 from llm_engineering.adapters.heldout import split_heldout
 from llm_engineering.adapters.hyperparams import QLoRAConfig
+from llm_engineering.adapters.job_control import JobControl
 from llm_engineering.adapters.job_runner import JobRunner
-from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore
-from llm_engineering.adapters.progress import JobView
+from llm_engineering.adapters.jobs import Job, JobStore
 from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
-from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, valid_name
+from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, parse_spec, valid_name
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
 from llm_engineering.generation.base import ServedAdapter
@@ -42,16 +41,17 @@ log = logging.getLogger(__name__)
 MAX_INLINE_RECORDS = 100_000
 
 
-class TrainingService:
+class TrainingService(JobControl):
     """Fine-tuning for the tools, the CLI and the benchmarks: jobs in, adapters out.
 
     Starting a job validates everything first and queues it (:meth:`start_job` returns at
     once); :meth:`start_runner` makes this process train queued jobs whenever it holds
     ``jobs.lock`` (otherwise another server or ``llm-eng train`` does). :meth:`view`,
     :meth:`jobs`, :meth:`events` and :meth:`follow` report progress; :meth:`cancel` and
-    :meth:`resume` change a job; :meth:`adapters`, :meth:`adapter`, :meth:`resolve_adapter`
+    :meth:`resume` change a job (those from :class:`~llm_engineering.adapters.job_control.JobControl`); :meth:`adapters`, :meth:`adapter`, :meth:`resolve_adapter`
     and :meth:`delete_adapter` serve the registry. Call :meth:`close` when done: it stops
-    the runner (its workers checkpoint, to resume later) and closes the job store.
+    the runner (its workers checkpoint and their jobs are queued to resume) and closes the
+    job store.
 
     Args:
         settings: Where the data folder is, which model to train and serve, which folders a
@@ -82,9 +82,8 @@ class TrainingService:
         return self.runner
 
     def close(self) -> None:
-        if self.runner is not None:
-            self.runner.stop()
-            self.runner = None
+        """Stop running jobs here (see :meth:`stop_runner`) and close the job store."""
+        self.stop_runner()
         self.store.close()
 
     # -- starting ----------------------------------------------------------------------
@@ -148,8 +147,7 @@ class TrainingService:
 
         Raises:
             UserError: a bad name, hyperparameter, base model, path or dataset (every bad
-                line listed); the job is then recorded as failed with the same reason,
-                unless the request was refused before a job existed.
+                line listed); nothing is recorded then.
         """
         valid_name(name)
         if (dataset_path is None) == (records is None):
@@ -166,26 +164,23 @@ class TrainingService:
         if eval_path is not None and eval_records is not None:
             raise UserError("give at most one of eval_path or eval_records")
         held_path = self._dataset_file(eval_path, "eval_path", check_roots) if eval_path else None
-        job, folder = self.store.create(name, base, config.to_dict())
-        try:
-            dataset: ValidatedDataset = (
-                load_jsonl(path)
-                if path is not None
-                else validate_records(enumerate(records or [], start=1), "records")
-            )
-            if held_path is not None:
-                held = load_jsonl(held_path, min_examples=1).examples
-            elif eval_records is not None:
-                held = validate_records(enumerate(eval_records, 1), "eval_records", 1).examples
-            else:
-                held = None
-        except UserError as exc:
-            self.store.update(job.id, status="failed", finished=time.time(), error=str(exc))
-            raise
+        dataset: ValidatedDataset = (
+            load_jsonl(path)
+            if path is not None
+            else validate_records(enumerate(records or [], start=1), "records")
+        )
+        if held_path is not None:
+            held = load_jsonl(held_path, min_examples=1).examples
+        elif eval_records is not None:
+            held = validate_records(enumerate(eval_records, 1), "eval_records", 1).examples
+        else:
+            held = None
         if held is None:
             train, held = split_heldout(dataset.examples, config.eval_fraction, config.seed)
         else:
             train = dataset.examples
+        # Only now, with everything checked, does the job exist: a refused request leaves no row.
+        job, folder = self.store.create(name, base, config.to_dict())
         _write_examples(folder / "dataset.jsonl", train)
         _write_examples(folder / "eval.jsonl", held)
         JobSpec(
@@ -221,114 +216,6 @@ class TrainingService:
         if not path.is_file():
             raise PathError(f"{what} {given} does not exist or is not a file")
         return path
-
-    # -- following and stopping --------------------------------------------------------
-
-    def spec(self, job_id: str) -> JobSpec:
-        """What job ``job_id`` was asked to do (its ``job.json``).
-
-        Raises:
-            UserError: unknown job.
-        """
-        return JobSpec.read(self.store.folder(self.store.get(job_id).id))
-
-    def view(self, job_id: str, tail: int = 10) -> JobView:
-        """The job with its latest progress and its last ``tail`` events (0: none).
-
-        Raises:
-            UserError: unknown job.
-        """
-        return JobView.read(self.store.get(job_id), self.store.folder(job_id), tail)
-
-    def cancel(self, job_id: str) -> Job:
-        """Cancel a queued job now, or ask a running one to stop at its next step.
-
-        Raises:
-            UserError: unknown job, or it has already ended.
-        """
-        job = self.store.get(job_id)
-        if self.store.update(
-            job_id, only_if=["validating", "queued"], status="cancelled", finished=time.time()
-        ):
-            return self.store.get(job_id)
-        if job.status == "running":
-            (self.store.folder(job_id) / "cancel").touch()
-            self.store.update(job_id, cancel_requested=1)
-            return self.store.get(job_id)
-        raise UserError(f"job {job_id} has already ended ({job.status}); nothing to cancel")
-
-    def resume(self, job_id: str) -> Job:
-        """Queue an interrupted job again; it continues from its last checkpoint."""
-        job = self.store.get(job_id)
-        if not self.store.update(
-            job_id, only_if=["interrupted"], status="queued", finished=None, error=None, attempts=0
-        ):
-            raise UserError(f"job {job_id} is {job.status}; only an interrupted job can be resumed")
-        if self.runner is not None:
-            self.runner.wake()
-        return self.store.get(job_id)
-
-    def jobs(self, status: str | None = None, limit: int = 20) -> list[JobView]:
-        """The newest jobs (only those with ``status`` when given), without their events."""
-        return [
-            self.view(job.id, tail=0)
-            for job in self.store.jobs([status] if status else None, limit=limit)
-        ]
-
-    def events(self, job_id: str) -> str:
-        """The job's ``events.jsonl`` as written so far ('' before its worker has started).
-
-        Raises:
-            UserError: unknown job.
-        """
-        self.store.get(job_id)
-        path = self.store.folder(job_id) / "events.jsonl"
-        return path.read_text(encoding="utf-8") if path.is_file() else ""
-
-    def follow(
-        self,
-        job_id: str,
-        timeout: float | None = None,
-        on_step: Callable[[JobView], None] | None = None,
-        *,
-        poll_s: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> JobView:
-        """Block until the job ends or ``timeout`` seconds pass (None: no limit).
-
-        Args:
-            on_step: Called with the first view of a job still queued or running, then each
-                time its step changes. An exception from it stops following and propagates.
-            poll_s: Seconds between looks at the job.
-            sleep: How to wait between looks; a caller on an event loop passes one that its
-                cancellation interrupts.
-
-        Returns:
-            The latest view (without events).
-
-        Raises:
-            UserError: unknown job.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        reported = -1
-        while True:
-            view = self.view(job_id, tail=0)
-            if view.job.status not in ACTIVE:
-                return view
-            if on_step is not None and view.step != reported:
-                reported = view.step
-                on_step(view)
-            wait = poll_s
-            if deadline is not None:
-                wait = min(poll_s, deadline - time.monotonic())
-                if wait <= 0:
-                    return view
-            sleep(wait)
-
-    @property
-    def runs_here(self) -> bool:
-        """Whether this process runs the jobs (its runner holds ``jobs.lock``)."""
-        return self.runner is not None and self.runner.active
 
     # -- adapters ----------------------------------------------------------------------
 
@@ -417,6 +304,15 @@ class TrainingService:
 
     def delete_adapter(self, spec: str, confirm: str) -> list[str]:
         return self.registry.delete(spec, confirm)
+
+    def adapters_to_delete(self, spec: str) -> list[str]:
+        """What :meth:`delete_adapter` would delete for ``spec`` (``NAME@VERSION`` each).
+
+        Raises:
+            UserError: no such adapter or version.
+        """
+        name, _ = parse_spec(spec)
+        return [f"{name}@{n}" for n in self.registry.deletable(spec)]
 
 
 def _is_path(name: str) -> bool:

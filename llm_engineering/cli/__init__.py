@@ -1,9 +1,10 @@
 """``llm-eng``: serve, ingest, search, status, ask, train, jobs, adapters, eval.
 
 One module per command family (``serve``, ``index``, ``documents``, ``answer``, ``train``,
-``evaluate``),
-the shared options in ``options`` and everything shown to a person in ``output``. Heavy
-libraries are imported inside the commands, so ``llm-eng --help`` is instant.
+``evaluate``), the shared options in ``options``, the app and its help in ``app``, and
+everything shown to a person in ``output`` (a training job's progress line and events in
+``job_progress``). Heavy libraries are imported inside the commands, so ``llm-eng --help``
+is instant.
 """
 
 from __future__ import annotations

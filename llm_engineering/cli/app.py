@@ -2,22 +2,105 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from llm_engineering import __version__
 
-__all__ = ["app", "eval_app"]
+__all__ = ["Command", "app", "eval_app"]
 
-app = typer.Typer(
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+
+
+class _NaturalHelp:
+    """Help that reads like a man page: ``search [OPTIONS] QUERY``, flags without ``<bool>``.
+
+    Typer writes a required argument as ``{query}`` in the usage line and gives every
+    parameter a type, ``<bool>`` for plain flags and ``<list[Path]>`` for a repeatable
+    one; here arguments are upper case, flags show no type and a repeatable parameter
+    shows the type of one value.
+    """
+
+    params: list[Any]
+
+    def _natural(self) -> None:
+        for param in self.params:
+            _natural_metavar(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class Command(_NaturalHelp, TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._natural()
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar or param.name or ""
+                if param.nargs != 1:
+                    name += "..."
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class Group(_NaturalHelp, TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._natural()
+
+
+def _one_value(param: Any) -> str:
+    """``<list[Path]>`` -> ``<path>``: the type of one value of a repeatable parameter."""
+    label = param.display_type(None).removeprefix("<").removesuffix(">")
+    label = label.removeprefix("list[").removesuffix("]")
+    return f"<{label.lower() if label == 'Path' else label}>"
+
+
+def _natural_metavar(param: Any) -> None:
+    if param.metavar is not None:
+        return
+    if isinstance(param, TyperArgument):
+        param.metavar = (param.name or "").upper()
+        if param.nargs != 1:
+            one = _one_value(param) + "..."
+            param.display_type_rich = lambda ctx: one  # type: ignore[method-assign]
+    elif isinstance(param, TyperOption):
+        if param.is_flag:
+            param.metavar = ""
+        elif param.multiple:
+            param.metavar = _one_value(param)
+
+
+class App(typer.Typer):
+    """A typer app whose commands are :class:`Command` and groups :class:`Group`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", Group)
+        kwargs.setdefault("context_settings", HELP_OPTIONS)
+        super().__init__(**kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", Command)
+        return super().command(*args, **kwargs)
+
+
+app = App(
     name="llm-eng",
     help="Search, answer from, and fine-tune on a folder of documents, as an MCP server.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-eval_app = typer.Typer(help="Measure quality on public benchmarks.", no_args_is_help=True)
+eval_app = App(help="Measure quality on public benchmarks.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
 

@@ -27,6 +27,7 @@ from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
     from llm_engineering.index_store.ingest import IngestReport
+    from llm_engineering.index_store.search import Hit
     from llm_engineering.index_store.service import IndexService
 
 __all__ = ["index_watched", "ingest", "open_watched", "search", "status"]
@@ -34,7 +35,11 @@ __all__ = ["index_watched", "ingest", "open_watched", "search", "status"]
 
 def _ingest(index: IndexService, targets: list[Path]) -> IngestReport:
     with output.file_progress() as progress:
-        return index.ingest(targets, progress)
+        index.on_model_load = lambda name: progress.note(f"loading the embedding model {name}")
+        try:
+            return index.ingest(targets, progress)
+        finally:
+            index.on_model_load = None
 
 
 def index_watched(index: IndexService) -> None:
@@ -120,17 +125,33 @@ def search(
         config, log_level, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
         embedding_model=embedding_model,
     )  # fmt: skip
-    try:
-        hits, took_ms = index.search(
-            query, top_k=top_k, mode=mode, path_prefix=path_prefix, file_types=file_type,  # type: ignore[arg-type]
-            rerank=rerank,
-        )  # fmt: skip
-    except LlmEngError as exc:
-        raise fail(str(exc)) from exc
+    empty = index.status().documents == 0
+    hits: list[Hit] = []
+    took_ms = 0.0
+    if not empty:  # an empty index needs no model loaded to find nothing
+        try:
+            with output.status_note(
+                "searching" if index.embedder_loaded else "loading the embedding model to search"
+            ):
+                hits, took_ms = index.search(
+                    query, top_k=top_k, mode=mode, path_prefix=path_prefix, file_types=file_type,  # type: ignore[arg-type]
+                    rerank=rerank,
+                )  # fmt: skip
+        except LlmEngError as exc:
+            raise fail(str(exc)) from exc
     if as_json:
         typer.echo(json.dumps({"results": [asdict(h) for h in hits], "took_ms": took_ms}, indent=2))
-        return
-    output.print_hits(hits, took_ms)
+    elif empty:
+        typer.echo("no results")
+    else:
+        output.print_hits(hits, took_ms)
+    if empty:
+        typer.echo(
+            f"note: nothing is indexed in {index.settings.data_dir} yet: index a folder with "
+            "`llm-eng ingest FOLDER` (or add --watch FOLDER)",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command()

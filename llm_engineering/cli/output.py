@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
     from llm_engineering.adapters.progress import JobView
     from llm_engineering.adapters.registry import AdapterCard
     from llm_engineering.generation.answer import Answer
@@ -35,11 +38,10 @@ __all__ = [
     "print_hits",
     "print_report",
     "print_status",
+    "results_console",
+    "status_note",
     "streamed_reply",
-    "training_progress",
 ]
-
-ProgressFn = Callable[[int, int, str], None]
 
 
 @contextmanager
@@ -62,8 +64,33 @@ def streamed_reply() -> Iterator[Callable[[str], None] | None]:
         yield show
 
 
+def results_console() -> Console:
+    """Where results go (stdout): wrapped to a terminal's width; piped, never wrapped, so a
+    script or a file gets whole lines."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(soft_wrap=True, width=10_000)
+
+
+class FileProgress:
+    """The ingest progress callback (``done, total, path``), and :meth:`note` for a pause."""
+
+    def __init__(self, bar: Progress, task: TaskID):
+        self._bar, self._task = bar, task
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        self._bar.update(
+            self._task, completed=done, total=total, description=Path(message).name[-60:]
+        )
+
+    def note(self, text: str) -> None:
+        """Say what the pause is about (loading a model) until the next file is done."""
+        self._bar.update(self._task, description=text, refresh=True)
+
+
 @contextmanager
-def file_progress() -> Iterator[ProgressFn]:
+def file_progress() -> Iterator[FileProgress]:
     """A transient ``indexing [bar] done/total`` line on stderr, fed by a progress callback."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -77,19 +104,22 @@ def file_progress() -> Iterator[ProgressFn]:
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        task = bar.add_task("", total=None)
+        yield FileProgress(bar, bar.add_task("", total=None))
 
-        def progress(done: int, total: int, message: str) -> None:
-            bar.update(task, completed=done, total=total, description=Path(message).name[-60:])
 
-        yield progress
+@contextmanager
+def status_note(text: str) -> Iterator[None]:
+    """A transient spinner with ``text`` on stderr while the block runs (nothing when piped)."""
+    from rich.console import Console
+
+    with Console(stderr=True).status(text):
+        yield
 
 
 def print_report(report: IngestReport) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = results_console()
     table = Table(title=f"Ingest finished in {report.seconds:.1f} s", show_header=True)
     columns = (
         "added",
@@ -112,9 +142,9 @@ def print_report(report: IngestReport) -> None:
 
 
 def print_hits(hits: Sequence[Hit], took_ms: float) -> None:
-    from rich.console import Console
+    from rich.markup import escape
 
-    console = Console()
+    console = results_console()
     if not hits:
         console.print("no results")
     for rank, hit in enumerate(hits, start=1):
@@ -124,21 +154,31 @@ def print_hits(hits: Sequence[Hit], took_ms: float) -> None:
             else (f"lines {hit.start_line}-{hit.end_line}" if hit.start_line else "")
         )
         console.print(
-            f"[bold]{rank}. {hit.path}[/bold] {where}  [dim]score {hit.score:.4f} ({', '.join(hit.retrieved_by)})[/dim]"
+            f"[bold]{rank}. {escape(hit.path)}[/bold] {where}  "
+            f"[dim]score {hit.score:.4f} ({', '.join(hit.retrieved_by)})[/dim]"
         )
-        console.print(f"   [cyan]{hit.heading}[/cyan]")
-        snippet = " ".join(hit.text.split())
-        console.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", highlight=False)
+        console.print(f"   [cyan]{escape(hit.heading)}[/cyan]")
+        for line in _passage(hit.text):
+            console.print(f"   {line}" if line else "", highlight=False, markup=False)
     reranked = f", reranked by {hits[0].reranker}" if hits and hits[0].reranker else ""
     console.print(f"[dim]{took_ms:.1f} ms{reranked}[/dim]")
 
 
-def print_status(info: IndexStatus) -> None:
-    from rich.console import Console
+def _passage(text: str, limit: int = 300) -> list[str]:
+    """The start of a passage with its own lines (code stays code), blank runs made one."""
+    cut = text.strip()
+    more = "…" if len(cut) > limit else ""
+    lines: list[str] = []
+    for line in (cut[:limit] + more).splitlines():
+        if line.strip() or (lines and lines[-1]):
+            lines.append(line.rstrip())
+    return lines
 
+
+def print_status(info: IndexStatus) -> None:
     from llm_engineering.index_store.readers import SUPPORTED_EXTENSIONS
 
-    console = Console()
+    console = results_console()
     console.print(f"[bold]data dir[/bold]        {info.data_dir}")
     console.print(f"[bold]vector store[/bold]    {info.vector_store}")
     console.print(
@@ -157,9 +197,7 @@ def print_status(info: IndexStatus) -> None:
 
 
 def print_answer(result: Answer) -> None:
-    from rich.console import Console
-
-    console = Console()
+    console = results_console()
     console.print(result.answer, highlight=False)
     if result.citations:
         console.print("\n[bold]Sources[/bold]")
@@ -200,36 +238,23 @@ def job_line(view: JobView) -> str:
         parts.append(f"loss {view.loss:.3f}")
     if view.eta_s is not None and job.status == "running":
         parts.append(f"eta {view.eta_s:.0f}s")
+    if job.status == "running" and job.cancel_requested:
+        parts.append("cancel requested")
     if job.adapter:
         parts.append(f"-> {job.adapter}")
+    if job.status == "succeeded" and view.result and view.result.budget_reached:
+        minutes = (view.result.hyperparameters or job.hyperparameters).get("max_minutes")
+        limit = f" (max_minutes {minutes:g})" if isinstance(minutes, int | float) else ""
+        parts.append(f"stopped by the time limit{limit}")
     check = view.result.answer_check if view.result else None
     if check:
         scores = [f"{k} F1 {v['f1']:.2f}" for k, v in check.items() if v.get("prompts")]
         parts.append("answer check: " + ", ".join(scores))
     if job.error:
         parts.append(f"({job.error})")
+    if job.status == "interrupted":
+        parts.append(f"resume: llm-eng jobs {job.id} --resume --follow")
     return "  ".join(parts)
-
-
-@contextmanager
-def training_progress() -> Iterator[Callable[[JobView, str], None]]:
-    """A transient ``stage [bar] step/total loss eta`` line; call it with each new view."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[loss]}"), TimeRemainingColumn(), transient=True,
-    ) as progress:  # fmt: skip
-        task = progress.add_task("waiting", total=None, loss="")
-
-        def show(view: JobView, where: str) -> None:
-            loss = f"loss {view.loss:.3f}" if view.loss is not None else ""
-            progress.update(
-                task, description=f"{view.stage or where}", completed=view.step,
-                total=view.total or None, loss=loss,
-            )  # fmt: skip
-
-        yield show
 
 
 def print_adapters(cards: Sequence[AdapterCard]) -> None:
@@ -247,7 +272,6 @@ def print_adapters(cards: Sequence[AdapterCard]) -> None:
 
 
 def print_eval(results: Sequence[EvalResult], queries: int, documents: int) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from llm_engineering.index_store.evaluation import METRICS
@@ -260,7 +284,7 @@ def print_eval(results: Sequence[EvalResult], queries: int, documents: int) -> N
             r.mode, *(f"{r.metrics[m]:.4f}" for m in METRICS),
             f"{r.latency_ms_p50:.1f}", f"{r.latency_ms_p95:.1f}",
         )  # fmt: skip
-    console = Console()
+    console = results_console()
     console.print(table)
     for r in results:
         if r.extra.get("reranker"):
@@ -302,7 +326,7 @@ def print_documents(page: DocumentPage) -> None:
             _size(doc.size), time.strftime("%Y-%m-%d %H:%M", time.localtime(doc.modified)),
             str(doc.chunk_count),
         )  # fmt: skip
-    console = Console()
+    console = results_console()
     console.print(table)
     for doc in page.documents:
         if doc.error:

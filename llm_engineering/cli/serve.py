@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
 from typing import Annotated, Optional
 
 import typer
@@ -50,6 +54,17 @@ def serve(
         config, watch=watch, data_dir=data_dir, host=host, port=port, token=token,
         chroma_url=chroma_url, embedding_model=embedding_model, log_level=log_level,
     )  # fmt: skip
+    if not http and sys.stdin.isatty():
+        # Someone ran this by hand: say what is going on, on stderr (stdout is the protocol's).
+        typer.echo(
+            "llm-eng serve is an MCP server on stdio: it waits for an MCP client to talk JSON-RPC "
+            "on stdin (what you type here is read as that). Let your assistant start it instead "
+            "(see 'Connect your assistant' in the README, e.g. `claude mcp add llm-engineering -- "
+            "llm-eng serve --watch FOLDER`), or run `llm-eng serve --http` and give clients its "
+            "URL. Ctrl-C or Ctrl-D stops it.",
+            err=True,
+        )
+        _stdin_through_a_pipe()
     from llm_engineering.server.app import create_server
 
     server = create_server(settings, read_only=read_only)
@@ -62,3 +77,53 @@ def serve(
             raise fail(str(exc), 2) from exc
     else:
         server.run("stdio")
+
+
+def _stdin_through_a_pipe() -> None:
+    """Feed the server's stdin from the terminal through a pipe that Ctrl-C closes.
+
+    The MCP SDK reads stdin in a thread that nothing interrupts, so in a terminal a Ctrl-C
+    left the server waiting for one more line; closing the pipe ends its input as Ctrl-D
+    does, and it stops cleanly. A second Ctrl-C raises KeyboardInterrupt as usual.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return  # SIGINT ignored (a background job) or handled by whoever embeds us
+    terminal = os.dup(0)
+    read_end, write_end = os.pipe()
+    os.dup2(read_end, 0)
+    os.close(read_end)
+    lock = threading.Lock()  # the write end is never used after it is closed (fds are reused)
+    closed = False
+
+    def close() -> bool:
+        nonlocal closed
+        with lock:
+            was, closed = closed, True
+            if not was:
+                os.close(write_end)
+        return not was
+
+    def pump() -> None:
+        while True:
+            try:
+                data = os.read(terminal, 65536)
+            except OSError:
+                data = b""
+            with lock:
+                if closed:
+                    return
+                if data:
+                    try:
+                        os.write(write_end, data)
+                        continue
+                    except OSError:
+                        pass
+            close()
+            return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if not close():
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    threading.Thread(target=pump, name="terminal-stdin", daemon=True).start()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from llm_engineering.cli import output
+from llm_engineering.adapters.jobs import ACTIVE
+from llm_engineering.cli import job_progress, output
 from llm_engineering.cli.app import app
 from llm_engineering.cli.options import (
     AsJson,
@@ -21,6 +22,10 @@ from llm_engineering.cli.options import (
     open_training,
 )
 from llm_engineering.errors import LlmEngError
+
+if TYPE_CHECKING:
+    from llm_engineering.adapters.progress import JobView
+    from llm_engineering.adapters.service import TrainingService
 
 __all__ = ["adapters", "jobs", "train"]
 
@@ -65,10 +70,16 @@ def train(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Any hyperparameter as NAME=VALUE (repeatable), e.g. r=8."),
+        typer.Option(
+            "--set", metavar="NAME=VALUE", help="Any hyperparameter (repeatable), e.g. r=8."
+        ),
     ] = None,
     detach: Annotated[
-        bool, typer.Option("--detach", help="Queue it and return; a running server trains it.")
+        bool,
+        typer.Option(
+            "--detach",
+            help="Queue it and return; a running server (or `jobs ID --follow`) trains it.",
+        ),
     ] = False,
     data_dir: DataDir = None,
     config: Config = None,
@@ -93,27 +104,11 @@ def train(
         raise fail(str(exc)) from exc
     typer.echo(f"job {job.id}: {job.examples} examples, queued", err=True)
     if detach:
+        typer.echo(f"note: {_who_trains(training, job.id)}", err=True)
+        training.close()
         typer.echo(job.id)
         return
-    training.start_runner()
-    try:
-        with output.training_progress() as show:
-            training.follow(
-                job.id,
-                on_step=lambda view: show(
-                    view, "training" if training.runs_here else "queued (another process runs jobs)"
-                ),
-            )
-    except KeyboardInterrupt:
-        training.close()
-        raise fail(
-            f"stopped following job {job.id}; it resumes from its last checkpoint when a server "
-            "or `llm-eng train` runs jobs again (`llm-eng jobs` shows it)",
-            code=130,
-        ) from None
-    training.close()
-    view = training.view(job.id, tail=0)
-    typer.echo(output.job_line(view))
+    view = _follow(training, job.id)
     result = view.result
     for name_, why in ((result.chosen or {}) if result else {}).items():
         value = (result.hyperparameters or {}).get(name_) if result else None
@@ -123,44 +118,114 @@ def train(
     typer.echo(f"answer with it: llm-eng ask QUESTION --adapter {view.job.adapter}", err=True)
 
 
+def _who_trains(training: TrainingService, job_id: str) -> str:
+    pid = training.runner_pid()
+    if pid is not None:
+        return f"llm-eng (pid {pid or '?'}) runs jobs: it trains this one now, or once the jobs ahead of it end"
+    return (
+        "nothing runs jobs now: a running `llm-eng serve` (or `llm-eng train` without --detach) "
+        f"trains it, or train it here with `llm-eng jobs {job_id} --follow`"
+    )
+
+
+def _follow(training: TrainingService, job_id: str) -> JobView:
+    """Run jobs here (unless another process does) and show this one's progress until it ends.
+
+    Ctrl-C stops the jobs running here, each at a checkpoint, and records them interrupted.
+    Prints the job's line and closes ``training``; returns the job's last view.
+    """
+    training.start_runner()
+    try:
+        with job_progress.training_progress() as show:
+            training.follow(
+                job_id, on_step=lambda view: show(view, training.runs_here), stages=True
+            )
+    except KeyboardInterrupt:
+        typer.echo(f"stopping: job {job_id} saves a checkpoint first", err=True)
+        training.stop_runner(interrupted="its llm-eng was stopped (Ctrl-C)")
+        view = training.view(job_id, tail=0)
+        if view.job.status == "interrupted":
+            message = (
+                f"stopped job {job_id}; resume it with `llm-eng jobs {job_id} --resume --follow`"
+            )
+        elif view.job.status == "running":  # by another process, which goes on
+            message = f"stopped following job {job_id}; it goes on training (`llm-eng jobs`)"
+        elif view.job.status == "queued":
+            message = (
+                f"stopped following job {job_id}, still queued; {_who_trains(training, job_id)}"
+            )
+        else:
+            message = f"job {job_id} ended ({view.job.status})"
+        training.close()
+        typer.echo(output.job_line(view))
+        raise fail(message, code=130) from None
+    view = training.view(job_id, tail=0)
+    training.close()
+    typer.echo(output.job_line(view))
+    return view
+
+
 @app.command()
 def jobs(
     job_id: Annotated[str | None, typer.Argument(help="Show this job in full.")] = None,
     cancel: Annotated[bool, typer.Option("--cancel", help="Cancel JOB_ID.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Resume interrupted JOB_ID.")] = False,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Follow JOB_ID to its end, training it here unless a server runs jobs.",
+        ),
+    ] = False,
     as_json: AsJson = False,
     data_dir: DataDir = None,
     config: Config = None,
 ) -> None:
-    """List training jobs, or show, cancel or resume one."""
+    """List training jobs, or show, cancel, resume or follow one."""
+    if job_id is None and (cancel or resume or follow):
+        raise fail("--cancel, --resume and --follow need a JOB_ID", code=2)
     training = open_training(load_settings(config, data_dir=data_dir, log_level="WARNING"))
-    try:
-        if job_id is None:
-            if cancel or resume:
-                raise fail("--cancel and --resume need a JOB_ID", code=2)
+    if job_id is None:
+        try:
             views = training.jobs(limit=50)
-            if as_json:
-                typer.echo(json.dumps([v.to_dict() for v in views], indent=2))
-            elif not views:
-                typer.echo("no training jobs yet (llm-eng train DATA.jsonl --name NAME)")
-            for view in [] if as_json else views:
-                typer.echo(output.job_line(view))
-            return
+        finally:
+            training.close()
+        if as_json:
+            typer.echo(json.dumps([v.to_dict() for v in views], indent=2))
+        elif not views:
+            typer.echo("no training jobs yet (llm-eng train DATA.jsonl --name NAME)")
+        for view in [] if as_json else views:
+            typer.echo(output.job_line(view))
+        return
+    try:
         if cancel:
-            training.cancel(job_id)
+            job = training.cancel(job_id)
+            typer.echo(
+                f"job {job_id}: cancelled"
+                if job.status == "cancelled"
+                else f"job {job_id}: cancel requested; it stops at its next step",
+                err=True,
+            )
         if resume:
             training.resume(job_id)
+            if not follow:
+                typer.echo(f"job {job_id}: queued again; {_who_trains(training, job_id)}", err=True)
         view = training.view(job_id, tail=5)
     except LlmEngError as exc:
-        raise fail(str(exc)) from exc
-    finally:
         training.close()
+        raise fail(str(exc)) from exc
+    if follow and view.job.status in ACTIVE:
+        if _follow(training, job_id).job.status != "succeeded":
+            raise typer.Exit(1)
+        return
+    training.close()
     if as_json:
         typer.echo(json.dumps(view.to_dict(), indent=2))
         return
     typer.echo(output.job_line(view))
     for event in view.events:
-        typer.echo(f"  {json.dumps(event)}")
+        typer.echo(f"  {job_progress.event_line(event)}")
     if view.loss_plot:
         typer.echo(f"  loss plot: {view.loss_plot}")
 
@@ -179,7 +244,8 @@ def adapters(
     training = open_training(load_settings(config, data_dir=data_dir, log_level="WARNING"))
     try:
         if delete:
-            if not yes and not typer.confirm(f"delete adapter {delete}? This cannot be undone"):
+            doomed = ", ".join(training.adapters_to_delete(delete))  # fails for an unknown one
+            if not yes and not typer.confirm(f"delete {doomed}? This cannot be undone"):
                 raise fail("nothing deleted", code=1)
             for spec in training.delete_adapter(delete, delete):
                 typer.echo(f"deleted {spec}")

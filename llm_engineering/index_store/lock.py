@@ -53,6 +53,26 @@ class WriterLock:
             return None
         return int(text) if text.isdigit() else None
 
+    def taken(self) -> bool:
+        """Whether some process holds the lock (this one included), without taking it.
+
+        The probe holds a shared lock for an instant: a holder-to-be that tries just then
+        fails that once, as if the lock were held, and tries again.
+        """
+        if self._fd is not None:
+            return True
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # which drops the shared lock
+        return False
+
     def release(self) -> None:
         with self._mutex:
             if self._fd is not None:

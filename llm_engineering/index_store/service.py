@@ -98,6 +98,8 @@ class IndexService:
         self.vectors.check_model(settings.embedding_model)
         self._seen_generation = self.state.generation()
         self._embedder: Any = embedder
+        self.on_model_load: Callable[[str], None] | None = None
+        """Told the embedding model's name just before it loads (seconds): a progress note."""
         self._chunker: Chunker | None = None
         self._pending = 0
         self._current: str | None = None
@@ -124,6 +126,8 @@ class IndexService:
         if self._embedder is None:
             with self._load_lock:
                 if self._embedder is None:
+                    if self.on_model_load is not None:
+                        self.on_model_load(self.settings.embedding_model)
                     embedder = Embedder(self.settings.embedding_model, self.settings.device)
                     self.vectors.check_model(embedder.name, embedder.dimension)
                     self._embedder = embedder

@@ -313,7 +313,7 @@ async def list_jobs(
 async def cancel_job(
     ctx: Context, job_id: Annotated[str, Field(description="The job to stop.")]
 ) -> JobInfo:
-    """Cancel a training job: a queued one at once, a running one cleanly at its next step."""
+    """Cancel a training job: a queued or interrupted one at once, a running one cleanly at its next step."""
     return await _change(ctx, job_id, "cancel")
 
 

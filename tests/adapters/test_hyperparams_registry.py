@@ -29,6 +29,21 @@ def test_defaults_follow_the_qlora_recipe() -> None:
     assert config.gradient_checkpointing and config.completion_only
 
 
+def test_a_value_of_the_wrong_type_is_refused_naming_the_setting_and_the_type() -> None:
+    with pytest.raises(UserError, match=r"r must be a whole number, not 'abc'"):
+        QLoRAConfig.from_dict({"r": "abc"})
+    with pytest.raises(UserError) as caught:
+        QLoRAConfig.from_dict({"r": 8.5, "epochs": "x", "load_in_4bit": 1, "target_modules": []})
+    assert str(caught.value) == (
+        "invalid hyperparameters: r must be a whole number, not 8.5; epochs must be a number, "
+        "not 'x'; load_in_4bit must be true or false, not 1; target_modules must be a string "
+        "or a list of strings, not []"
+    )
+    whole = QLoRAConfig.from_dict({"r": 8.0, "max_steps": 30.0, "epochs": 2, "lora_alpha": 16})
+    assert (whole.r, whole.max_steps) == (8, 30) and isinstance(whole.r, int)
+    assert isinstance(whole.epochs, float) and isinstance(whole.lora_alpha, float)
+
+
 def test_unknown_or_invalid_hyperparameters_are_refused_with_the_reason() -> None:
     with pytest.raises(
         UserError, match=r"unknown hyperparameter.*lerning_rate.*known: .*learning_rate"
