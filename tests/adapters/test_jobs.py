@@ -46,6 +46,10 @@ def test_a_bad_request_or_dataset_is_refused_before_any_job_is_recorded(tmp_path
     with pytest.raises(UserError, match="exactly one of dataset_path"):
         training.start_job("faq")
     with pytest.raises(UserError, match="no transformers model there"):
+        training.start_job(
+            "faq", records=fact_records(12), base_model="/nowhere/model", check_roots=False
+        )
+    with pytest.raises(UserError, match="is outside the allowed folders"):
         training.start_job("faq", records=fact_records(12), base_model="/nowhere/model")
     assert training.store.jobs() == []
     with pytest.raises(UserError, match="line 2: bad JSON"):
