@@ -1,4 +1,4 @@
-"""``llm-eng``: serve, ingest, search, status, ask, train, jobs, adapters, eval.
+"""``llm-eng``: serve, dashboard, ingest, search, status, ask, train, jobs, adapters, eval.
 
 One module per command family (``serve``, ``index``, ``documents``, ``answer``, ``train``,
 ``evaluate``),
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import sys
 
-from llm_engineering.cli import answer, documents, evaluate, index, serve, train
+from llm_engineering.cli import answer, dashboard, documents, evaluate, index, serve, train
 from llm_engineering.cli.app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (answer, documents, evaluate, index, serve, train)  # imported for their registrations
+# imported for their registrations
+_COMMANDS = (answer, dashboard, documents, evaluate, index, serve, train)
 
 
 def main() -> None:
