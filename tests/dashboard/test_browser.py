@@ -149,7 +149,14 @@ def test_a_corrupt_pdf_is_listed_with_its_reason(site: Site, browser: Any) -> No
     browser.get(site.url + "/")
     row = browser.find_element(By.CSS_SELECTOR, "#failed tbody tr")
     assert failed["path"] in row.text and failed["error"] in row.text
-    assert row.find_element(By.TAG_NAME, "button").text == "Retry"
+    browser.execute_script(
+        "window.sameDocument = 'still here';"
+        "document.body.addEventListener('htmx:afterSwap', () => { window.swapped = true; });"
+    )
+    row.find_element(By.TAG_NAME, "button").click()  # indexed again: it fails again, in place
+    until(browser, lambda d: d.execute_script("return window.swapped === true"), "the row swap")
+    assert browser.execute_script("return window.sameDocument") == "still here", "page reloaded"
+    assert failed["error"] in browser.find_element(By.CSS_SELECTOR, "#failed tbody tr").text
 
 
 def test_a_file_dropped_into_the_watched_folder_appears_without_a_reload(
