@@ -102,6 +102,12 @@ async def retry(request: Request) -> Response:
     path = str(form.get("path", ""))
     index = app.require_writable_index()
     target = index.inside_watched(path)
+    if not index.is_writer:  # and never becomes one: ingest() would take the writer lock
+        holder = index.writer_pid
+        raise UserError(
+            "this process only reads the index; the server that writes it "
+            f"{f'(pid {holder}) ' if holder else ''}indexes the file again when it changes"
+        )
     report = await in_thread(lambda: index.ingest([target]))
     failed = next((f for f in report.failed if f.path == str(target)), None)
     if request.headers.get("hx-request"):

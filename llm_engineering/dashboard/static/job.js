@@ -93,6 +93,7 @@
     }
     chart.setData(aligned());
     box.dataset.points = String(steps.length);
+    box.dataset.evalPoints = String(evalAt.size);
     box.dataset.lastStep = String(steps.length ? steps[steps.length - 1] : 0);
     if (stepped) timings.push({ step: stepped.step, t: stepped.t, shown: Date.now() });
     if (timings.length > 1000) timings.splice(0, timings.length - 1000);
