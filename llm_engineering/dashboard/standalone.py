@@ -1,0 +1,81 @@
+"""``llm-eng dashboard``: the dashboard alone, for people whose assistant runs the server
+over stdio. It opens the data folder as a reader: it never takes the index's writer lock
+(the MCP server keeps indexing), and it runs no training jobs (it queues them for the
+server, or ``llm-eng train``, to run)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from starlette.applications import Starlette
+
+from llm_engineering.config import Settings
+from llm_engineering.dashboard.app import Dashboard
+from llm_engineering.errors import ConfigError, LlmEngError
+from llm_engineering.server.context import AppContext
+
+__all__ = ["build_standalone", "close_reader", "open_reader", "run_standalone"]
+
+log = logging.getLogger(__name__)
+
+
+def open_reader(settings: Settings) -> AppContext:
+    """The services over ``settings.data_dir``, opened to read: no writer lock, no job runner."""
+    from llm_engineering.adapters.service import TrainingService
+    from llm_engineering.index_store.service import IndexService
+
+    app = AppContext(settings=settings, read_only=False)
+    try:
+        app.index = IndexService(settings)
+    except LlmEngError as exc:
+        app.index_error = str(exc)
+        log.error("cannot open the index: %s", exc)
+    app.training = TrainingService(settings)
+    return app
+
+
+def close_reader(app: AppContext) -> None:
+    if app.training is not None:
+        app.training.close()
+    if app.generators is not None:
+        app.generators.close()
+    if app.index is not None:
+        app.index.close()
+
+
+def build_standalone(settings: Settings) -> Dashboard:
+    """The dashboard with a lifespan that opens the services as a reader.
+
+    Raises:
+        ConfigError: a non-loopback bind without a token.
+    """
+    if not settings.host_is_loopback and not settings.token:
+        raise ConfigError(
+            f"refusing to serve the dashboard on {settings.host} without a token: anyone who can "
+            "reach it could read your documents. Set --token (or LLM_ENG_TOKEN), or bind to 127.0.0.1."
+        )
+    dashboard: Dashboard
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        app = await anyio.to_thread.run_sync(open_reader, settings)
+        dashboard.attach(app)
+        try:
+            yield
+        finally:
+            dashboard.attach(None)
+            await anyio.to_thread.run_sync(close_reader, app)
+
+    dashboard = Dashboard(settings, standalone=True, lifespan=lifespan)
+    return dashboard
+
+
+def run_standalone(dashboard: Dashboard) -> None:
+    """Serve ``dashboard`` until interrupted."""
+    import uvicorn
+
+    settings = dashboard.settings
+    uvicorn.run(dashboard.app, host=settings.host, port=settings.port, log_level="warning")

