@@ -33,8 +33,6 @@ from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from tests.adapters.conftest import tiny_llama  # noqa: E402, F401  (a fixture)
-
 pytestmark = pytest.mark.slow
 
 SCREENSHOTS = Path(__file__).parents[2] / "test-artifacts" / "dashboard"
@@ -211,7 +209,7 @@ def test_a_file_named_like_a_script_renders_as_text(site: Site, browser: Any) ->
 def test_a_training_jobs_chart_gains_points_while_it_runs_and_cancel_stops_it(
     site: Site,
     browser: Any,
-    tiny_llama: Path,  # noqa: F811
+    tiny_llama: Path,
 ) -> None:
     browser.get(site.url + "/jobs")
     start_job(browser, "faq", site.folder / "train" / "bad.jsonl", tiny_llama, "max_steps=2")
@@ -254,7 +252,7 @@ def test_a_training_jobs_chart_gains_points_while_it_runs_and_cancel_stops_it(
 def test_adapters_show_their_cards_compare_answers_and_delete_with_confirmation(
     site: Site,
     browser: Any,
-    tiny_llama: Path,  # noqa: F811
+    tiny_llama: Path,
 ) -> None:
     browser.get(site.url + "/jobs")
     start_job(browser, "tiny", site.folder / "train" / "faq.jsonl", tiny_llama, "max_steps=3")
