@@ -14,8 +14,20 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from llm_engineering.errors import ModelLoadError
-from llm_engineering.generation.base import Completion, LoopGuard, Message, TokenFn
+from llm_engineering.errors import ModelLoadError, UserError
+from llm_engineering.generation.base import (
+    Availability,
+    Completion,
+    LoopGuard,
+    Message,
+    ServedAdapter,
+    TokenFn,
+)
+
+_NO_ADAPTERS = (
+    "adapters are served by the local llama.cpp backend; with llm_url set, load the "
+    "adapter into the remote server instead"
+)
 
 __all__ = ["OpenAICompatibleGenerator"]
 
@@ -92,9 +104,12 @@ class OpenAICompatibleGenerator:
         temperature: float,
         on_token: TokenFn | None = None,
         time_limit_s: float | None = None,
+        adapter: ServedAdapter | None = None,
     ) -> Completion:
         import httpx
 
+        if adapter is not None:
+            raise UserError(_NO_ADAPTERS)
         guard = LoopGuard(time_limit_s)
 
         body = {
@@ -154,6 +169,12 @@ class OpenAICompatibleGenerator:
         )
         completion_tokens = int(usage.get("completion_tokens") or len(pieces))
         return Completion(text, prompt_tokens, completion_tokens, first, elapsed, finish)
+
+    def availability(self, adapter: ServedAdapter) -> Availability:
+        return Availability("none", _NO_ADAPTERS)
+
+    def release(self, specs: Sequence[str]) -> list[str]:
+        return []
 
     def close(self) -> None:
         self._client.close()

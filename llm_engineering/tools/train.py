@@ -165,6 +165,9 @@ class AdapterList(BaseModel):
 
 class Deleted(BaseModel):
     deleted: list[str] = Field(description="The NAME@VERSION adapters removed.")
+    notes: list[str] = Field(
+        default_factory=list, description="Where a deleted version stays loaded, and until when."
+    )
 
 
 @user_errors
@@ -355,12 +358,14 @@ async def delete_adapter(
     ],
 ) -> Deleted:
     """Delete a fine-tuned adapter version (or all versions of a name); needs confirm equal to adapter."""
-    training = app_of(ctx).require_training()
     app = app_of(ctx)
-    deleted = await anyio.to_thread.run_sync(lambda: training.delete_adapter(adapter, confirm))
-    if app.generators is not None:
-        app.generators.drop_missing()
-    return Deleted(deleted=deleted)
+    training = app.require_training()
+
+    def work() -> Deleted:
+        deleted = training.delete_adapter(adapter, confirm)
+        return Deleted(deleted=deleted, notes=app.require_generators().release(deleted))
+
+    return await anyio.to_thread.run_sync(work)
 
 
 def register(server: MCPServer, read_only: bool) -> None:
