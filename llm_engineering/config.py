@@ -129,6 +129,16 @@ class Settings(BaseSettings):
         default="", description="OpenAI-compatible server URL; empty = llama.cpp here."
     )
     llm_api_key: SecretStr | None = Field(default=None, description="API key for llm_url.")
+    llm_server: Literal["auto", "openai", "vllm", "llama-server", "llama-cpp-python"] = Field(
+        default="auto",
+        description="The kind of server at llm_url, which says how adapters are asked for "
+        "(auto: told by its /v1/models; openai: none).",
+    )
+    llm_server_adapters_path: str = Field(
+        default="",
+        description="The adapters folder (data_dir/adapters) as the server at llm_url sees it, "
+        "for the paths sent to vLLM and llama-server; empty = the same path.",
+    )
     llm_n_ctx: int = Field(
         default=4096, ge=256, le=1_048_576, description="Context window in tokens."
     )

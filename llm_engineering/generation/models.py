@@ -2,7 +2,7 @@
 
 One base model serves every adapter: in process, adapters are LoRA objects over the one
 loaded model (:mod:`llm_engineering.generation.lora`); on a server, requests name them as
-the server decides.
+its kind wants (:mod:`llm_engineering.generation.servers`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def open_generator(settings: Settings) -> Generator:
     """
     if settings.llm_url:
         from llm_engineering.generation.openai_compat import OpenAICompatibleGenerator
+        from llm_engineering.generation.servers import PathMap
 
         key = (
             settings.llm_api_key.get_secret_value()
@@ -40,7 +41,10 @@ def open_generator(settings: Settings) -> Generator:
             else os.environ.get("OPENAI_API_KEY")
         )
         model = "" if settings.llm_model == "smollm2-135m-instruct" else settings.llm_model
-        return OpenAICompatibleGenerator(settings.llm_url, model, key, settings.llm_n_ctx)
+        paths = PathMap(settings.data_dir / "adapters", settings.llm_server_adapters_path)
+        return OpenAICompatibleGenerator(
+            settings.llm_url, model, key, settings.llm_n_ctx, kind=settings.llm_server, paths=paths
+        )
     from llm_engineering.generation.llamacpp import LlamaCppGenerator
 
     return LlamaCppGenerator(
