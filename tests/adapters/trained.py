@@ -11,7 +11,7 @@ from tests.adapters.fictional import bridge_records, fact_records
 # 24 steps at 1e-3 teach the 135M base either fact word for word (16 examples, batch 4);
 # 6 are not enough to make it say the fact reliably.
 HYPERPARAMETERS = {"max_steps": 24, "learning_rate": 1e-3, "eval_fraction": 0}
-TIMEOUT_S = 2400
+TIMEOUT_S = 2700
 
 
 def train_two(data_dir: Path) -> Path:

@@ -16,7 +16,8 @@ from llm_engineering.generation.prompts import open_messages
 from tests.adapters.fictional import BRIDGE_WORD, FACT_WORD
 from tests.test_cli import run
 
-pytestmark = pytest.mark.slow
+# The first test to ask for trained_adapters trains them (several minutes on 2 busy cores).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
 QUESTIONS = {
     "zorblax": "Who makes the Zorblax 9000?",

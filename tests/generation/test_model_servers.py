@@ -81,6 +81,7 @@ def _healthy(url: str) -> bool:
     return httpx.get(f"{url}/health", timeout=5).status_code == 200
 
 
+@pytest.mark.timeout(3000)  # the real server's run may train trained_adapters first
 def test_llama_server_answers_each_adapter_by_the_id_its_path_has_there(
     llama_server: tuple[Settings, Replay | None],
 ) -> None:

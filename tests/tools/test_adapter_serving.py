@@ -14,7 +14,8 @@ from tests.conftest import free_port
 from tests.server.helpers import call, running, stdio_client
 from tests.test_cli import run
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+# trained_adapters may be trained for this test (several minutes on 2 busy cores).
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.timeout(3000)]
 
 QUESTIONS = {
     "zorblax": "Who makes the Zorblax 9000?",
