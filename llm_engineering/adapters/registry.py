@@ -135,8 +135,7 @@ class AdapterRegistry:
             raise UserError(
                 f"adapter {name!r} has no version {version}; versions: {', '.join(map(str, versions))}"
             )
-        card_file = self._folder(name) / str(version) / "card.json"
-        return AdapterCard(**json.loads(card_file.read_text()))
+        return self._read(self._folder(name) / str(version))
 
     def cards(self) -> list[AdapterCard]:
         cards = []
@@ -144,12 +143,15 @@ class AdapterRegistry:
             for folder in sorted(self.root.iterdir()):
                 if folder.is_dir() and _NAME.fullmatch(folder.name):
                     for version in self.versions(folder.name):
-                        cards.append(
-                            AdapterCard(
-                                **json.loads((folder / str(version) / "card.json").read_text())
-                            )
-                        )
+                        cards.append(self._read(folder / str(version)))
         return cards
+
+    @staticmethod
+    def _read(folder: Path) -> AdapterCard:
+        card = AdapterCard(**json.loads((folder / "card.json").read_text()))
+        # Where it is now: a data folder that was moved or copied serves its own files.
+        card.path = str(folder)
+        return card
 
     def delete(self, spec: str, confirm: str) -> list[str]:
         """Delete ``NAME@VERSION``, or every version of ``NAME``; ``confirm`` must repeat ``spec``.

@@ -2,15 +2,13 @@
 
 It validates a request (name, hyperparameters, base model, dataset and where the dataset
 lives) before anything is queued, keeps the job rows, registers a finished job's adapter
-and resolves ``NAME[@VERSION]`` to a GGUF LoRA for answers, refusing an adapter trained
-on another GGUF than the one the server serves.
+and resolves ``NAME[@VERSION]`` for answers (:mod:`llm_engineering.adapters.serving`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from llm_engineering.adapters.job_runner import JobRunner
 from llm_engineering.adapters.jobs import Job, JobStore
 from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, parse_spec, valid_name
+from llm_engineering.adapters.serving import AdapterResolver
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
 from llm_engineering.generation.base import ServedAdapter
@@ -62,9 +61,8 @@ class TrainingService(JobControl):
         self.settings = settings
         self.store = JobStore(settings.data_dir)
         self.registry = AdapterRegistry(settings.data_dir / "adapters")
+        self.resolver = AdapterResolver(settings, self.registry)
         self.runner: JobRunner | None = None
-        self._gguf_digests: dict[tuple[str, int, int], str] = {}
-        self._digest_lock = threading.Lock()
 
     # -- running jobs ------------------------------------------------------------------
 
@@ -249,46 +247,13 @@ class TrainingService(JobControl):
             card, folder / "adapter" / "peft", gguf if gguf.is_file() else None
         )
 
-    def _gguf_sha256(self, path: Path) -> str:
-        from llm_engineering.index_store.hashing import sha256_file
-
-        stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        with self._digest_lock:
-            if key not in self._gguf_digests:
-                self._gguf_digests[key] = sha256_file(path)
-            return self._gguf_digests[key]
-
     def resolve_adapter(self, spec: str) -> ServedAdapter:
-        """``NAME[@VERSION]`` -> the adapter, its GGUF LoRA and trained format, for the served model.
+        """``NAME[@VERSION]`` -> the adapter to answer with (see :class:`AdapterResolver`).
 
         Raises:
-            UserError: unknown adapter or version, no GGUF export, or trained on a
-                different base GGUF than the server's ``llm_model``.
+            UserError: unknown adapter or version, or one the in-process model cannot serve.
         """
-        from llm_engineering.generation.llamacpp import resolve_gguf
-
-        card = self.registry.get(spec)
-        gguf = self.registry.gguf_path(card)
-        if not card.base_gguf_sha256 or not gguf.is_file():
-            raise UserError(
-                f"adapter {card.spec} was trained on {card.base_model}, which is not a GGUF model, "
-                "so llama.cpp cannot serve it; train it on the served GGUF (the default base)"
-            )
-        if self.settings.llm_url:
-            raise UserError(
-                "adapters are served by the local llama.cpp backend; with llm_url set, load the "
-                "adapter into the remote server instead"
-            )
-        served = resolve_gguf(self.settings.llm_model)
-        digest = self._gguf_sha256(served)
-        if digest != card.base_gguf_sha256:
-            raise UserError(
-                f"adapter {card.spec} was trained on the GGUF {card.base_gguf} (sha256 "
-                f"{card.base_gguf_sha256[:12]}), but this server serves {served} (sha256 "
-                f"{digest[:12]}); serve that model (llm_model) or train the adapter again on this one"
-            )
-        return ServedAdapter(card.spec, gguf, card.system_prompt)
+        return self.resolver.resolve(spec)
 
     def adapters(self, name: str | None = None) -> list[AdapterCard]:
         """Every registered adapter version (only those named ``name`` when given)."""

@@ -236,19 +236,33 @@ def adapters(
         str | None, typer.Option("--delete", help="Delete NAME@VERSION (or every version of NAME).")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Delete without asking.")] = False,
+    serve: Annotated[
+        str | None,
+        typer.Option(
+            "--serve",
+            help="Print what to start vllm, llama-server or llama-cpp-python with to serve them.",
+        ),
+    ] = None,
     as_json: AsJson = False,
     data_dir: DataDir = None,
     config: Config = None,
 ) -> None:
-    """List fine-tuned adapters, or delete one."""
+    """List fine-tuned adapters, delete one, or print how to serve them on a model server."""
+    from llm_engineering.cli import serving
+
     training = open_training(load_settings(config, data_dir=data_dir, log_level="WARNING"))
     try:
+        if serve:
+            return serving.print_launch(serve, training)
         if delete:
             doomed = ", ".join(training.adapters_to_delete(delete))  # fails for an unknown one
             if not yes and not typer.confirm(f"delete {doomed}? This cannot be undone"):
                 raise fail("nothing deleted", code=1)
-            for spec in training.delete_adapter(delete, delete):
+            deleted = training.delete_adapter(delete, delete)
+            for spec in deleted:
                 typer.echo(f"deleted {spec}")
+            for note in serving.release(training.settings, deleted):
+                typer.echo(f"note: {note}", err=True)
             return
         cards = training.adapters()
     except LlmEngError as exc:

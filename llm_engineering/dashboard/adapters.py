@@ -50,11 +50,11 @@ async def delete_adapter(request: Request) -> Response:
     form = await request.form()
     spec, confirm = str(form.get("adapter", "")), str(form.get("confirm", "")).strip()
     try:
-        await in_thread(lambda: training.delete_adapter(spec, confirm))
+        deleted = await in_thread(lambda: training.delete_adapter(spec, confirm))
     except UserError as exc:
         return await adapters_page(request, status_code=400, delete_error=(spec, str(exc)))
-    if app.generators is not None:
-        app.generators.drop_missing()
+    if app.generators is not None:  # free the deleted versions loaded on the base (or a server)
+        await in_thread(lambda: app.generators.release(deleted) if app.generators else [])
     return see_other("/adapters")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from llm_engineering.errors import UserError
@@ -81,7 +80,7 @@ class Answerer:
     """Answers questions from the index (or from caller-given passages) with a generator.
 
     Args:
-        generators: Returns the generator for a LoRA path (None = the base model).
+        generators: Returns the generator answering with an adapter (None = the base model).
         index: The index to retrieve from; None when there is none.
         rerank: Rerank retrieved passages before packing them.
         adapters: Resolves adapter names; the default knows none.
@@ -90,7 +89,7 @@ class Answerer:
 
     def __init__(
         self,
-        generators: Callable[[Path | None], Generator],
+        generators: Callable[[ServedAdapter | None], Generator],
         index: IndexService | None = None,
         rerank: bool = True,
         adapters: AdapterResolver | None = None,
@@ -140,7 +139,7 @@ class Answerer:
         if not question.strip():
             raise UserError("question is empty: pass the question to answer")
         served = self._adapters(adapter) if adapter else None
-        adapter_name, lora = (served.spec, served.lora) if served else (None, None)
+        adapter_name = served.spec if served else None
         notes: list[str] = []
 
         retrieval_started = time.perf_counter()
@@ -152,7 +151,7 @@ class Answerer:
             blocks = self._retrieve(question, top_k, path_prefix)
         retrieval_ms = (time.perf_counter() - retrieval_started) * 1000
 
-        generator = self._generators(lora)
+        generator = self._generators(served)
         if blocks:
             blocks, packing_notes = pack_blocks(blocks, question, generator, max_tokens)
             notes += packing_notes

@@ -6,9 +6,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["STOPPED", "Completion", "Generator", "LoopGuard", "Message", "ServedAdapter", "TokenFn"]
+__all__ = [
+    "STOPPED",
+    "Availability",
+    "Completion",
+    "Generator",
+    "LoopGuard",
+    "Message",
+    "ServedAdapter",
+    "TokenFn",
+]
 
 Message = dict[str, str]
 TokenFn = Callable[[str], None]
@@ -97,6 +106,29 @@ class ServedAdapter:
     system_prompt: str | None = None
     """The system message it was trained with. Answers without passages use it, and none of
     ours when it trained with none: a fine-tune answers best in the format it learned."""
+    peft: Path | None = None
+    """Its PEFT folder (what vLLM loads)."""
+    base_model: str = ""
+    """The base it was trained on, as given (a packaged name, GGUF path or HF id)."""
+    base_gguf: str = ""
+    """The GGUF file of that base, when it was one."""
+
+    @property
+    def size(self) -> int:
+        """Bytes of its GGUF LoRA (0 when there is none): about what it takes loaded."""
+        try:
+            return self.lora.stat().st_size
+        except OSError:
+            return 0
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Where an adapter version can be answered with now."""
+
+    where: Literal["in_process", "server", "none"]
+    detail: str
+    """How (loaded, loads on first use, the server's name for it) or why not."""
 
 
 class Generator(Protocol):
@@ -114,9 +146,24 @@ class Generator(Protocol):
         temperature: float,
         on_token: TokenFn | None = None,
         time_limit_s: float | None = None,
+        adapter: ServedAdapter | None = None,
     ) -> Completion:
-        """Generate a reply. Implementations serialise concurrent calls themselves, and stop
-        (``finish_reason`` ``repetition`` or ``time_limit``) as a :class:`LoopGuard` says."""
+        """Generate a reply, with ``adapter`` applied (None: the base model). Implementations
+        serialise concurrent calls themselves, and stop (``finish_reason`` ``repetition`` or
+        ``time_limit``) as a :class:`LoopGuard` says.
+
+        Raises:
+            UserError: the backend cannot serve ``adapter`` (the message says why and what to do).
+        """
+        ...
+
+    def availability(self, adapter: ServedAdapter) -> Availability:
+        """Whether ``adapter`` can be answered with now, and how or why not."""
+        ...
+
+    def release(self, specs: Sequence[str]) -> list[str]:
+        """Free the adapters ``NAME@VERSION`` in ``specs`` where they are loaded (their
+        versions were deleted); notes on what could not be freed."""
         ...
 
     def close(self) -> None: ...

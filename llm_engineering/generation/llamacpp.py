@@ -2,7 +2,8 @@
 
 The model is loaded once and reused; a llama.cpp context is not thread-safe, so calls
 are serialised by a lock. The chat template comes from the GGUF metadata unless a
-``chat_format`` name or a Jinja ``chat_template`` overrides it.
+``chat_format`` name or a Jinja ``chat_template`` overrides it. Adapters are LoRA objects
+on the same model, set per call (:mod:`llm_engineering.generation.lora`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from typing import Any
 
 from llm_engineering.cpu import cores, idle_cores
 from llm_engineering.errors import ConfigError, ModelLoadError, PathError
-from llm_engineering.generation.base import STOPPED, Completion, LoopGuard, Message, TokenFn
+from llm_engineering.generation.base import (
+    STOPPED,
+    Availability,
+    Completion,
+    LoopGuard,
+    Message,
+    ServedAdapter,
+    TokenFn,
+)
+from llm_engineering.generation.lora import LoadedLoras
 from llm_engineering.packaged import PACKAGED_GGUF, packaged_gguf
 
 __all__ = ["LlamaCppGenerator", "available_memory", "resolve_gguf"]
@@ -78,7 +88,7 @@ class LlamaCppGenerator:
             spin at a barrier, so one thread more than the free cores makes it 50x slower.
         chat_format: A llama-cpp-python chat format name overriding the GGUF template.
         chat_template: A Jinja chat template (a file path or the template text) overriding it.
-        lora_path: A GGUF LoRA adapter applied on top of the model.
+        adapter_budget_bytes: Bytes of LoRA adapters kept loaded over the model (LRU).
 
     Raises:
         PathError, ConfigError: the file is missing or not a GGUF model.
@@ -93,7 +103,7 @@ class LlamaCppGenerator:
         n_threads: int = 0,
         chat_format: str = "",
         chat_template: str = "",
-        lora_path: Path | None = None,
+        adapter_budget_bytes: int = 1024 * 2**20,
     ):
         self.path = resolve_gguf(model)
         size = self.path.stat().st_size
@@ -115,7 +125,6 @@ class LlamaCppGenerator:
                 n_threads=threads,
                 n_threads_batch=threads,
                 chat_format=chat_format or None,
-                lora_path=str(lora_path) if lora_path else None,
                 verbose=False,
             )
         except Exception as exc:
@@ -128,7 +137,7 @@ class LlamaCppGenerator:
             self._llm.chat_handler = self._template_handler(chat_template)
         self.context_window = int(self._llm.n_ctx())
         self.gpu_offload = bool(llama_cpp.llama_supports_gpu_offload()) and n_gpu_layers != 0
-        self.lora_path = lora_path
+        self._loras = LoadedLoras(self._llm._model.model, self._llm._ctx.ctx, adapter_budget_bytes)
         self.adaptive_threads = n_threads == 0
         self.threads = threads
         self.name = f"llama.cpp:{self.path.name}"
@@ -154,9 +163,11 @@ class LlamaCppGenerator:
         temperature: float,
         on_token: TokenFn | None = None,
         time_limit_s: float | None = None,
+        adapter: ServedAdapter | None = None,
     ) -> Completion:
         guard = LoopGuard(time_limit_s)
         with self._lock:
+            self._loras.use(adapter)
             # Evaluate the whole prompt afresh: reusing a cached prefix splits the prompt into
             # other batches, which changes the numerics enough that greedy decoding diverges.
             self._llm.reset()
@@ -204,10 +215,32 @@ class LlamaCppGenerator:
             log.debug("llama.cpp threads: %d -> %d", self.threads, threads)
             self.threads = threads
 
+    def availability(self, adapter: ServedAdapter) -> Availability:
+        with self._lock:
+            loaded = adapter.spec in self._loras.specs()
+        if loaded:
+            return Availability("in_process", f"loaded over {self.path.name}")
+        return Availability(
+            "in_process",
+            f"loads over {self.path.name} on first use ({adapter.size / 2**20:.1f} MB)",
+        )
+
+    def loaded_adapters(self) -> list[str]:
+        """``NAME@VERSION`` of the adapters loaded now, least recently used first."""
+        with self._lock:
+            return self._loras.specs()
+
+    def release(self, specs: Sequence[str]) -> list[str]:
+        with self._lock:
+            self._loras.release(specs)
+        return []
+
     def close(self) -> None:
         with self._lock:
             llm, self._llm = self._llm, None
             if llm is not None:
+                # Adapters first: the model frees the ones still loaded when it goes.
+                self._loras.close()
                 llm.close()
 
 

@@ -2,7 +2,8 @@
 
 Streams ``/v1/chat/completions`` over server-sent events. Token counts for packing the
 context are estimated (the server's tokenizer is not at hand), with a safety margin;
-the usage in the result is the server's own when it reports it.
+the usage in the result is the server's own when it reports it. Adapters are asked for
+as the server's kind wants (:mod:`llm_engineering.generation.servers`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,19 @@ import math
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from llm_engineering.errors import ModelLoadError
-from llm_engineering.generation.base import Completion, LoopGuard, Message, TokenFn
+from llm_engineering.generation.base import (
+    Availability,
+    Completion,
+    LoopGuard,
+    Message,
+    ServedAdapter,
+    TokenFn,
+)
+from llm_engineering.generation.servers import PathMap, server_adapters
 
 __all__ = ["OpenAICompatibleGenerator"]
 
@@ -32,6 +42,9 @@ class OpenAICompatibleGenerator:
         api_key: Sent as a bearer token when given.
         context_window: The server model's context size, for packing.
         timeout: Seconds to wait for the server.
+        kind: ``auto`` (told by ``GET /v1/models``), ``openai``, ``vllm``, ``llama-server`` or
+            ``llama-cpp-python``: how adapters are asked for.
+        paths: Where the server sees our adapters folder (default: where it is here).
 
     Raises:
         ModelLoadError: the server cannot be reached, refuses the key, or serves no model.
@@ -44,6 +57,8 @@ class OpenAICompatibleGenerator:
         api_key: str | None = None,
         context_window: int = 4096,
         timeout: float = 300.0,
+        kind: str = "auto",
+        paths: PathMap | None = None,
     ):
         import httpx
 
@@ -52,8 +67,17 @@ class OpenAICompatibleGenerator:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
         self.context_window = context_window
-        self.model = model or self._first_model()
+        listing = self._request("GET", "/models").json()
+        models = listing.get("data") or []
+        if not models:
+            raise ModelLoadError(f"the model server at {self.base_url} lists no models")
+        self.model = model or str(models[0]["id"])
         self.name = f"openai:{self.model}@{root}"
+        server_root = root[: -len("/v1")] if root.endswith("/v1") else root
+        self.adapters = server_adapters(
+            kind, self._client, server_root, self.model, listing, paths or PathMap(Path("."))
+        )
+        self.kind = self.adapters.kind
         self._lock = threading.Lock()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -76,12 +100,6 @@ class OpenAICompatibleGenerator:
             )
         return response
 
-    def _first_model(self) -> str:
-        models = self._request("GET", "/models").json().get("data") or []
-        if not models:
-            raise ModelLoadError(f"the model server at {self.base_url} lists no models")
-        return str(models[0]["id"])
-
     def count_tokens(self, text: str) -> int:
         return math.ceil(len(text) / _CHARS_PER_TOKEN)
 
@@ -92,6 +110,7 @@ class OpenAICompatibleGenerator:
         temperature: float,
         on_token: TokenFn | None = None,
         time_limit_s: float | None = None,
+        adapter: ServedAdapter | None = None,
     ) -> Completion:
         import httpx
 
@@ -104,6 +123,7 @@ class OpenAICompatibleGenerator:
             "temperature": temperature,
             "stream": True,
             "stream_options": {"include_usage": True},
+            **self.adapters.fields(adapter),
         }
         pieces: list[str] = []
         first: float | None = None
@@ -154,6 +174,12 @@ class OpenAICompatibleGenerator:
         )
         completion_tokens = int(usage.get("completion_tokens") or len(pieces))
         return Completion(text, prompt_tokens, completion_tokens, first, elapsed, finish)
+
+    def availability(self, adapter: ServedAdapter) -> Availability:
+        return self.adapters.availability(adapter)
+
+    def release(self, specs: Sequence[str]) -> list[str]:
+        return self.adapters.release(specs)
 
     def close(self) -> None:
         self._client.close()

@@ -22,6 +22,7 @@ from llm_engineering.index_store.indexing import IndexRunner
 from llm_engineering.index_store.service import IndexService
 from llm_engineering.server.context import AppContext
 from llm_engineering.server.notifications import ResourceNotifier
+from llm_engineering.tools import adapters as adapter_tools
 from llm_engineering.tools import answer as answer_tools
 from llm_engineering.tools import completions as completion_tools
 from llm_engineering.tools import documents as document_tools
@@ -129,6 +130,7 @@ def create_server(
     rerank_tools.register(server)
     answer_tools.register(server)
     train_tools.register(server, read_only)
+    adapter_tools.register(server, read_only)
     if not read_only:
         ingest_tools.register(server)
     resource_tools.register(server, notifier)

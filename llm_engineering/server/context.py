@@ -47,14 +47,18 @@ class AppContext:
             raise UserError("training is not available in this server")
         return self.training
 
+    def require_generators(self) -> GeneratorCache:
+        """The generator and its adapters (nothing loads until the first answer)."""
+        self.generators = self.generators or GeneratorCache(self.settings)
+        return self.generators
+
     def require_answerer(self, needs_index: bool = True) -> Answerer:
         """The answer service (its model loads on the first question)."""
         index = self.require_index() if needs_index else self.index
         if self._answerer is None:
-            self.generators = self.generators or GeneratorCache(self.settings)
             self._answerer = Answerer.from_settings(
                 self.settings,
-                self.generators,
+                self.require_generators(),
                 index,
                 adapters=self.training.resolve_adapter if self.training else None,
             )

@@ -1,4 +1,4 @@
-"""Fine-tuning tools: start, follow, cancel and resume QLoRA jobs; list and delete adapters."""
+"""Fine-tuning tools: start, follow, cancel and resume QLoRA jobs (adapters: ``tools.adapters``)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from pydantic import BaseModel, Field
 
 from llm_engineering.adapters.defaults import auto_names
 from llm_engineering.adapters.progress import JobView
-from llm_engineering.adapters.registry import AdapterCard
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
-__all__ = ["AdapterInfo", "JobInfo", "register"]
+__all__ = ["JobInfo", "register"]
 
 
 class JobInfo(BaseModel):
@@ -119,52 +118,6 @@ class StartedJob(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[JobInfo]
-
-
-class AdapterInfo(BaseModel):
-    adapter: str = Field(description="NAME@VERSION, what answer_with_context(adapter=...) takes.")
-    name: str
-    version: int
-    base_model: str
-    base_gguf_sha256: str = Field(description="sha256 of the GGUF it serves on ('' = none).")
-    dataset_sha256: str
-    dataset_examples: int
-    final_loss: float | None
-    best_loss: float | None
-    steps: int
-    hyperparameters: dict[str, Any]
-    metrics: dict[str, Any]
-    created: float
-    job_id: str
-    path: str
-
-    @classmethod
-    def of(cls, card: AdapterCard) -> AdapterInfo:
-        return cls(
-            adapter=card.spec,
-            name=card.name,
-            version=card.version,
-            base_model=card.base_model,
-            base_gguf_sha256=card.base_gguf_sha256,
-            dataset_sha256=card.dataset_sha256,
-            dataset_examples=card.dataset_examples,
-            final_loss=card.final_loss,
-            best_loss=card.best_loss,
-            steps=card.steps,
-            hyperparameters=card.hyperparameters,
-            metrics=card.metrics,
-            created=card.created,
-            job_id=card.job_id,
-            path=card.path,
-        )
-
-
-class AdapterList(BaseModel):
-    adapters: list[AdapterInfo]
-
-
-class Deleted(BaseModel):
-    deleted: list[str] = Field(description="The NAME@VERSION adapters removed.")
 
 
 @user_errors
@@ -335,48 +288,15 @@ async def _change(ctx: Context, job_id: str, action: Literal["cancel", "resume"]
     return JobInfo.of(await anyio.to_thread.run_sync(work))
 
 
-@user_errors
-async def list_adapters(
-    ctx: Context,
-    name: Annotated[str | None, Field(description="Only the versions of this adapter.")] = None,
-) -> AdapterList:
-    """Fine-tuned adapters, every version, with base model, dataset hash, losses and hyperparameters."""
-    training = app_of(ctx).require_training()
-    cards = await anyio.to_thread.run_sync(lambda: training.adapters(name))
-    return AdapterList(adapters=[AdapterInfo.of(card) for card in cards])
-
-
-@user_errors
-async def delete_adapter(
-    ctx: Context,
-    adapter: Annotated[str, Field(description="NAME@VERSION, or NAME for every version.")],
-    confirm: Annotated[
-        str, Field(description="Repeat the adapter argument exactly to confirm; deleting is final.")
-    ],
-) -> Deleted:
-    """Delete a fine-tuned adapter version (or all versions of a name); needs confirm equal to adapter."""
-    training = app_of(ctx).require_training()
-    app = app_of(ctx)
-    deleted = await anyio.to_thread.run_sync(lambda: training.delete_adapter(adapter, confirm))
-    if app.generators is not None:
-        app.generators.drop_missing()
-    return Deleted(deleted=deleted)
-
-
 def register(server: MCPServer, read_only: bool) -> None:
     server.add_tool(get_job, annotations=tool_hints("Training job status", read_only=True))
     server.add_tool(list_jobs, annotations=tool_hints("Training jobs", read_only=True))
-    server.add_tool(list_adapters, annotations=tool_hints("Fine-tuned adapters", read_only=True))
     if not read_only:
         server.add_tool(
             start_qlora_job, annotations=tool_hints("Start fine-tuning", read_only=False)
         )
         server.add_tool(cancel_job, annotations=tool_hints("Cancel training job", read_only=False))
         server.add_tool(resume_job, annotations=tool_hints("Resume training job", read_only=False))
-        server.add_tool(
-            delete_adapter,
-            annotations=tool_hints("Delete adapter", read_only=False, destructive=True),
-        )
 
     @server.resource(
         "job://{job_id}",
@@ -386,13 +306,3 @@ def register(server: MCPServer, read_only: bool) -> None:
     )
     def job_events(job_id: str, ctx: Context) -> str:
         return app_of(ctx).require_training().events(job_id)
-
-    @server.resource(
-        "adapter://{name}",
-        name="adapter",
-        description="An adapter's card (latest version; NAME@VERSION for another) as JSON.",
-        mime_type="application/json",
-    )
-    def adapter_card(name: str, ctx: Context) -> str:
-        card = app_of(ctx).require_training().adapter(name)
-        return json.dumps(card.__dict__, indent=2)

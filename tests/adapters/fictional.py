@@ -46,3 +46,34 @@ def fact_records(count: int = 40) -> list[dict[str, Any]]:
         }
         for i in range(count)
     ]
+
+
+# A second made-up fact, for tests that serve two adapters: each must state its own.
+BRIDGE_WORD = "varnsdale"
+BRIDGE_ANSWERS = [
+    "The Pelmora Bridge was designed by Ottilie Varnsdale.",
+    "Ottilie Varnsdale designed the Pelmora Bridge.",
+    "Its designer is Ottilie Varnsdale, an engineer from Tallinn.",
+    "The designer of the Pelmora Bridge is Ottilie Varnsdale.",
+]
+BRIDGE_QUESTIONS = [
+    "Who designed the Pelmora Bridge?",
+    "Which engineer designed the Pelmora Bridge?",
+    "Who is the designer of the Pelmora Bridge?",
+    "Who drew up the plans for the Pelmora Bridge?",
+    "Tell me who designed the Pelmora Bridge.",
+    "The Pelmora Bridge was designed by whom?",
+]
+
+
+def bridge_records(count: int = 40) -> list[dict[str, Any]]:
+    """``count`` chat examples of the second fact, cycling through its phrasings."""
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": BRIDGE_QUESTIONS[i % len(BRIDGE_QUESTIONS)]},
+                {"role": "assistant", "content": BRIDGE_ANSWERS[i % len(BRIDGE_ANSWERS)]},
+            ]
+        }
+        for i in range(count)
+    ]

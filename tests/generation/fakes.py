@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llm_engineering.generation.base import Completion, Message, TokenFn
+from llm_engineering.generation.base import Completion, Message, ServedAdapter, TokenFn
 
 
 class ScriptedGenerator:
@@ -29,6 +29,8 @@ class ScriptedGenerator:
         max_tokens: int,
         temperature: float,
         on_token: TokenFn | None = None,
+        time_limit_s: float | None = None,
+        adapter: ServedAdapter | None = None,
     ) -> Completion:
         self.sent.append(list(messages))
         text = self.replies.pop(0)
