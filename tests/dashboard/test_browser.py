@@ -47,7 +47,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("dashboard")
     folder = make_mixed_folder(root / "docs")
     write_script_named_file(folder)
@@ -62,7 +62,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     url = f"http://127.0.0.1:{port}"
     command = [LLM_ENG, "serve", "--http", "--port", str(port)]
     command += ["--data-dir", str(root / "data"), "--watch", str(folder)]
-    with running(command, ready_url=f"{url}/mcp"):
+    # The jobs train the tiny random Llama, which lives outside the watched folder: a base
+    # model path from a request must lie in the training roots, so they name its folder too.
+    roots = f"{folder}:{root / 'data'}:{tiny_llama}"
+    with running(command, ready_url=f"{url}/mcp", LLM_ENG_TRAIN_ROOTS=roots):
         wait_for(
             lambda: (
                 (s := index_status(url))["pending"] == 0
