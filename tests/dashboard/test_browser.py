@@ -29,7 +29,11 @@ if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
         allow_module_level=True,
     )
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -108,9 +112,14 @@ def wait_for(ready: Callable[[], object], awaited: str, timeout: float = 120) ->
 
 def until(driver: Any, ready: Callable[[Any], object], awaited: str, timeout: float = 120) -> Any:
     """Wait in the page for ``ready(driver)``; the failure names what was awaited."""
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(
-        ready, message=f"{awaited}: not seen within {timeout} s"
-    )
+    # The pages swap live parts in place: an element found a moment ago may be replaced
+    # (stale) by the time it is read; the wait then simply looks again.
+    return WebDriverWait(
+        driver,
+        timeout,
+        poll_frequency=0.1,
+        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+    ).until(ready, message=f"{awaited}: not seen within {timeout} s")
 
 
 def shot(driver: Any, name: str) -> None:
@@ -247,8 +256,11 @@ def test_a_training_jobs_chart_gains_points_while_it_runs_and_cancel_stops_it(
     assert 3 <= int(stopped) < 100000
     shot(browser, "job-cancelled")
     browser.get(site.url + "/jobs")
-    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-job='{job_id}']")
-    assert "cancelled" in row.text
+    until(
+        browser,
+        lambda d: "cancelled" in d.find_element(By.CSS_SELECTOR, f"tr[data-job='{job_id}']").text,
+        "the jobs list shows it cancelled",
+    )
     shot(browser, "jobs")
 
 
