@@ -127,8 +127,14 @@ def shot(driver: Any, name: str) -> None:
 
 
 def count(driver: Any, name: str) -> int:
-    text = driver.find_element(By.CSS_SELECTOR, f"[data-count={name}]").text
-    return int(text.replace(",", ""))
+    """A count on the overview; read again if the live part was swapped while reading it."""
+    for _ in range(50):
+        try:
+            text = driver.find_element(By.CSS_SELECTOR, f"[data-count={name}]").text
+            return int(text.replace(",", ""))
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"the {name} count kept being replaced while it was read")
 
 
 def no_alert(driver: Any) -> bool:
