@@ -32,11 +32,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "scifact"
 LLM_ENG = str(Path(sys.executable).parent / "llm-eng")
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+from ingest_search import percentile, write_corpus  # noqa: E402  (shared with that benchmark)
 
 
 def free_port() -> int:
@@ -84,13 +82,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llm-eng-load-"))
     try:
         folder = work / "docs"
-        folder.mkdir()
-        with (args.data / "corpus.jsonl").open() as handle:
-            for i, line in enumerate(handle):
-                if i >= args.docs:
-                    break
-                doc = json.loads(line)
-                (folder / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
+        write_corpus(args.data / "corpus.jsonl", folder, args.docs)
         env = {**os.environ, "LLM_ENG_CONFIG": ""}
         if args.no_batching:
             env["LLM_ENG_QUERY_BATCHING"] = "0"

@@ -29,19 +29,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "scifact"
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-
-def write_corpus(corpus: Path, folder: Path, limit: int) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    titles = []
-    with corpus.open() as handle:
-        for i, line in enumerate(handle):
-            if i >= limit:
-                break
-            doc = json.loads(line)
-            (folder / f"{doc['_id']}.md").write_text(f"# {doc['title']}\n\n{doc['text']}\n")
-            titles.append(doc["title"])
-    return titles
+from ingest_search import write_corpus  # noqa: E402  (the same corpus files as that benchmark)
 
 
 def records(count: int) -> list[dict[str, Any]]:
@@ -103,12 +93,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="llm-eng-shared-"))
     try:
         folder = work / "docs"
-        titles = write_corpus(args.data / "corpus.jsonl", folder, args.docs)
+        write_corpus(args.data / "corpus.jsonl", folder, args.docs)
         settings = load_settings(data_dir=work / "data", config_file=None, watch=[folder])
         index = IndexService(settings)
         index.ingest([folder])
         queries = [json.loads(line)["text"] for line in (args.data / "queries.jsonl").open()]
-        queries = queries[:100] or titles
+        queries = queries[:100]
         for query in queries[:5]:
             index.search(query, top_k=5, mode="hybrid", rerank=False)
 
