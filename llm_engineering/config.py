@@ -100,6 +100,19 @@ class Settings(BaseSettings):
         description="Largest unpacked size of a zip-based document (.docx), read from the "
         "archive's directory before anything is extracted; larger ones are reported.",
     )
+    max_html_depth: int = Field(
+        default=1024,
+        ge=8,
+        description="Deepest element nesting of an HTML file; deeper files are reported.",
+    )
+    max_html_elements: int = Field(
+        default=200_000,
+        ge=100,
+        description="Most elements in one HTML file; larger files are reported.",
+    )
+    max_pdf_pages: int = Field(
+        default=2000, ge=1, description="Most pages in one PDF; longer PDFs are reported."
+    )
     watch_debounce: float = Field(
         default=0.5,
         ge=0.05,

@@ -27,7 +27,12 @@ from llm_engineering.errors import DocumentError, PathError
 from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.hashing import chunk_id, sha256_bytes, text_hash
 from llm_engineering.index_store.ledger import ChunkRow, FileRow, Ledger
-from llm_engineering.index_store.readers import document_units, file_type_of, read_document
+from llm_engineering.index_store.readers import (
+    ReadLimits,
+    document_units,
+    file_type_of,
+    read_document,
+)
 from llm_engineering.index_store.report import FailedFile, IngestReport
 from llm_engineering.index_store.scanning import (
     ScannedFile,
@@ -328,9 +333,7 @@ class Ingestor:
                 self._state.touch(path, scanned.size, scanned.mtime_ns)
                 report.unchanged += 1
                 return None
-            doc = read_document(
-                scanned.path, data, max_unpacked_bytes=self._settings.max_unpacked_bytes
-            )
+            doc = read_document(scanned.path, data, ReadLimits.of(self._settings))
             chunks = self._chunker().chunk(doc)
         except DocumentError as exc:
             self._fail(row, str(exc), report)
