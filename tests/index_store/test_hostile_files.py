@@ -142,3 +142,23 @@ def test_html_and_pdf_limits_reach_the_index_as_failures_naming_the_setting(
     assert "(max_pdf_pages)" in failed.pop("long.pdf")
     assert failed == {} and report.added == 1
     assert {Path(f.path).name for f in service.status().failed} == {"deep.html", "long.pdf"}
+
+
+def test_a_file_that_overruns_parse_timeout_s_is_failed_and_the_others_are_indexed(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "deep.html").write_bytes(nested_html(100_000))
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.md").write_text(f"# {name}\n\nThe lamplighter's route {name}9q.\n")
+    # No depth limit: the page's parser runs until parse_timeout_s stops its process.
+    service = service_factory(watch=[folder], parse_timeout_s=3, max_html_depth=10**7)
+    report = service.ingest([folder])
+    assert [Path(f.path).name for f in report.failed] == ["deep.html"]
+    assert "longer than 3 s" in report.failed[0].error
+    assert "(parse_timeout_s)" in report.failed[0].error
+    assert report.added == 3
+    for name in ("a", "b", "c"):
+        hits, _ = service.search(f"{name}9q", mode="keyword")
+        assert [Path(h.path).name for h in hits] == [f"{name}.md"]
