@@ -288,7 +288,7 @@ class ParsePool:
             except _Dead:
                 status = self._retire(worker)
                 worker = None
-                if attempt == 0 and not fresh:
+                if attempt == 0 and not fresh and not self._closed:
                     continue  # it died between two files: once more, with a new one
                 return ParseResult("failed", error=self._death(status)), None
             if answer is None:

@@ -225,7 +225,10 @@ class IngestRun:
         self._inflight[self._ingestor.parsers().submit(request)] = _Job(scanned, root, row, old)
 
     def _collect(self) -> None:
-        """Take every answer that is in."""
+        """Take every answer that is in (none once stopping: a worker killed as the service
+        closes must not fail its file)."""
+        if self._stop is not None and self._stop.is_set():
+            return
         for future in [f for f in self._inflight if f.done()]:
             job = self._inflight.pop(future)
             path = job.row.path
