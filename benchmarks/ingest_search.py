@@ -103,7 +103,7 @@ def main() -> None:
         settings = load_settings(data_dir=work / "data", config_file=None)
         service = IndexService(settings)
         embedder = service.embedder()  # loading the model is not ingestion
-        service.chunker()
+        service.parsers().start(service.parse_config())
         embedder.embed_documents(["warm up the model"] * 8)
 
         started = time.perf_counter()

@@ -153,7 +153,7 @@ def direct_index_seconds(count: int) -> list[float]:
         folder = work / "docs"
         folder.mkdir()
         service = IndexService(load_settings(data_dir=work / "data"))
-        service.chunker()
+        service.parsers().start(service.parse_config())
         service.ingest([folder])
         times = []
         for i in range(count):

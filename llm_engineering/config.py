@@ -100,6 +100,38 @@ class Settings(BaseSettings):
         description="Largest unpacked size of a zip-based document (.docx), read from the "
         "archive's directory before anything is extracted; larger ones are reported.",
     )
+    parse_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds one file may take to be read, parsed and chunked (in a parse worker "
+        "process, which is killed and replaced when a file overruns); such a file is reported.",
+    )
+    parse_workers: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Parse worker processes: a file that is slow to parse holds one, the others "
+        "go on with the rest.",
+    )
+    parse_memory_mb: float = Field(
+        default=2048.0,
+        ge=256,
+        description="Address space a parse worker may use; a file that needs more is reported.",
+    )
+    max_html_depth: int = Field(
+        default=1024,
+        ge=8,
+        description="Deepest element nesting of an HTML file; deeper files are reported.",
+    )
+    max_html_elements: int = Field(
+        default=200_000,
+        ge=100,
+        description="Most elements in one HTML file; larger files are reported.",
+    )
+    max_pdf_pages: int = Field(
+        default=2000, ge=1, description="Most pages in one PDF; longer PDFs are reported."
+    )
     watch_debounce: float = Field(
         default=0.5,
         ge=0.05,
@@ -318,6 +350,10 @@ class Settings(BaseSettings):
     @property
     def max_unpacked_bytes(self) -> int:
         return int(self.max_unpacked_mb * 1024 * 1024)
+
+    @property
+    def parse_memory_bytes(self) -> int:
+        return int(self.parse_memory_mb * 1024 * 1024)
 
     @property
     def chroma_dir(self) -> Path:

@@ -12,6 +12,7 @@ The hierarchy::
     ├── DocumentError           a file could not be read as a document (recorded, never fatal)
     ├── ModelLoadError          a model could not be loaded (the message says which and why)
     ├── IndexBusyError          another process holds the index for writing
+    ├── ParserStartError        no parse worker process could be started
     ├── TrainingFailed          training cannot go on (NaN or exploding loss, unusable data)
     └── ExportError             an adapter cannot be written as a GGUF LoRA for llama.cpp
 
@@ -30,6 +31,7 @@ __all__ = [
     "IndexBusyError",
     "LlmEngError",
     "ModelLoadError",
+    "ParserStartError",
     "PathError",
     "TrainingFailed",
     "UserError",
@@ -78,6 +80,10 @@ class ModelLoadError(LlmEngError):
 
 class IndexBusyError(LlmEngError):
     """Another process holds the index for writing."""
+
+
+class ParserStartError(LlmEngError):
+    """No parse worker process could be started (the message says how it was run)."""
 
 
 class TrainingFailed(LlmEngError):

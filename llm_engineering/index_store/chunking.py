@@ -5,6 +5,13 @@ Markdown-like text (Markdown, reST, HTML, DOCX) is split at headings first
 then each section by sentences (``SentenceSplitter``). Source code goes through
 LlamaIndex's tree-sitter ``CodeSplitter`` when the grammar is installed and falls back
 to line windows otherwise. Each chunk keeps its heading path, PDF page, or line range.
+
+Large texts stream (:mod:`.streaming`): prose longer than ``STREAM_CHARS`` is cut into
+blocks at paragraph, line or sentence ends, and each block is packed into chunks from one
+tokenization with offsets, so no tokenizer or regular expression sees a whole
+multi-megabyte text (nltk's sentence regex gave up after 5 s on a 20 MB file), and line
+numbers are counted onwards, never from the start again. Anything shorter, which is every
+ordinary document, is split exactly as before.
 """
 
 from __future__ import annotations
@@ -17,6 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_engineering.index_store.readers import ParsedDocument, Section
+from llm_engineering.index_store.streaming import (
+    STREAM_CHARS,
+    LineCounter,
+    pack_block,
+    stream_blocks,
+)
 
 __all__ = ["Chunk", "Chunker", "line_span"]
 
@@ -24,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # Rough characters per token for source code; only used to size tree-sitter chunks.
 _CODE_CHARS_PER_TOKEN = 3.5
+
 
 # language -> (module, attribute returning the grammar)
 _GRAMMARS: dict[str, tuple[str, str]] = {
@@ -77,6 +91,11 @@ class Chunker:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self._tokenizer = tokenizer
+        # Token offsets (``spans``) let a large text be packed in one pass; a tokenizer
+        # without them streams its blocks through the sentence splitter.
+        self._spans: Callable[[str], list[tuple[int, int]]] | None = getattr(
+            tokenizer, "spans", None
+        )
         self._sentences = SentenceSplitter(
             chunk_size=chunk_size, chunk_overlap=chunk_overlap, tokenizer=tokenizer
         )
@@ -84,15 +103,23 @@ class Chunker:
         self._code_splitters: dict[str, Any] = {}
         self._lock = threading.Lock()
 
+    def warm_up(self) -> None:
+        """Load what the first split loads (nltk's sentence model, the Markdown parser)."""
+        from llama_index.core import Document
+
+        self._sentences.split_text("One. Two. " * self.chunk_size)
+        self._markdown.get_nodes_from_documents([Document(text="# A\n\nB.\n")])
+
     def chunk(self, doc: ParsedDocument) -> list[Chunk]:
         chunks: list[Chunk] = []
         for section in doc.sections:
+            lines = LineCounter(section.text, section.first_line or 1)
             if doc.kind in ("markdown", "html", "docx"):
-                chunks.extend(self._chunk_markdown(section, doc.title))
+                chunks.extend(self._chunk_markdown(section, doc.title, lines))
             elif doc.kind == "code":
-                chunks.extend(self._chunk_code(section, doc.language, doc.title))
+                chunks.extend(self._chunk_code(section, doc.language, doc.title, lines))
             else:  # text, pdf
-                chunks.extend(self._chunk_prose(section, section.text, 0, doc.title))
+                chunks.extend(self._chunk_prose(section, section.text, 0, doc.title, lines))
         for ordinal, chunk in enumerate(chunks):
             chunk.ordinal = ordinal
         return chunks
@@ -102,11 +129,16 @@ class Chunker:
     def _fits(self, text: str) -> bool:
         return len(self._tokenizer(text)) <= self.chunk_size
 
-    def _chunk_prose(self, section: Section, text: str, offset: int, heading: str) -> list[Chunk]:
+    def _chunk_prose(
+        self, section: Section, text: str, offset: int, heading: str, lines: LineCounter
+    ) -> list[Chunk]:
         """Sentence-split ``text`` (found at ``offset`` of ``section.text``)."""
-        if not text.strip():
+        if not text or text.isspace():
             return []
-        pieces = [text.strip()] if self._fits(text) else self._sentences.split_text(text)
+        if len(text) > STREAM_CHARS:
+            return self._stream_prose(section, text, offset, heading, lines)
+        # The splitter returns a text that fits as one stripped piece: no need to count it first.
+        pieces = self._sentences.split_text(text)
         chunks = []
         cursor = 0
         for piece in pieces:
@@ -117,15 +149,29 @@ class Chunker:
                 cursor = found + 1
             start_line = end_line = None
             if section.first_line is not None:
-                start_line, end_line = line_span(
-                    section.text, offset + found, piece, section.first_line
-                )
+                start_line, end_line = lines.span(offset + found, piece)
             chunks.append(Chunk(piece, 0, heading, section.page, start_line, end_line))
+        return chunks
+
+    def _stream_prose(
+        self, section: Section, text: str, offset: int, heading: str, lines: LineCounter
+    ) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for start, block in stream_blocks(text):
+            if self._spans is None:
+                chunks.extend(self._chunk_prose(section, block, offset + start, heading, lines))
+                continue
+            spans = self._spans(block)
+            for at, piece in pack_block(block, spans, self.chunk_size, self.chunk_overlap):
+                start_line = end_line = None
+                if section.first_line is not None:
+                    start_line, end_line = lines.span(offset + start + at, piece)
+                chunks.append(Chunk(piece, 0, heading, section.page, start_line, end_line))
         return chunks
 
     # -- markdown ------------------------------------------------------------------------
 
-    def _chunk_markdown(self, section: Section, title: str) -> list[Chunk]:
+    def _chunk_markdown(self, section: Section, title: str, lines: LineCounter) -> list[Chunk]:
         from llama_index.core import Document
 
         text = section.text
@@ -148,7 +194,7 @@ class Chunker:
             heading = _heading_path(title, node.metadata.get("header_path", "/"), body)
             if folded is not None:
                 body, start, folded = text[folded:cursor], folded, None
-            chunks.extend(self._chunk_prose(section, body, start, heading))
+            chunks.extend(self._chunk_prose(section, body, start, heading, lines))
         return chunks
 
     # -- code ----------------------------------------------------------------------------
@@ -178,7 +224,9 @@ class Chunker:
                 self._code_splitters[language] = splitter
             return self._code_splitters[language]
 
-    def _chunk_code(self, section: Section, language: str | None, title: str) -> list[Chunk]:
+    def _chunk_code(
+        self, section: Section, language: str | None, title: str, lines: LineCounter
+    ) -> list[Chunk]:
         text = section.text
         splitter = self._code_splitter(language)
         pieces: list[str] | None = None
@@ -199,7 +247,7 @@ class Chunker:
                 found = cursor
             else:
                 cursor = found + 1
-            start_line, end_line = line_span(text, found, piece, section.first_line or 1)
+            start_line, end_line = lines.span(found, piece)
             if not self._fits(piece):  # one enormous statement: window it
                 sub = Section(piece, first_line=start_line)
                 chunks.extend(self._line_windows(sub, title))

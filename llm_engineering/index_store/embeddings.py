@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_engineering.errors import ModelLoadError
+from llm_engineering.index_store.tokens import SerializedTokenizer
 from llm_engineering.packaged import resolve_embedding_model
 
 __all__ = ["Embedder", "hub_reachable", "resolve_device"]
@@ -109,15 +110,27 @@ class Embedder:
         self.dimension: int = int(dimension())
         self.max_tokens: int = int(self._model.max_seq_length or 512)
         self.device: str = str(self._model.device)
+        self._tokenizer: Callable[[str], list[Any]] | None = None
 
     @property
     def tokenizer(self) -> Callable[[str], list[Any]]:
-        tokenizer = self._model.tokenizer
+        """Token ids of a text by the model's tokenizer, without special tokens.
 
-        def encode(text: str) -> list[Any]:
-            return tokenizer.encode(text, add_special_tokens=False)
+        For a fast tokenizer this is a :class:`SerializedTokenizer`, which parse worker
+        processes rebuild from its ``spec``.
+        """
+        if self._tokenizer is None:
+            tokenizer = self._model.tokenizer
+            serialized = SerializedTokenizer.of(tokenizer)
+            if serialized is not None:
+                self._tokenizer = serialized
+            else:
 
-        return encode
+                def encode(text: str) -> list[Any]:
+                    return list(tokenizer.encode(text, add_special_tokens=False))
+
+                self._tokenizer = encode
+        return self._tokenizer
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed many texts in one call (sorted by length inside, batched by ``batch_size``)."""

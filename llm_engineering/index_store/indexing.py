@@ -126,6 +126,11 @@ class IndexRunner:
             self.error = "indexing stopped after an unexpected error (see the server log)"
             log.exception("indexing stopped")
 
+    def _changed(self) -> list[Path]:
+        """Paths that settled while a run is under way: it takes them on, so a file dropped
+        during a long run (a big folder, a slow file) need not wait for its end."""
+        return self.queue.take_due(timeout=0)
+
     def _load_embedder(self) -> None:
         try:
             self.index.embedder()
@@ -148,7 +153,9 @@ class IndexRunner:
                 requeued,
             )
         if folders:
-            report = self.index.ingest(folders, stop=self._stop, gone=self.queue.take_gone)
+            report = self.index.ingest(
+                folders, stop=self._stop, gone=self.queue.take_gone, more=self._changed
+            )
             log.info(
                 "reconciled %s: %d added, %d updated, %d unchanged, %d removed, %d failed in %.1f s",
                 ", ".join(map(str, folders)), report.added, report.updated, report.unchanged,
@@ -161,7 +168,9 @@ class IndexRunner:
             if not paths or self._stop.is_set():
                 continue
             try:
-                report = self.index.sync(paths, gone=self.queue.take_gone)
+                report = self.index.sync(
+                    paths, gone=self.queue.take_gone, more=self._changed, stop=self._stop
+                )
             except LlmEngError as exc:
                 log.error("could not index %d changed paths: %s", len(paths), exc)
                 continue

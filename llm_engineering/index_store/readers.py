@@ -14,16 +14,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from llm_engineering.errors import DocumentError
 from llm_engineering.index_store.archives import ZIP_TYPES, check_unpacked_size
+from llm_engineering.index_store.html_text import html_to_text
 from llm_engineering.index_store.text_decoding import decode_text
 
 __all__ = [
     "CODE_LANGUAGES",
     "SUPPORTED_EXTENSIONS",
     "ParsedDocument",
+    "ReadLimits",
     "Section",
+    "atx_heading",
     "document_units",
     "file_type_of",
     "read_document",
@@ -50,6 +54,27 @@ SUPPORTED_EXTENSIONS = frozenset(
     MARKDOWN_EXTENSIONS | TEXT_EXTENSIONS | RST_EXTENSIONS | HTML_EXTENSIONS
     | {"pdf", "docx"} | set(CODE_LANGUAGES)
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much work a file may ask of its reader; each limit is named by its setting."""
+
+    max_unpacked_bytes: int = 250 * 1048576
+    """How large a zip-based document (.docx) may unpack to (``max_unpacked_mb``)."""
+    max_html_depth: int = 1024
+    max_html_elements: int = 200_000
+    max_pdf_pages: int = 2000
+
+    @classmethod
+    def of(cls, settings: Any) -> ReadLimits:
+        """The limits a :class:`~llm_engineering.config.Settings` sets."""
+        return cls(
+            settings.max_unpacked_bytes,
+            settings.max_html_depth,
+            settings.max_html_elements,
+            settings.max_pdf_pages,
+        )
 
 
 @dataclass
@@ -89,19 +114,19 @@ def file_type_of(path: Path) -> str:
     return path.suffix.lower().lstrip(".")
 
 
-def read_document(
-    path: Path, data: bytes, *, max_unpacked_bytes: int = 250 * 1048576
-) -> ParsedDocument:
+def read_document(path: Path, data: bytes, limits: ReadLimits | None = None) -> ParsedDocument:
     """Parse ``data`` (the bytes of ``path``) by the file's extension.
 
     Args:
-        max_unpacked_bytes: How large a zip-based document (.docx) may unpack to, checked
-            from its directory before anything is extracted (``max_unpacked_mb``).
+        limits: How deep or large an HTML page, how many PDF pages and how large an
+            unpacked .docx (read from its zip directory before anything is extracted)
+            may be; the defaults when None.
 
     Raises:
         DocumentError: the bytes are not a readable document of that type, hold no text,
-            or (a .docx) unpack past ``max_unpacked_bytes``.
+            or pass one of ``limits`` (the message names its setting).
     """
+    limits = limits or ReadLimits()
     file_type = file_type_of(path)
     reader = _READERS.get(file_type)
     if reader is None:
@@ -112,8 +137,8 @@ def read_document(
     if not data:
         raise DocumentError("file is empty")
     if file_type in ZIP_TYPES:
-        check_unpacked_size(data, max_unpacked_bytes)
-    doc = reader(path, data)
+        check_unpacked_size(data, limits.max_unpacked_bytes)
+    doc = reader(path, data, limits)
     if not any(section.text.strip() for section in doc.sections):
         raise DocumentError("no text content")
     return doc
@@ -122,8 +147,25 @@ def read_document(
 # --- Markdown and plain text ------------------------------------------------------------
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)---[ \t]*\n", re.DOTALL)
-_ATX_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+# Front matter is looked for in this much of the text only, never a whole large file.
+_FRONT_MATTER_CHARS = 1 << 20
 _FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+def atx_heading(line: str) -> str | None:
+    """The text of an ATX heading line (``## Title ##``), unstripped, else None.
+
+    What ``^(#{1,6})[ \\t]+(.+?)[ \\t#]*$`` would capture, in linear time: that regular
+    expression backtracks quadratically on a long line of ``# # # ... x``.
+    """
+    hashes = len(line) - len(line.lstrip("#"))
+    if not 1 <= hashes <= 6 or line[hashes : hashes + 1] not in (" ", "\t"):
+        return None
+    rest = line[hashes:]
+    body = rest.lstrip(" \t")
+    if not body:  # only blanks: the regex takes the last one as the text
+        return rest[-1] if len(rest) >= 2 else None
+    return body[: max(1, len(body.rstrip(" \t#")))]
 
 
 def _markdown_title(text: str) -> str | None:
@@ -133,17 +175,17 @@ def _markdown_title(text: str) -> str | None:
             in_fence = not in_fence
             continue
         if not in_fence:
-            match = _ATX_HEADING.match(line)
-            if match:
-                return match.group(2).strip()
+            heading = atx_heading(line)
+            if heading is not None:
+                return heading.strip()
     return None
 
 
-def _read_markdown(path: Path, data: bytes) -> ParsedDocument:
+def _read_markdown(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
     text = whole = decode_text(data)
     first_line = 1
     title = None
-    front = _FRONT_MATTER.match(text)
+    front = _FRONT_MATTER.match(text[:_FRONT_MATTER_CHARS])
     if front:
         for line in front.group(1).splitlines():
             key, _, value = line.partition(":")
@@ -158,7 +200,7 @@ def _read_markdown(path: Path, data: bytes) -> ParsedDocument:
     )  # fmt: skip
 
 
-def _read_text(path: Path, data: bytes) -> ParsedDocument:
+def _read_text(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
     text = decode_text(data)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     title = first[:120] if 0 < len(first) <= 120 else path.stem
@@ -200,7 +242,7 @@ def rst_to_markdown(text: str) -> str:
     return "\n".join(out)
 
 
-def _read_rst(path: Path, data: bytes) -> ParsedDocument:
+def _read_rst(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
     text = rst_to_markdown(decode_text(data))
     title = _markdown_title(text) or path.stem
     return ParsedDocument(
@@ -208,7 +250,7 @@ def _read_rst(path: Path, data: bytes) -> ParsedDocument:
     )
 
 
-def _read_code(path: Path, data: bytes) -> ParsedDocument:
+def _read_code(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
     text = decode_text(data)
     language = CODE_LANGUAGES.get(file_type_of(path))
     return ParsedDocument(
@@ -218,42 +260,9 @@ def _read_code(path: Path, data: bytes) -> ParsedDocument:
 
 # --- HTML ----------------------------------------------------------------------------
 
-_HTML_DROP = ("script", "style", "noscript", "template", "svg", "head", "iframe", "object")
-_HTML_BLOCKS = (
-    "p", "div", "section", "article", "main", "header", "footer", "aside", "nav", "li", "ul",
-    "ol", "table", "tr", "blockquote", "figure", "figcaption", "dl", "dt", "dd", "form", "br", "hr",
-)  # fmt: skip
 
-
-def _read_html(path: Path, data: bytes) -> ParsedDocument:
-    import warnings
-
-    from bs4 import BeautifulSoup, NavigableString, XMLParsedAsHTMLWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
-        soup = BeautifulSoup(decode_text(data), "html.parser")
-    title_tag = soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
-    for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
-    for level in range(1, 7):
-        for tag in soup.find_all(f"h{level}"):
-            heading = tag.get_text(" ", strip=True)
-            tag.replace_with(NavigableString(f"\n\n{'#' * level} {heading}\n\n"))
-            title = title or heading
-    for tag in soup.find_all("pre"):
-        tag.replace_with(NavigableString(f"\n\n```\n{tag.get_text()}\n```\n\n"))
-    for tag in soup.find_all(["td", "th"]):
-        tag.insert_after(NavigableString(" | "))
-    for tag in soup.find_all(_HTML_BLOCKS):
-        tag.insert_before(NavigableString("\n"))
-        tag.insert_after(NavigableString("\n"))
-    for tag in soup.find_all("li"):
-        tag.insert(0, NavigableString("- "))
-    text = soup.get_text()
-    text = re.sub(r"[ \t\r\f\v]+\n", "\n", text)
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+def _read_html(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
+    title, text = html_to_text(decode_text(data), limits.max_html_depth, limits.max_html_elements)
     return ParsedDocument(
         path, file_type_of(path), "html", title or path.stem, [Section(text)], text=text
     )
@@ -262,7 +271,7 @@ def _read_html(path: Path, data: bytes) -> ParsedDocument:
 # --- PDF -----------------------------------------------------------------------------
 
 
-def _read_pdf(path: Path, data: bytes) -> ParsedDocument:
+def _read_pdf(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -271,6 +280,11 @@ def _read_pdf(path: Path, data: bytes) -> ParsedDocument:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError("PDF is encrypted with a password")
+        if len(reader.pages) > limits.max_pdf_pages:
+            raise DocumentError(
+                f"PDF has {len(reader.pages):,} pages, past the {limits.max_pdf_pages:,} page "
+                "limit (max_pdf_pages); skipped"
+            )
         sections = []
         for number, page in enumerate(reader.pages, start=1):
             text = page.extract_text() or ""
@@ -301,7 +315,7 @@ def _read_pdf(path: Path, data: bytes) -> ParsedDocument:
 # --- DOCX ----------------------------------------------------------------------------
 
 
-def _read_docx(path: Path, data: bytes) -> ParsedDocument:
+def _read_docx(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
     import zipfile
 
     try:
@@ -347,7 +361,7 @@ def _read_docx(path: Path, data: bytes) -> ParsedDocument:
     return ParsedDocument(path, "docx", "docx", title or path.stem, [Section(text)], text=text)
 
 
-_READERS: dict[str, Callable[[Path, bytes], ParsedDocument]] = {
+_READERS: dict[str, Callable[[Path, bytes, ReadLimits], ParsedDocument]] = {
     **{ext: _read_markdown for ext in MARKDOWN_EXTENSIONS},
     **{ext: _read_text for ext in TEXT_EXTENSIONS},
     **{ext: _read_rst for ext in RST_EXTENSIONS},

@@ -1,10 +1,12 @@
-"""What one ingest run did: counts, failures with their reasons, embedding work."""
+"""What one ingest run did (counts, failures with their reasons, embedding work), and what
+the index holds (``IndexStatus``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
-__all__ = ["FailedFile", "IngestReport"]
+__all__ = ["FailedFile", "IndexStatus", "IngestReport", "Role"]
 
 
 @dataclass
@@ -43,3 +45,33 @@ class IngestReport:
         self.added_paths += other.added_paths
         self.updated_paths += other.updated_paths
         self.removed_paths += other.removed_paths
+
+
+Role = Literal["writer", "reader", "read-only"]
+
+
+@dataclass
+class IndexStatus:
+    """What is indexed and who keeps it so: everything ``index_status`` and ``llm-eng status`` show.
+
+    ``role``: ``writer`` (this process indexes), ``reader`` (another process, ``writer_pid``,
+    does; this one takes over when it exits) or ``read-only`` (asked never to write).
+    """
+
+    documents: int
+    chunks: int
+    pending: int
+    indexing: str | None
+    failed: list[FailedFile]
+    watched: list[str]
+    data_dir: str
+    vector_store: str
+    embedding_model: str
+    embedding_dimension: int | None
+    embedding_loaded: bool
+    last_ingest: IngestReport | None = None
+    role: Role = "writer"
+    writer_pid: int | None = None
+    watching: bool = False
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from llm_engineering.config import Settings
 from llm_engineering.errors import IndexBusyError, PathError
 from llm_engineering.index_store.changes import ChangeObservers, IndexChange
-from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.documents import Documents, DocumentSlice
 from llm_engineering.index_store.embeddings import Embedder
 from llm_engineering.index_store.ingest import (
@@ -21,13 +19,18 @@ from llm_engineering.index_store.ingest import (
     GoneFn,
     Ingestor,
     IngestReport,
+    MoreFn,
     ProgressFn,
 )
 from llm_engineering.index_store.keyword import KeywordIndex
 from llm_engineering.index_store.ledger import Ledger
 from llm_engineering.index_store.listing import DocumentPage
 from llm_engineering.index_store.lock import WriterLock
+from llm_engineering.index_store.parse_pool import ParseConfig, ParsePool
+from llm_engineering.index_store.readers import ReadLimits
+from llm_engineering.index_store.report import IndexStatus
 from llm_engineering.index_store.search import Hit, Searcher, SearchMode
+from llm_engineering.index_store.tokens import spec_of
 from llm_engineering.index_store.vectors import VectorIndex
 from llm_engineering.paths import confine
 from llm_engineering.storage import Storage
@@ -37,36 +40,6 @@ __all__ = ["IndexService", "IndexStatus"]
 log = logging.getLogger(__name__)
 
 
-Role = Literal["writer", "reader", "read-only"]
-
-
-@dataclass
-class IndexStatus:
-    """What is indexed and who keeps it so: everything ``index_status`` and ``llm-eng status`` show.
-
-    ``role``: ``writer`` (this process indexes), ``reader`` (another process, ``writer_pid``,
-    does; this one takes over when it exits) or ``read-only`` (asked never to write).
-    """
-
-    documents: int
-    chunks: int
-    pending: int
-    indexing: str | None
-    failed: list[FailedFile]
-    watched: list[str]
-    data_dir: str
-    vector_store: str
-    embedding_model: str
-    embedding_dimension: int | None
-    embedding_loaded: bool
-    last_ingest: IngestReport | None = None
-    role: Role = "writer"
-    writer_pid: int | None = None
-    watching: bool = False
-    error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 class IndexService:
     """The ledger, the keyword index, the vectors, the embedding model (loaded on first need), ingest and search.
 
@@ -74,6 +47,8 @@ class IndexService:
         settings: The settings.
         embedder: An embedder to use instead of loading ``settings.embedding_model``
             (tests pass a small deterministic one through this seam).
+        parsers: Parse workers to use (and leave open) instead of starting
+            ``settings.parse_workers`` of its own on first need.
 
     Raises:
         EmbeddingModelMismatch: the index was built with another embedding model.
@@ -81,7 +56,12 @@ class IndexService:
     """
 
     def __init__(
-        self, settings: Settings, embedder: EmbedderLike | None = None, *, rebuild: bool = False
+        self,
+        settings: Settings,
+        embedder: EmbedderLike | None = None,
+        *,
+        rebuild: bool = False,
+        parsers: ParsePool | None = None,
     ):
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -100,12 +80,16 @@ class IndexService:
         self._embedder: Any = embedder
         self.on_model_load: Callable[[str], None] | None = None
         """Told the embedding model's name just before it loads (seconds): a progress note."""
-        self._chunker: Chunker | None = None
+        self._parsers = parsers
+        self._own_parsers = parsers is None
+        self._parse_config: ParseConfig | None = None
         self._pending = 0
         self._current: str | None = None
         self.last_report: IngestReport | None = None
         self._observers = ChangeObservers()
-        self.ingestor = Ingestor(settings, self.state, self.vectors, self.embedder, self.chunker)
+        self.ingestor = Ingestor(
+            settings, self.state, self.vectors, self.embedder, self.parsers, self.parse_config
+        )
         self._reranker: Any = None
         self.searcher = Searcher(
             self.state,
@@ -168,14 +152,32 @@ class IndexService:
     def embedder_loaded(self) -> bool:
         return self._embedder is not None
 
-    def chunker(self) -> Chunker:
-        if self._chunker is None:
-            embedder = self.embedder()
-            tokenizer = getattr(embedder, "tokenizer", None) or (lambda text: text.split())
-            self._chunker = Chunker(
-                self.settings.chunk_size, self.settings.chunk_overlap, tokenizer
+    def parsers(self) -> ParsePool:
+        """The parse worker processes (they start on the first file they are given)."""
+        with self._load_lock:
+            if self._parsers is None:
+                self._parsers = ParsePool(
+                    self.settings.parse_workers, self.settings.parse_memory_bytes
+                )
+            return self._parsers
+
+    def parse_config(self) -> ParseConfig:
+        """How files are split: the settings' chunk sizes and limits, the model's tokenizer."""
+        if self._parse_config is None:
+            tokenizer = getattr(self.embedder(), "tokenizer", None)
+            spec = spec_of(tokenizer)
+            if spec is None and tokenizer is not None:
+                log.warning(
+                    "the embedding model's tokenizer cannot be sent to the parse workers; "
+                    "chunks are sized in words"
+                )
+            self._parse_config = ParseConfig(
+                self.settings.chunk_size,
+                self.settings.chunk_overlap,
+                spec,
+                ReadLimits.of(self.settings),
             )
-        return self._chunker
+        return self._parse_config
 
     # -- documents ---------------------------------------------------------------------
 
@@ -267,28 +269,37 @@ class IndexService:
         progress: ProgressFn | None = None,
         stop: threading.Event | None = None,
         gone: GoneFn | None = None,
+        more: MoreFn | None = None,
     ) -> IngestReport:
         """Index ``targets`` (files or folders). One ingest runs at a time; others wait.
 
-        ``gone`` is asked between two files for paths deleted meanwhile (the watcher's).
+        ``gone`` is asked between two files for paths deleted meanwhile, ``more`` for paths
+        changed meanwhile, which the run takes on (the watcher's).
 
         Raises:
             IndexBusyError: another process is the writer of this data folder.
             PathError: a target does not exist or is not supported.
         """
-        return self._write(lambda track: self.ingestor.ingest(targets, track, stop, gone), progress)
+        return self._write(
+            lambda track: self.ingestor.ingest(targets, track, stop, gone, more), progress
+        )
 
     def sync(
         self,
         paths: Sequence[Path],
         progress: ProgressFn | None = None,
         gone: GoneFn | None = None,
+        more: MoreFn | None = None,
+        stop: threading.Event | None = None,
     ) -> IngestReport:
         """Bring changed paths (existing or gone, files or folders) in step with the disk.
 
-        Deletions among them are applied first; ``gone`` as for :meth:`ingest`.
+        Deletions among them are applied first; ``gone``, ``more`` and ``stop`` as for
+        :meth:`ingest`.
         """
-        return self._write(lambda track: self.ingestor.sync(paths, track, gone=gone), progress)
+        return self._write(
+            lambda track: self.ingestor.sync(paths, track, stop, gone, more), progress
+        )
 
     def on_change(self, callback: Callable[[IndexChange], None]) -> Callable[[], None]:
         """Call ``callback`` after each ingest or sync that changed something, on the writing
@@ -376,5 +387,7 @@ class IndexService:
         )
 
     def close(self) -> None:
+        if self._own_parsers and self._parsers is not None:
+            self._parsers.close()
         self.lock.release()
         self.storage.close()

@@ -189,8 +189,10 @@ class VectorIndex:
             for rec in records
         ]
         # Chroma ignores an id it already holds. That is right here: an id is a hash of
-        # path, position and text, so an existing id already has this very vector.
-        self._store.add(nodes)
+        # path, position and text, so an existing id already has this very vector. It
+        # refuses more than about 5,000 at once (a 20 MB file has 20,000 chunks).
+        for start in range(0, len(nodes), 5000):
+            self._store.add(nodes[start : start + 5000])
 
     def delete(self, ids: Sequence[str]) -> None:
         if self._collection is None or not ids:

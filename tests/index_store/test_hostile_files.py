@@ -1,9 +1,14 @@
-"""Files built to hurt: zip bombs, legacy code pages, links leading out of the folder."""
+"""Files built to hurt: zip bombs, legacy code pages, links leading out of the folder, pages
+nested too deep, too many elements or pages."""
 
 import zipfile
 from pathlib import Path
 
-from tests.conftest import write_docx
+import pytest
+
+from llm_engineering.errors import DocumentError
+from llm_engineering.index_store.readers import ReadLimits, read_document
+from tests.conftest import write_docx, write_pdf
 
 
 def inflate_docx(source: Path, target: Path, padding: int) -> None:
@@ -92,3 +97,68 @@ def test_links_leading_out_of_the_watched_folder_are_listed_as_skipped_and_never
     report = service.sync([folder / "passwd2.txt"])
     assert [Path(f.path).name for f in report.failed] == ["passwd2.txt"]
     assert service.search("root:x:0:0", mode="keyword")[0] == []
+
+
+def nested_html(depth: int, text: str = "deep text") -> bytes:
+    return ("<html><body>" + "<div>" * depth + text + "</div>" * depth + "</body></html>").encode()
+
+
+def test_html_nested_past_max_html_depth_is_refused_as_the_tree_is_built() -> None:
+    # 100,000 levels took 8 minutes of quadratic tree edits; the builder stops at the limit.
+    with pytest.raises(DocumentError, match=r"more than 1024 deep.*\(max_html_depth\)"):
+        read_document(Path("deep.html"), nested_html(100_000))
+    with pytest.raises(DocumentError, match=r"more than 40 deep.*\(max_html_depth\)"):
+        read_document(Path("deep.html"), nested_html(50), ReadLimits(max_html_depth=40))
+    assert "deep text" in read_document(Path("ok.html"), nested_html(30)).sections[0].text
+
+
+def test_html_with_more_elements_than_max_html_elements_is_refused() -> None:
+    page = ("<html><body>" + "<p>row</p>" * 500 + "</body></html>").encode()
+    with pytest.raises(DocumentError, match=r"more than 400 elements.*\(max_html_elements\)"):
+        read_document(Path("wide.html"), page, ReadLimits(max_html_elements=400))
+    assert read_document(Path("wide.html"), page, ReadLimits(max_html_elements=600)).text
+
+
+def test_a_pdf_with_more_pages_than_max_pdf_pages_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "long.pdf"
+    write_pdf(path, ["one", "two", "three"])
+    with pytest.raises(DocumentError, match=r"3 pages, past the 2 page limit \(max_pdf_pages\)"):
+        read_document(path, path.read_bytes(), ReadLimits(max_pdf_pages=2))
+    assert len(read_document(path, path.read_bytes(), ReadLimits(max_pdf_pages=3)).sections) == 3
+
+
+def test_html_and_pdf_limits_reach_the_index_as_failures_naming_the_setting(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "deep.html").write_bytes(nested_html(100_000))
+    write_pdf(folder / "long.pdf", ["one", "two", "three"])
+    (folder / "fine.md").write_text("# Fine\n\nThe orchard ladder inventory.\n")
+    service = service_factory(watch=[folder], max_pdf_pages=2)
+    report = service.ingest([folder])
+    failed = {Path(f.path).name: f.error for f in report.failed}
+    assert "(max_html_depth)" in failed.pop("deep.html")
+    assert "(max_pdf_pages)" in failed.pop("long.pdf")
+    assert failed == {} and report.added == 1
+    assert {Path(f.path).name for f in service.status().failed} == {"deep.html", "long.pdf"}
+
+
+def test_a_file_that_overruns_parse_timeout_s_is_failed_and_the_others_are_indexed(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "deep.html").write_bytes(nested_html(100_000))
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.md").write_text(f"# {name}\n\nThe lamplighter's route {name}9q.\n")
+    # No depth limit: the page's parser runs until parse_timeout_s stops its process.
+    service = service_factory(watch=[folder], parse_timeout_s=3, max_html_depth=10**7)
+    report = service.ingest([folder])
+    assert [Path(f.path).name for f in report.failed] == ["deep.html"]
+    assert "longer than 3 s" in report.failed[0].error
+    assert "(parse_timeout_s)" in report.failed[0].error
+    assert report.added == 3
+    for name in ("a", "b", "c"):
+        hits, _ = service.search(f"{name}9q", mode="keyword")
+        assert [Path(h.path).name for h in hits] == [f"{name}.md"]

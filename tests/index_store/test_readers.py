@@ -1,10 +1,13 @@
 import os
+import random
+import re
 from pathlib import Path
 
 import pytest
 
 from llm_engineering.errors import DocumentError
-from llm_engineering.index_store.readers import read_document, rst_to_markdown
+from llm_engineering.index_store.html_text import tidy
+from llm_engineering.index_store.readers import atx_heading, read_document, rst_to_markdown
 from llm_engineering.index_store.text_decoding import decode_text
 from tests.conftest import write_docx, write_pdf
 
@@ -105,3 +108,28 @@ def test_truncated_pdf_is_reported_not_crashed(tmp_path: Path) -> None:
     broken.write_bytes(good.read_bytes()[: os.path.getsize(good) // 3])
     with pytest.raises(DocumentError):
         read(broken)
+
+
+def random_lines(alphabet: str, count: int, longest: int) -> list[str]:
+    draw = random.Random(2026)
+    return [
+        "".join(draw.choice(alphabet) for _ in range(draw.randint(0, longest)))
+        for _ in range(count)
+    ]
+
+
+def test_atx_headings_are_read_as_the_regular_expression_they_replace_read_them() -> None:
+    # The regex backtracked quadratically on a long '# # # ... x' line; the function may not.
+    regex = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+    for line in [*random_lines("# \tab", 20_000, 12), "#", "# ", "#  ", "####### x", "# a #"]:
+        match = regex.match(line)
+        assert atx_heading(line) == (match.group(2) if match else None), repr(line)
+
+
+def test_html_whitespace_is_tidied_as_the_regular_expressions_did() -> None:
+    # They were '[ \t\r\f\v]+\n' (quadratic over a long run of spaces) and '\n{3,}'.
+    def by_regex(text: str) -> str:
+        return re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t\r\f\v]+\n", "\n", text)).strip()
+
+    for text in random_lines(" \t\r\n\f\vab", 20_000, 14):
+        assert tidy(text) == by_regex(text), repr(text)

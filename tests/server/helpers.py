@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -138,3 +139,70 @@ def _wait_until_answering(
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url} did not answer within {timeout} s") from None
             time.sleep(0.1)
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory (VmRSS), in MiB; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children_of(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(p) for p in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return found
+
+
+class PeakMemory:
+    """The largest VmRSS of a process, and of any one of its child processes, sampled on a
+    thread every 0.1 s while the ``with`` block runs (Linux /proc)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.process_mib = 0.0
+        self.child_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self.process_mib = max(self.process_mib, rss_mib(self.pid))
+            for child in children_of(self.pid):
+                self.child_mib = max(self.child_mib, rss_mib(child))
+
+
+async def wait_for_hit(
+    client: Client, query: str, name: str, timeout: float = 300, **args: Any
+) -> list[dict[str, Any]]:
+    """Poll ``search_docs`` until a hit comes from the file ``name``; fail after ``timeout`` s."""
+    last: list[str] = []
+    try:
+        with anyio.fail_after(timeout):
+            while True:
+                results = await search(client, query, **args)
+                last = names(results)
+                if name in last:
+                    return results
+                await anyio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(
+            f"search_docs({query!r}) never found {name} within {timeout} s; last: {last}"
+        ) from None

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.helpers import indexed, search, stdio_client, wait_for_status
+from tests.index_store.test_hostile_files import nested_html
+from tests.server.helpers import (
+    PeakMemory,
+    call,
+    indexed,
+    names,
+    search,
+    stdio_client,
+    wait_for_hit,
+    wait_for_status,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -47,3 +57,83 @@ async def test_links_out_of_the_folder_are_never_searched_or_served_and_status_s
             message = result.content[0].text  # type: ignore[union-attr]
             assert "outside the watched folders" in message, message
             assert "root:x" not in message and "quartermaster" not in message
+
+
+# Resident memory of the server process (VmRSS): 0.7 GiB with the embedding model loaded
+# (726 MiB measured at the peak of the runaway-parser test). Parsing happens in worker
+# processes, so a hostile file must not move it; a 20 MB file adds its text, its chunks
+# and a step's vectors while they wait to be committed (1,012 MiB measured).
+SERVER_RSS_MIB = 1024
+SERVER_RSS_BIG_FILE_MIB = 1536
+
+
+async def test_a_file_whose_parser_never_finishes_is_stopped_while_one_dropped_with_it_is_searchable(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "welcome.md").write_text("# Welcome\n\nThe greenhouse tomato rota.\n")
+    limits = {
+        # No depth limit, so BeautifulSoup's quadratic tree edits on 100,000 nested levels
+        # run for hours: only the parse timeout ends them.
+        "LLM_ENG_MAX_HTML_DEPTH": "10000000",
+        "LLM_ENG_PARSE_TIMEOUT_S": "30",
+        "LLM_ENG_PARSE_MEMORY_MB": "1024",
+    }
+    async with stdio_client(tmp_path / "data", "--watch", str(folder), **limits) as client:
+        status = await wait_for_status(client, indexed(1))
+        with PeakMemory(status["writer_pid"]) as memory:
+            (folder / "deep.html").write_bytes(nested_html(100_000))  # 1.1 MB
+            (folder / "good.md").write_text("# Good\n\nThe cormorant census of the estuary.\n")
+            await wait_for_hit(client, "cormorant census", "good.md", mode="keyword")
+            status = await call(client, "index_status")
+            assert "deep.html" not in names(status["failed"]), "still being parsed"
+            assert status["pending"] >= 1
+
+            status = await wait_for_status(
+                client, lambda s: "deep.html" in names(s["failed"]), timeout=600
+            )
+        error = next(f["error"] for f in status["failed"] if f["path"].endswith("deep.html"))
+        assert "longer than 30 s" in error and "(parse_timeout_s)" in error
+        assert await search(client, "deep text", mode="keyword") == []
+        assert status["documents"] == 2
+    print(f"server peak RSS {memory.process_mib:.0f} MiB, parser {memory.child_mib:.0f} MiB")
+    assert 0 < memory.process_mib < SERVER_RSS_MIB, memory.process_mib
+    assert 0 < memory.child_mib <= 1024, memory.child_mib  # parse_memory_mb caps the parser
+
+
+async def test_a_20_mb_text_file_is_indexed_in_a_stream_while_one_dropped_with_it_is_searchable(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "welcome.md").write_text("# Welcome\n\nThe greenhouse tomato rota.\n")
+    paragraph = (
+        "The harbour master logs every vessel that enters the sound before dawn. "
+        "Each entry notes the tide, the wind and the name of the pilot on duty.\n\n"
+    )
+    repeats = 20 * 1048576 // len(paragraph)
+    secret = "The quartermaster hid the zanzibarite ledger under the floor.\n\n"
+    body = paragraph * (repeats - 20) + secret + paragraph * 20
+    # Large chunks: fewer vectors to write, the same streaming path (most chunks repeat,
+    # so few are embedded; the whole text is still read, tokenized and stored).
+    async with stdio_client(
+        tmp_path / "data", "--watch", str(folder), LLM_ENG_CHUNK_SIZE="2048"
+    ) as client:
+        status = await wait_for_status(client, indexed(1))
+        with PeakMemory(status["writer_pid"]) as memory:
+            (folder / "big.txt").write_text(body)
+            (folder / "good.md").write_text("# Good\n\nThe cormorant census of the estuary.\n")
+            await wait_for_hit(client, "cormorant census", "good.md", mode="keyword")
+            status = await call(client, "index_status")
+            assert status["documents"] == 2, "big.txt is still being read or embedded"
+
+            status = await wait_for_status(client, indexed(3), timeout=1200)
+            assert status["failed"] == [] and status["documents"] == 3
+        hits = await wait_for_hit(client, "zanzibarite", "big.txt", mode="keyword")
+        lines = body.count("\n")
+        assert hits[0]["start_line"] > lines * 0.9, (hits[0]["start_line"], lines)
+        assert "zanzibarite ledger" in hits[0]["text"]
+    print(f"server peak RSS {memory.process_mib:.0f} MiB, parser {memory.child_mib:.0f} MiB")
+    assert 0 < memory.process_mib < SERVER_RSS_BIG_FILE_MIB, memory.process_mib
+    assert 0 < memory.child_mib <= 2048, memory.child_mib  # parse_memory_mb's default

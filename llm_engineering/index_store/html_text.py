@@ -1,0 +1,104 @@
+"""HTML to Markdown-style text, under limits on nesting depth and element count.
+
+BeautifulSoup's tree edits cost as much as the subtree below the edited tag, so a file
+nested 100,000 levels deep took minutes of quadratic work: the tree builder refuses a
+file as soon as it nests deeper than ``max_depth`` or opens more than ``max_elements``
+elements, before any of that work (and before the tree grows past its memory bound).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llm_engineering.errors import DocumentError
+
+__all__ = ["html_to_text", "tidy"]
+
+_HTML_DROP = ("script", "style", "noscript", "template", "svg", "head", "iframe", "object")
+_HTML_BLOCKS = (
+    "p", "div", "section", "article", "main", "header", "footer", "aside", "nav", "li", "ul",
+    "ol", "table", "tr", "blockquote", "figure", "figcaption", "dl", "dt", "dd", "form", "br", "hr",
+)  # fmt: skip
+_SPACE = " \t\r\f\v"
+
+
+def _bounded_soup(markup: str, max_depth: int, max_elements: int) -> Any:
+    from bs4 import BeautifulSoup
+
+    class BoundedSoup(BeautifulSoup):  # type: ignore[misc]
+        opened = 0
+
+        def pushTag(self, tag: Any) -> None:
+            super().pushTag(tag)
+            self.opened += 1
+            # tagStack holds the document's root too.
+            if len(self.tagStack) - 1 > max_depth:
+                raise DocumentError(
+                    f"HTML nests elements more than {max_depth} deep, past the limit "
+                    "(max_html_depth); skipped"
+                )
+            if self.opened > max_elements + 1:
+                raise DocumentError(
+                    f"HTML has more than {max_elements:,} elements, past the limit "
+                    "(max_html_elements); skipped"
+                )
+
+    return BoundedSoup(markup, "html.parser")
+
+
+def tidy(text: str) -> str:
+    """Trailing spaces off every line, runs of blank lines down to one, ends stripped.
+
+    Line by line, not by regular expression: ``[ \\t]+\\n`` over a long run of spaces
+    with no newline after it backtracks quadratically.
+    """
+    out: list[str] = []
+    lines = text.split("\n")
+    last = len(lines) - 1
+    blank = 0
+    for i, line in enumerate(lines):
+        if i < last:
+            line = line.rstrip(_SPACE)
+        if line == "":
+            blank += 1
+            if blank > 1:
+                continue
+        else:
+            blank = 0
+        out.append(line)
+    return "\n".join(out).strip()
+
+
+def html_to_text(markup: str, max_depth: int, max_elements: int) -> tuple[str, str]:
+    """(title, text) of an HTML page: headings as ``#`` lines, ``pre`` as fences, lists as ``-``.
+
+    Raises:
+        DocumentError: the page nests deeper than ``max_depth`` or has more than
+            ``max_elements`` elements; the message names the setting.
+    """
+    import warnings
+
+    from bs4 import NavigableString, XMLParsedAsHTMLWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        soup = _bounded_soup(markup, max_depth, max_elements)
+    title_tag = soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    for tag in soup.find_all(_HTML_DROP):
+        tag.decompose()
+    for level in range(1, 7):
+        for tag in soup.find_all(f"h{level}"):
+            heading = tag.get_text(" ", strip=True)
+            tag.replace_with(NavigableString(f"\n\n{'#' * level} {heading}\n\n"))
+            title = title or heading
+    for tag in soup.find_all("pre"):
+        tag.replace_with(NavigableString(f"\n\n```\n{tag.get_text()}\n```\n\n"))
+    for tag in soup.find_all(["td", "th"]):
+        tag.insert_after(NavigableString(" | "))
+    for tag in soup.find_all(_HTML_BLOCKS):
+        tag.insert_before(NavigableString("\n"))
+        tag.insert_after(NavigableString("\n"))
+    for tag in soup.find_all("li"):
+        tag.insert(0, NavigableString("- "))
+    return title, tidy(soup.get_text())
