@@ -28,6 +28,7 @@ from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.hashing import chunk_id, sha256_bytes, text_hash
 from llm_engineering.index_store.ledger import ChunkRow, FileRow, Ledger
 from llm_engineering.index_store.readers import document_units, file_type_of, read_document
+from llm_engineering.index_store.remote_embeddings import embed_partly
 from llm_engineering.index_store.report import FailedFile, IngestReport
 from llm_engineering.index_store.scanning import (
     ScannedFile,
@@ -363,6 +364,22 @@ class Ingestor:
         report.failed.append(FailedFile(row.path, error))
         log.warning("could not index %s: %s", row.path, error)
 
+    def _fail_unembedded(
+        self,
+        batch: list[_Prepared],
+        vectors: dict[str, list[float]],
+        error: str,
+        report: IngestReport,
+    ) -> list[_Prepared]:
+        """Fail each file with a chunk left without a vector (nothing half-written); the rest."""
+        kept = []
+        for prepared in batch:
+            if all(chunk.text_hash in vectors for chunk in prepared.chunks):
+                kept.append(prepared)
+            else:
+                self._fail(prepared.row, error, report)
+        return kept
+
     def _flush(self, batch: list[_Prepared], report: IngestReport) -> None:
         if not batch:
             return
@@ -385,8 +402,11 @@ class Ingestor:
                     vectors[digest] = stored[existing_id]
         missing = [digest for digest in text_of if digest not in vectors]
         if missing:
-            embedded = embedder.embed_documents([text_of[d] for d in missing])
-            vectors.update(zip(missing, embedded, strict=True))
+            embedded, error = embed_partly(embedder, [text_of[d] for d in missing])
+            vectors.update((d, v) for d, v in zip(missing, embedded, strict=True) if v is not None)
+            if error is not None:  # an embedding server failed: so do the files it left short
+                batch = self._fail_unembedded(batch, vectors, error, report)
+            missing = [digest for digest in missing if digest in vectors]
         report.chunks_embedded += len(missing)
 
         records = [

@@ -11,10 +11,15 @@ from typing import Any, Literal
 
 from llm_engineering.config import Settings
 from llm_engineering.errors import IndexBusyError, PathError
+from llm_engineering.index_store.backends import (
+    embedding_location,
+    make_embedder,
+    make_reranker,
+    reranker_location,
+)
 from llm_engineering.index_store.changes import ChangeObservers, IndexChange
 from llm_engineering.index_store.chunking import Chunker
 from llm_engineering.index_store.documents import Documents, DocumentSlice
-from llm_engineering.index_store.embeddings import Embedder
 from llm_engineering.index_store.ingest import (
     EmbedderLike,
     FailedFile,
@@ -59,6 +64,10 @@ class IndexStatus:
     embedding_model: str
     embedding_dimension: int | None
     embedding_loaded: bool
+    embeddings: str = ""
+    """Where documents and queries are embedded: ``in process (cpu)``, ``server URL``."""
+    reranking: str = ""
+    """Where reranking runs, and with what."""
     last_ingest: IngestReport | None = None
     role: Role = "writer"
     writer_pid: int | None = None
@@ -98,6 +107,7 @@ class IndexService:
         self.vectors.check_model(settings.embedding_model)
         self._seen_generation = self.state.generation()
         self._embedder: Any = embedder
+        self._owns_embedder = embedder is None
         self._chunker: Chunker | None = None
         self._pending = 0
         self._current: str | None = None
@@ -119,21 +129,21 @@ class IndexService:
     # -- models ------------------------------------------------------------------------
 
     def embedder(self) -> Any:
-        """The embedding model, loaded on first call (thread-safe)."""
+        """The embedder (in process, or ``embedding_url``), loaded on first call (thread-safe)."""
         if self._embedder is None:
             with self._load_lock:
                 if self._embedder is None:
-                    embedder = Embedder(self.settings.embedding_model, self.settings.device)
-                    self.vectors.check_model(embedder.name, embedder.dimension)
+                    embedder = make_embedder(self.settings)
+                    try:
+                        self.vectors.check_model(embedder.name, embedder.dimension)
+                    except Exception:
+                        getattr(embedder, "close", lambda: None)()
+                        raise
                     self._embedder = embedder
         return self._embedder
 
     def reranker(self) -> Any:
-        """The reranker the settings choose, loaded on first call.
-
-        ``auto``: the configured cross-encoder (an error if it cannot load: never a silent
-        fallback), else the default cross-encoder when it is in the Hugging Face cache, else
-        the offline reranker. ``offline`` and ``cross-encoder`` force one or the other.
+        """The reranker the settings choose (see :func:`make_reranker`), loaded on first call.
 
         Raises:
             ModelLoadError: the cross-encoder cannot be loaded.
@@ -141,23 +151,10 @@ class IndexService:
         if self._reranker is None:
             with self._load_lock:
                 if self._reranker is None:
-                    self._reranker = self._make_reranker()
+                    self._reranker = make_reranker(
+                        self.settings, self.embedder, self.keyword.document_frequency
+                    )
         return self._reranker
-
-    def _make_reranker(self) -> Any:
-        from llm_engineering.index_store.embeddings import _in_hf_cache
-        from llm_engineering.index_store.reranking import (
-            DEFAULT_CROSS_ENCODER,
-            CrossEncoderReranker,
-            OfflineReranker,
-        )
-
-        choice, model = self.settings.reranker, self.settings.reranker_model
-        if choice == "cross-encoder" or (choice == "auto" and model):
-            return CrossEncoderReranker(model or DEFAULT_CROSS_ENCODER, self.settings.device)
-        if choice == "auto" and _in_hf_cache(DEFAULT_CROSS_ENCODER):
-            return CrossEncoderReranker(DEFAULT_CROSS_ENCODER, self.settings.device)
-        return OfflineReranker(self.embedder(), self.keyword.document_frequency)
 
     @property
     def embedder_loaded(self) -> bool:
@@ -365,11 +362,18 @@ class IndexService:
             embedding_model=self.settings.embedding_model,
             embedding_dimension=getattr(self._embedder, "dimension", None) or dim,
             embedding_loaded=self.embedder_loaded,
+            embeddings=embedding_location(self.settings, self._embedder),
+            reranking=reranker_location(self.settings, self._reranker),
             last_ingest=self.last_report,
             role="writer" if self.is_writer else "reader",
             writer_pid=self.writer_pid,
         )
 
     def close(self) -> None:
+        # An embedder passed in belongs to the caller.
+        for model in (self._embedder if self._owns_embedder else None, self._reranker):
+            closing = getattr(model, "close", None)
+            if closing is not None:
+                closing()
         self.lock.release()
         self.storage.close()
