@@ -30,12 +30,12 @@ def converter_missing() -> str | None:
     return None
 
 
-def convert_packaged_model(folder: Path) -> Path:
-    """The packaged embedding model as an f16 GGUF in ``folder`` (made once, then reused)."""
-    target = folder / "all-minilm-l6-v2.f16.gguf"
+def convert_packaged_model(folder: Path, outtype: str = "f16") -> Path:
+    """The packaged embedding model as a GGUF (``f16`` or ``f32``) in ``folder`` (made once)."""
+    target = folder / f"all-minilm-l6-v2.{outtype}.gguf"
     if target.exists():
         return target
-    partial = folder / "all-minilm-l6-v2.f16.gguf.part"
+    partial = folder / f"all-minilm-l6-v2.{outtype}.gguf.part"
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(CONVERTER / "gguf-py"), str(CONVERTER)]),
@@ -43,7 +43,7 @@ def convert_packaged_model(folder: Path) -> Path:
     command = [
         sys.executable, str(CONVERTER / "convert_hf_to_gguf.py"),
         resolve_embedding_model(DEFAULT_EMBEDDING_MODEL),
-        "--outfile", str(partial), "--outtype", "f16",
+        "--outfile", str(partial), "--outtype", outtype,
     ]  # fmt: skip
     result = subprocess.run(
         command,
