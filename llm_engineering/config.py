@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -79,6 +79,25 @@ class Settings(BaseSettings):
     )
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         default="auto", description="Where the embedding model runs."
+    )
+    embedding_url: str = Field(
+        default="",
+        description="An OpenAI-compatible /v1/embeddings server for documents and queries; "
+        "empty = embedding_model in process.",
+    )
+    embedding_api_key: SecretStr | None = Field(
+        default=None, description="API key for embedding_url."
+    )
+    embedding_server_model: str = Field(
+        default="",
+        description="Model name sent to embedding_url; empty = embedding_model. The index records "
+        "embedding_model either way.",
+    )
+    embedding_batch_size: int = Field(
+        default=32, ge=1, le=2048, description="Texts per request to embedding_url."
+    )
+    embedding_in_flight: int = Field(
+        default=4, ge=1, le=64, description="Requests to embedding_url kept in flight at once."
     )
     chunk_size: int = Field(
         default=256, ge=32, le=8192, description="Chunk size in embedding-model tokens."
@@ -146,13 +165,35 @@ class Settings(BaseSettings):
         default=50, ge=1, le=1000, description="Candidates each retriever gives hybrid fusion."
     )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
-    reranker: Literal["auto", "offline", "cross-encoder"] = Field(
+    reranker: Literal["auto", "offline", "cross-encoder", "server"] = Field(
         default="auto",
-        description="auto: the configured (or cached) cross-encoder, else the offline reranker.",
+        description="auto: reranker_url when set, else the configured (or cached) cross-encoder, "
+        "else the offline reranker.",
     )
     reranker_model: str = Field(
         default="",
         description="Cross-encoder name or path (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2).",
+    )
+    reranker_url: str = Field(
+        default="",
+        description="A rerank server (vLLM, TEI, infinity, llama.cpp's llama-server --reranking): "
+        "its base URL or its /rerank endpoint; reranker_model is the name sent to it.",
+    )
+    reranker_api_key: SecretStr | None = Field(
+        default=None, description="API key for reranker_url."
+    )
+    server_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds a request to embedding_url or reranker_url may take.",
+    )
+    server_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Times a failed or timed-out request to embedding_url or reranker_url is tried "
+        "again, with backoff, before it is reported.",
     )
     rerank_candidates: int = Field(
         default=50, ge=1, le=200, description="First-stage results the reranker reorders."
@@ -319,12 +360,14 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("llm_url", mode="after")
+    @field_validator("llm_url", "embedding_url", "reranker_url", mode="after")
     @classmethod
-    def _check_llm_url(cls, value: str) -> str:
+    def _check_server_url(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
         if value and not value.startswith(("http://", "https://")):
-            raise ValueError(f"llm_url must start with http:// or https://, got {value!r}")
+            raise ValueError(
+                f"{info.field_name} must start with http:// or https://, got {value!r}"
+            )
         return value.rstrip("/")
 
     @field_validator("chroma_url", mode="after")
@@ -334,6 +377,17 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError(f"chroma_url must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _reranker_server(self) -> Settings:
+        if self.reranker == "server" and not self.reranker_url:
+            raise ValueError("reranker = 'server' needs reranker_url (the rerank server's URL)")
+        if self.reranker_url and self.reranker in ("offline", "cross-encoder"):
+            raise ValueError(
+                f"reranker_url is set but reranker = {self.reranker!r} would not use it: set reranker "
+                "to 'auto' or 'server', or leave reranker_url empty"
+            )
+        return self
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -11,6 +11,10 @@ The hierarchy::
     │   └── DatasetError        training examples with bad lines (every one listed)
     ├── DocumentError           a file could not be read as a document (recorded, never fatal)
     ├── ModelLoadError          a model could not be loaded (the message says which and why)
+    │   └── ServerError         a model server (embeddings, reranking) failed a request, retries
+    │       │                   spent; the message carries the server's own error
+    │       └── EmbeddingServerError
+    │                           some texts of a bulk embedding could not be embedded
     ├── IndexBusyError          another process holds the index for writing
     ├── ParserStartError        no parse worker process could be started
     ├── TrainingFailed          training cannot go on (NaN or exploding loss, unusable data)
@@ -27,12 +31,14 @@ __all__ = [
     "DatasetError",
     "DocumentError",
     "EmbeddingModelMismatch",
+    "EmbeddingServerError",
     "ExportError",
     "IndexBusyError",
     "LlmEngError",
     "ModelLoadError",
     "ParserStartError",
     "PathError",
+    "ServerError",
     "TrainingFailed",
     "UserError",
 ]
@@ -76,6 +82,27 @@ class DocumentError(LlmEngError):
 
 class ModelLoadError(LlmEngError):
     """A model could not be loaded."""
+
+
+class ServerError(ModelLoadError):
+    """A model server failed a request after its retries.
+
+    ``status`` is the HTTP status when the server answered (None when it could not be
+    reached or timed out); ``retryable`` says whether trying again later may succeed.
+    """
+
+    def __init__(self, message: str, status: int | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+class EmbeddingServerError(ServerError):
+    """Some texts of a bulk embedding failed; ``vectors`` holds those that did not (None elsewhere)."""
+
+    def __init__(self, message: str, vectors: list[list[float] | None]):
+        super().__init__(message, retryable=True)
+        self.vectors = vectors
 
 
 class IndexBusyError(LlmEngError):

@@ -89,6 +89,17 @@ def test_bad_chroma_url_is_rejected() -> None:
         load_settings(chroma_url="localhost:8000")
 
 
+def test_server_urls_are_checked_and_a_reranker_url_needs_a_reranker_that_uses_it() -> None:
+    settings = load_settings(embedding_url="http://gpu:8000/v1/", reranker_url="http://gpu:8001")
+    assert settings.embedding_url == "http://gpu:8000/v1" and settings.reranker == "auto"
+    with pytest.raises(ConfigError, match="embedding_url must start with http"):
+        load_settings(embedding_url="gpu:8000")
+    with pytest.raises(ConfigError, match="reranker = 'offline' would not use it"):
+        load_settings(reranker_url="http://gpu:8001", reranker="offline")
+    with pytest.raises(ConfigError, match="needs reranker_url"):
+        load_settings(reranker="server")
+
+
 def test_token_is_secret_and_loopback_is_detected() -> None:
     settings = load_settings(token="s3cret", host="0.0.0.0")
     assert "s3cret" not in repr(settings)

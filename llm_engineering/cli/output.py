@@ -184,6 +184,8 @@ def print_status(info: IndexStatus) -> None:
     console.print(
         f"[bold]embedding model[/bold] {info.embedding_model} ({info.embedding_dimension or '?'} dims)"
     )
+    console.print(f"[bold]embeddings[/bold]      {info.embeddings}", highlight=False)
+    console.print(f"[bold]reranking[/bold]       {info.reranking}", highlight=False)
     console.print(
         f"[bold]documents[/bold]       {info.documents}  ([bold]chunks[/bold] {info.chunks})"
     )

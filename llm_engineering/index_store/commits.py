@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_engineering.index_store.ledger import ChunkRow, FileRow, Ledger
+from llm_engineering.index_store.remote_embeddings import embed_partly
 from llm_engineering.index_store.report import IngestReport
 from llm_engineering.index_store.vectors import VectorIndex, VectorRecord
 
@@ -61,6 +62,8 @@ class PendingFiles:
             (a renamed file reuses it).
         flush_after: Seconds a parsed file waits before a step runs for it, with fewer
             than ``BATCH`` texts waiting.
+        fail: Records a file as failed with an error (an embedding server that kept failing
+            on some of its texts): the file's uncommitted vectors are deleted first.
     """
 
     def __init__(
@@ -70,12 +73,14 @@ class PendingFiles:
         embedder: Callable[[], Any],
         reusable: dict[str, str],
         flush_after: float = 1.0,
+        fail: Callable[[FileRow, str, IngestReport], None] | None = None,
     ):
         self._state = state
         self._vectors = vectors
         self._embedder = embedder
         self._reusable = reusable
         self.flush_after = flush_after
+        self._fail = fail
         self.files: list[ParsedFile] = []
         # Vectors made for texts whose chunks are not all written yet.
         self._made: dict[str, Any] = {}
@@ -116,11 +121,13 @@ class PendingFiles:
         """Embed one step's texts, write their vectors, commit the files that are complete.
 
         Returns:
-            The files committed, in the order they were parsed.
+            The files settled: committed, in the order they were parsed, after those failed
+            because the embedding server left some of their texts without a vector.
         """
         text_of = self._texts_for_step()
-        made, embedded = self._vectors_for(text_of)
+        made, embedded, error = self._vectors_for(text_of)
         self._made.update(made)
+        failed = self._fail_unembedded(text_of, error, report) if error is not None else []
         records: list[VectorRecord] = []
         for parsed in sorted(self.files, key=lambda p: len(p.missing)):
             left = []
@@ -158,7 +165,23 @@ class PendingFiles:
                 report.updated += 1
                 report.updated_paths.append(parsed.row.path)
         self._vectors.delete(stale)
-        return done
+        return failed + done
+
+    def _fail_unembedded(
+        self, text_of: dict[str, str], error: str, report: IngestReport
+    ) -> list[ParsedFile]:
+        """Fail, whole, each file with a text of this step left without a vector."""
+        short = {digest for digest in text_of if digest not in self._made}
+        failed = [
+            parsed
+            for parsed in self.files
+            if any(parsed.chunks[i].text_hash in short for i in parsed.missing)
+        ]
+        self.drop(parsed.row.path for parsed in failed)
+        for parsed in failed:
+            if self._fail is not None:
+                self._fail(parsed.row, error, report)
+        return failed
 
     def _texts_for_step(self) -> dict[str, str]:
         """Text hash -> text of the step's distinct texts still without a vector: smallest
@@ -176,11 +199,11 @@ class PendingFiles:
                     text_of.setdefault(digest, parsed.embed_texts[position])
         return text_of
 
-    def _vectors_for(self, text_of: dict[str, str]) -> tuple[dict[str, Any], int]:
-        """A vector per text: one the index holds for equal text, else embedded now; and how
-        many were embedded."""
+    def _vectors_for(self, text_of: dict[str, str]) -> tuple[dict[str, Any], int, str | None]:
+        """A vector per text: one the index holds for equal text, else embedded now; how
+        many were embedded; the embedding server's error when it left some without one."""
         if not text_of:
-            return {}, 0
+            return {}, 0, None
         embedder = self._embedder()
         self._vectors.ensure(embedder.name, embedder.dimension)
         vectors: dict[str, Any] = {}
@@ -194,7 +217,10 @@ class PendingFiles:
                 if existing_id in stored:
                     vectors[digest] = stored[existing_id]
         missing = [digest for digest in text_of if digest not in vectors]
+        error = None
         if missing:
-            embedded = embedder.embed_documents([text_of[d] for d in missing])
-            vectors.update(zip(missing, embedded, strict=True))
-        return vectors, len(missing)
+            embedded, error = embed_partly(embedder, [text_of[d] for d in missing])
+            made = [(d, v) for d, v in zip(missing, embedded, strict=True) if v is not None]
+            vectors.update(made)
+            return vectors, len(made), error
+        return vectors, 0, error

@@ -83,7 +83,12 @@ class IngestRun:
         self._queue: deque[tuple[ScannedFile, Path]] = deque()
         self._inflight: dict[Future[ParseResult], _Job] = {}
         self._pending = PendingFiles(
-            ingestor.state, ingestor.vectors, ingestor.embedder, ingestor.reusable, FLUSH_AFTER
+            ingestor.state,
+            ingestor.vectors,
+            ingestor.embedder,
+            ingestor.reusable,
+            FLUSH_AFTER,
+            ingestor.fail,
         )
         # A path seen again while it is in flight or pending: queued once that is done.
         self._again: dict[str, tuple[ScannedFile, Path]] = {}

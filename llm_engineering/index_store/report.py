@@ -69,6 +69,10 @@ class IndexStatus:
     embedding_model: str
     embedding_dimension: int | None
     embedding_loaded: bool
+    embeddings: str = ""
+    """Where documents and queries are embedded: ``in process (cpu)``, ``server URL``."""
+    reranking: str = ""
+    """Where reranking runs, and with what."""
     last_ingest: IngestReport | None = None
     role: Role = "writer"
     writer_pid: int | None = None

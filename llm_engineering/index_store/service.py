@@ -10,9 +10,14 @@ from typing import Any
 
 from llm_engineering.config import Settings
 from llm_engineering.errors import IndexBusyError, PathError
+from llm_engineering.index_store.backends import (
+    embedding_location,
+    make_embedder,
+    make_reranker,
+    reranker_location,
+)
 from llm_engineering.index_store.changes import ChangeObservers, IndexChange
 from llm_engineering.index_store.documents import Documents, DocumentSlice
-from llm_engineering.index_store.embeddings import Embedder
 from llm_engineering.index_store.ingest import (
     EmbedderLike,
     FailedFile,
@@ -83,6 +88,7 @@ class IndexService:
         self._parsers = parsers
         self._own_parsers = parsers is None
         self._parse_config: ParseConfig | None = None
+        self._owns_embedder = embedder is None
         self._pending = 0
         self._current: str | None = None
         self.last_report: IngestReport | None = None
@@ -106,23 +112,23 @@ class IndexService:
     # -- models ------------------------------------------------------------------------
 
     def embedder(self) -> Any:
-        """The embedding model, loaded on first call (thread-safe)."""
+        """The embedder (in process, or ``embedding_url``), loaded on first call (thread-safe)."""
         if self._embedder is None:
             with self._load_lock:
                 if self._embedder is None:
                     if self.on_model_load is not None:
                         self.on_model_load(self.settings.embedding_model)
-                    embedder = Embedder(self.settings.embedding_model, self.settings.device)
-                    self.vectors.check_model(embedder.name, embedder.dimension)
+                    embedder = make_embedder(self.settings)
+                    try:
+                        self.vectors.check_model(embedder.name, embedder.dimension)
+                    except Exception:
+                        getattr(embedder, "close", lambda: None)()
+                        raise
                     self._embedder = embedder
         return self._embedder
 
     def reranker(self) -> Any:
-        """The reranker the settings choose, loaded on first call.
-
-        ``auto``: the configured cross-encoder (an error if it cannot load: never a silent
-        fallback), else the default cross-encoder when it is in the Hugging Face cache, else
-        the offline reranker. ``offline`` and ``cross-encoder`` force one or the other.
+        """The reranker the settings choose (see :func:`make_reranker`), loaded on first call.
 
         Raises:
             ModelLoadError: the cross-encoder cannot be loaded.
@@ -130,23 +136,10 @@ class IndexService:
         if self._reranker is None:
             with self._load_lock:
                 if self._reranker is None:
-                    self._reranker = self._make_reranker()
+                    self._reranker = make_reranker(
+                        self.settings, self.embedder, self.keyword.document_frequency
+                    )
         return self._reranker
-
-    def _make_reranker(self) -> Any:
-        from llm_engineering.index_store.embeddings import _in_hf_cache
-        from llm_engineering.index_store.reranking import (
-            DEFAULT_CROSS_ENCODER,
-            CrossEncoderReranker,
-            OfflineReranker,
-        )
-
-        choice, model = self.settings.reranker, self.settings.reranker_model
-        if choice == "cross-encoder" or (choice == "auto" and model):
-            return CrossEncoderReranker(model or DEFAULT_CROSS_ENCODER, self.settings.device)
-        if choice == "auto" and _in_hf_cache(DEFAULT_CROSS_ENCODER):
-            return CrossEncoderReranker(DEFAULT_CROSS_ENCODER, self.settings.device)
-        return OfflineReranker(self.embedder(), self.keyword.document_frequency)
 
     @property
     def embedder_loaded(self) -> bool:
@@ -381,6 +374,8 @@ class IndexService:
             embedding_model=self.settings.embedding_model,
             embedding_dimension=getattr(self._embedder, "dimension", None) or dim,
             embedding_loaded=self.embedder_loaded,
+            embeddings=embedding_location(self.settings, self._embedder),
+            reranking=reranker_location(self.settings, self._reranker),
             last_ingest=self.last_report,
             role="writer" if self.is_writer else "reader",
             writer_pid=self.writer_pid,
@@ -389,5 +384,10 @@ class IndexService:
     def close(self) -> None:
         if self._own_parsers and self._parsers is not None:
             self._parsers.close()
+        # An embedder passed in belongs to the caller.
+        for model in (self._embedder if self._owns_embedder else None, self._reranker):
+            closing = getattr(model, "close", None)
+            if closing is not None:
+                closing()
         self.lock.release()
         self.storage.close()

@@ -62,6 +62,12 @@ class ModelInfo(BaseModel):
     embedding_model: str
     embedding_dimension: int | None
     embedding_loaded: bool
+    embeddings: str = Field(
+        description="Where documents and queries are embedded: 'in process (DEVICE)' or 'server URL'."
+    )
+    reranking: str = Field(
+        description="Where rerank and search_docs(rerank=true) run: 'in process (RERANKER)' or 'server URL (RERANKER)'."
+    )
 
 
 class IndexStatusResult(BaseModel):
@@ -181,6 +187,8 @@ async def index_status(ctx: Context) -> IndexStatusResult:
             embedding_model=status.embedding_model,
             embedding_dimension=status.embedding_dimension,
             embedding_loaded=status.embedding_loaded,
+            embeddings=status.embeddings,
+            reranking=status.reranking,
         ),
         read_only=status.role != "writer",
         role=status.role,
