@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from llm_engineering.adapters.progress import JobView
     from llm_engineering.adapters.registry import AdapterCard
     from llm_engineering.generation.answer import Answer
+    from llm_engineering.generation.base import Availability
     from llm_engineering.index_store.documents import DocumentSlice
     from llm_engineering.index_store.evaluation import EvalResult
     from llm_engineering.index_store.ingest import IngestReport
@@ -259,18 +260,21 @@ def job_line(view: JobView) -> str:
     return "  ".join(parts)
 
 
-def print_adapters(cards: Sequence[AdapterCard]) -> None:
+def print_adapters(cards: Sequence[AdapterCard], serving: Sequence[Availability]) -> None:
+    """One line per version, and under it where it answers now (or why it cannot)."""
     import typer
 
     if not cards:
         typer.echo("no adapters yet (llm-eng train DATA.jsonl --name NAME)")
-    for card in cards:
+    for card, where in zip(cards, serving, strict=True):
         loss = f"{card.final_loss:.3f}" if card.final_loss is not None else "-"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(card.created))
         typer.echo(
             f"{card.spec:<24} base {Path(card.base_model).name}  {card.dataset_examples} examples  "
             f"loss {loss}  {when}"
         )
+        place = {"in_process": "here", "server": "on the server", "none": "cannot answer"}
+        typer.echo(f"{'':<24} serving: {place[where.where]}: {where.detail}")
 
 
 def print_eval(results: Sequence[EvalResult], queries: int, documents: int) -> None:

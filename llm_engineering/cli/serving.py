@@ -17,8 +17,22 @@ from llm_engineering.errors import LlmEngError
 if TYPE_CHECKING:
     from llm_engineering.adapters.service import TrainingService
     from llm_engineering.config import Settings
+    from llm_engineering.generation.base import Availability
 
-__all__ = ["print_launch"]
+__all__ = ["print_launch", "release", "where_served"]
+
+
+def where_served(training: TrainingService) -> list[Availability]:
+    """Where each registered version answers now, as ``list_adapters`` says (no model loads;
+    with ``llm_url`` the server is asked)."""
+    from llm_engineering.adapters.serving import availability
+    from llm_engineering.generation.models import GeneratorCache
+
+    generators = GeneratorCache(training.settings)
+    try:
+        return availability(training.resolver, generators, training.adapters())
+    finally:
+        generators.close()
 
 
 def print_launch(kind: str, training: TrainingService) -> None:

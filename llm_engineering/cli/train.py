@@ -265,11 +265,16 @@ def adapters(
                 typer.echo(f"note: {note}", err=True)
             return
         cards = training.adapters()
+        found = serving.where_served(training)
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
     finally:
         training.close()
     if as_json:
-        typer.echo(json.dumps([asdict(c) for c in cards], indent=2))
+        listed = [
+            {**asdict(card), "serving": asdict(where)}
+            for card, where in zip(cards, found, strict=True)
+        ]
+        typer.echo(json.dumps(listed, indent=2))
         return
-    output.print_adapters(cards)
+    output.print_adapters(cards, found)

@@ -180,6 +180,14 @@ def test_deleting_an_adapter_that_does_not_exist_fails_before_asking(tmp_path: P
     AdapterRegistry(data_dir / "adapters").add(card, peft, None)
     data = ["--data-dir", str(data_dir)]
 
+    # Where each version answers, as list_adapters says: this one has no GGUF base.
+    listed = CliRunner().invoke(app, ["adapters", *data])
+    assert listed.exit_code == 0, listed.output
+    [line] = [line for line in listed.output.splitlines() if "serving:" in line]
+    assert "cannot answer" in line, listed.output
+    [as_json] = json.loads(CliRunner().invoke(app, ["adapters", "--json", *data]).output)
+    assert as_json["serving"]["where"] == "none" and as_json["serving"]["detail"] in line
+
     missing = CliRunner().invoke(app, ["adapters", "--delete", "zorblax@7", *data], input="y\n")
     assert missing.exit_code == 1
     assert "no adapter 'zorblax@7' to delete; registered: faq@1" in missing.output
