@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from llm_engineering.index_store.ledger import Ledger
 from llm_engineering.index_store.listing import DocumentPage
 from llm_engineering.index_store.lock import WriterLock
 from llm_engineering.index_store.parse_pool import ParseConfig, ParsePool
+from llm_engineering.index_store.progress import ProgressFile
 from llm_engineering.index_store.readers import ReadLimits
 from llm_engineering.index_store.report import IndexStatus
 from llm_engineering.index_store.search import Hit, Searcher, SearchMode
@@ -91,6 +93,8 @@ class IndexService:
         self._owns_embedder = embedder is None
         self._pending = 0
         self._current: str | None = None
+        self.progress_file = ProgressFile(settings.data_dir / "progress.json")
+        """Where this process, when it writes, tells readers how far its run is."""
         self.last_report: IngestReport | None = None
         self._observers = ChangeObservers()
         self.ingestor = Ingestor(
@@ -317,6 +321,7 @@ class IndexService:
             def track(done: int, total: int, message: str) -> None:
                 self._pending = total - done
                 self._current = (message or None) if done < total else None
+                self.progress_file.publish(self._pending, self._current)
                 if progress is not None:
                     progress(done, total, message)
 
@@ -325,6 +330,7 @@ class IndexService:
             finally:
                 self._pending = 0
                 self._current = None
+                self.progress_file.publish(0, None)
             self.last_report = report
         self._observers.fire(IndexChange.of(report))
         return report
@@ -358,11 +364,15 @@ class IndexService:
         counts = self.state.counts()
         failed = [FailedFile(row.path, row.error or "") for row in self.state.failed_files()]
         _, dim = self.vectors.recorded_model
+        pending, indexing = self._pending, self._current
+        if not self.is_writer:  # the live writing process's run, as it published it
+            live = self.writer_pid if self.lock.taken() else None
+            pending, indexing = astuple(self.progress_file.read(live))
         return IndexStatus(
             documents=counts["documents"],
             chunks=counts["chunks"],
-            pending=self._pending,
-            indexing=self._current,
+            pending=pending,
+            indexing=indexing,
             failed=failed,
             watched=[str(p) for p in self.settings.watch],
             data_dir=str(self.settings.data_dir),

@@ -52,3 +52,38 @@ def test_a_reader_takes_over_a_dead_writer_while_its_model_is_still_loading(
         reader.release.set()
         runner.stop()
         reader.close()
+
+
+def test_a_reader_shows_how_many_files_the_writer_has_left_and_which_it_is_on(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    names = [f"note{n}.md" for n in range(5)]
+    for n, name in enumerate(names):
+        (folder / name).write_text(f"# Note {n}\n\nThe heron census counted {n} herons.\n")
+    writer = service_factory(watch=[folder])
+    writer.progress_file.interval = 0  # every step published, so each one can be checked
+    reader = service_factory(watch=[folder])
+    seen: list[tuple[int, int, Any]] = []
+
+    def look(done: int, total: int, message: str) -> None:
+        # Called on the writer's thread after each step has been published.
+        seen.append((done, total, reader.status()))
+
+    writer.ingest([folder], look)
+    assert seen and all(status.role == "reader" for _, _, status in seen)
+    for done, total, status in seen:
+        assert status.pending == total - done, (done, total, status.pending)
+    on = {Path(status.indexing).name for done, total, status in seen if status.indexing}
+    assert on and on <= set(names), on
+    after = reader.status()
+    assert (after.pending, after.indexing) == (0, None)
+    assert after.documents == len(names)
+
+    # Progress a writer that is gone left behind is not shown.
+    writer.progress_file.publish(3, str(folder / names[0]))
+    writer.lock.release()
+    assert (reader.status().pending, reader.status().indexing) == (0, None)
+    writer.close()
+    reader.close()
