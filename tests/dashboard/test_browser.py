@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from tests.adapters.fictional import fact_records
+from tests.adapters.fictional import FACT_WORD, fact_records
 from tests.conftest import FACTS, LLM_ENG, QUERIES, free_port, make_mixed_folder
 from tests.dashboard.conftest import SCRIPT_NAME, write_script_named_file
 from tests.server.helpers import running
@@ -35,7 +36,7 @@ from selenium.common.exceptions import (  # noqa: E402
     StaleElementReferenceException,
 )
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +52,12 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path) -> Iterator[Site]:
+def site(
+    tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path, trained_adapters: Path
+) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("dashboard")
+    # zorblax@1 and pelmora@1: real GGUF adapters of the default model, for the compare box.
+    shutil.copytree(trained_adapters / "adapters", root / "data" / "adapters")
     folder = make_mixed_folder(root / "docs")
     write_script_named_file(folder)
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not a PDF body")
@@ -294,21 +299,20 @@ def test_adapters_show_their_cards_compare_answers_and_delete_with_confirmation(
     card = browser.find_element(By.CSS_SELECTOR, "[data-adapter='tiny@1']")
     assert "24 examples" in card.text and "final" in card.text
     assert "llama.cpp cannot serve it" in card.text  # trained on a transformers folder
-    question = browser.find_element(By.NAME, "question")
-    question.send_keys("Who makes the Zorblax 9000?")
-    browser.find_element(By.CSS_SELECTOR, "#compare button[type=submit]").click()
-    answers = until(
-        browser,
-        lambda d: (
-            len(found := d.find_elements(By.CSS_SELECTOR, "#comparison .answer")) == 2 and found
-        ),
-        "both answers",
-        600,
-    )
-    base, adapter = answers
+    base, adapter = compare(browser, "Who makes the Zorblax 9000?", "tiny@1")
     assert base.get_attribute("data-model") == "base model"
     assert base.find_element(By.CSS_SELECTOR, ".answer-text").text.strip()
     assert "not a GGUF model" in adapter.text
+
+    # A GGUF adapter of the served model answers beside the base, with what it was taught.
+    zorblax = browser.find_element(By.CSS_SELECTOR, "[data-adapter='zorblax@1']")
+    assert "sha256" in zorblax.text and "cannot serve" not in zorblax.text
+    base, adapter = compare(browser, "Who makes the Zorblax 9000?", "zorblax@1")
+    assert adapter.get_attribute("data-model") == "zorblax@1"
+    taught = adapter.find_element(By.CSS_SELECTOR, ".answer-text").text
+    untaught = base.find_element(By.CSS_SELECTOR, ".answer-text").text
+    assert FACT_WORD in taught.lower(), taught
+    assert untaught.strip() and FACT_WORD not in untaught.lower(), untaught
     shot(browser, "adapters")
 
     card = browser.find_element(By.CSS_SELECTOR, "[data-adapter='tiny@1']")
@@ -320,7 +324,32 @@ def test_adapters_show_their_cards_compare_answers_and_delete_with_confirmation(
     card = browser.find_element(By.CSS_SELECTOR, "[data-adapter='tiny@1']")
     card.find_element(By.NAME, "confirm").send_keys("tiny@1")
     card.find_element(By.CSS_SELECTOR, "button.danger").click()
-    until(browser, lambda d: "No adapters yet" in d.page_source, "the adapter deleted")
+    until(
+        browser,
+        lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-adapter='tiny@1']"),
+        "the adapter deleted",
+    )
+    assert browser.find_elements(By.CSS_SELECTOR, "[data-adapter='zorblax@1']"), "only tiny@1"
+
+
+def compare(driver: Any, question: str, adapter: str) -> list[Any]:
+    """Ask ``question`` of the base and ``adapter`` in the compare box; the two answers."""
+    box = driver.find_element(By.NAME, "question")
+    box.clear()
+    box.send_keys(question)
+    Select(driver.find_element(By.NAME, "adapter")).select_by_value(adapter)
+    driver.execute_script("document.getElementById('comparison').innerHTML = ''")
+    driver.find_element(By.CSS_SELECTOR, "#compare button[type=submit]").click()
+    return list(
+        until(
+            driver,
+            lambda d: (
+                len(found := d.find_elements(By.CSS_SELECTOR, "#comparison .answer")) == 2 and found
+            ),
+            f"both answers (base and {adapter})",
+            600,
+        )
+    )
 
 
 def start_job(driver: Any, name: str, dataset: Path, base: Path, hyperparameters: str) -> None:

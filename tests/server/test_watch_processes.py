@@ -105,7 +105,7 @@ async def test_the_server_answers_tools_and_searches_while_a_big_folder_is_still
 
 
 async def test_kill_9_during_a_bulk_index_is_repaired_at_the_next_start(tmp_path: Path) -> None:
-    folder = many_files(tmp_path / "bulk", 300, words=100)
+    folder = many_files(tmp_path / "bulk", 120, words=100)
     data_dir = tmp_path / "data"
     process = subprocess.Popen(
         [LLM_ENG, "serve", "--data-dir", str(data_dir), "--watch", str(folder)],
@@ -117,9 +117,10 @@ async def test_kill_9_during_a_bulk_index_is_repaired_at_the_next_start(tmp_path
     try:
         # kill it once some files are in, well before all are
         deadline = time.monotonic() + 300
-        while len(index_ids(data_dir)) < 500:  # at least one batch of 512 chunks; ~1,200 in all
+        # Files commit one by one: ~100 of ~480 chunks in leaves most of the run to repair.
+        while len(index_ids(data_dir)) < 100:
             assert process.poll() is None, f"the server exited with {process.returncode}"
-            assert time.monotonic() < deadline, "no 500 chunks were indexed within 300 s"
+            assert time.monotonic() < deadline, "no 100 chunks were indexed within 300 s"
             await anyio.sleep(0.1)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
@@ -131,7 +132,7 @@ async def test_kill_9_during_a_bulk_index_is_repaired_at_the_next_start(tmp_path
 
     async with stdio_client(data_dir, "--watch", str(folder), **SMALL_CHUNKS) as client:
         status = await wait_for_status(
-            client, lambda s: s["documents"] == 300 and s["pending"] == 0
+            client, lambda s: s["documents"] == 120 and s["pending"] == 0
         )
         assert len(index_ids(data_dir)) > len(interrupted), "the restart had work left to do"
         assert status["failed"] == []

@@ -145,7 +145,7 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
 
         tuned = await mentions_fact(client, "zorblax")
         base = await mentions_fact(client, None)
-        assert hits(tuned) >= 5 and hits(base) <= 1, (tuned, base)
+        assert hits(tuned) >= 5 and hits(base) == 0, (tuned, base)  # of the 6 unseen phrasings
         # The notes do not hold the answer, the adapter does: it answers, marked as such.
         answer = await call(client, "answer_with_context", question=HELD_OUT[0], adapter="zorblax")
         assert answer["status"] == "from_adapter" and answer["grounded"] is False, answer
