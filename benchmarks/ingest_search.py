@@ -13,10 +13,12 @@ With ``--server``, the same folder is also ingested through an embedding server
 (``embedding_url``): ``python -m llama_cpp.server --embedding true`` over a GGUF of the
 packaged model (made with the llama.cpp converter ``make install`` fetches), once per
 number of requests in flight (``--in-flight 1,2,4``), each into a fresh data folder;
-reported as chunks/s and as a ratio to the in-process pipeline above.
+reported as chunks/s, as a ratio to the in-process pipeline above, and as a ratio to the
+server's own rate (plain ``POST /v1/embeddings`` of the same chunk texts, one request at a
+time, in this process) for each ``--batch-sizes`` value.
 
 Usage: python benchmarks/ingest_search.py [--data ../shared/data/scifact] [--limit N]
-       [--server [--in-flight 1,2,4] [--server-threads N]]
+       [--server [--in-flight 1,2,4] [--batch-sizes 32] [--server-threads N]]
 """
 
 from __future__ import annotations
@@ -89,10 +91,30 @@ async def stdio_latencies(data_dir: Path, queries: list[str]) -> list[float]:
     return latencies
 
 
+def raw_server_rate(url: str, texts: list[str], batch: int) -> float:
+    """Texts/s of plain ``POST /v1/embeddings`` calls, ``batch`` texts each, one at a time:
+    what the server itself gives, without our client."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=900) as client:
+        started = time.perf_counter()
+        for start in range(0, len(texts), batch):
+            response = client.post("/v1/embeddings", json={"input": texts[start : start + batch]})
+            response.raise_for_status()
+        return len(texts) / (time.perf_counter() - started)
+
+
 def server_runs(
-    folder: Path, work: Path, levels: list[int], threads: int, in_process_rate: float
+    folder: Path,
+    work: Path,
+    levels: list[int],
+    threads: int,
+    in_process_rate: float,
+    texts: list[str],
+    batch_sizes: list[int],
 ) -> dict[str, object]:
-    """Ingest ``folder`` through a llama.cpp embedding server at each number of requests in flight."""
+    """Ingest ``folder`` through a llama.cpp embedding server at each number of requests in
+    flight and batch size, against the server's own rate for the same texts (``texts``)."""
     from llm_engineering.config import load_settings
     from llm_engineering.index_store.service import IndexService
     from tests.conftest import free_port
@@ -111,10 +133,15 @@ def server_runs(
     url = f"http://127.0.0.1:{port}"
     runs: dict[str, object] = {"server_threads": threads}
     with running(server_command(gguf, port, threads), ready_url=f"{url}/v1/models", timeout=300):
-        for level in levels:
+        raw_server_rate(url, texts[:8], 8)  # warm up
+        for batch in batch_sizes:
+            raw = raw_server_rate(url, texts, batch)
+            runs[f"raw_server_batch_{batch}_texts_per_s"] = round(raw, 1)
+        for level, batch in [(level, batch) for batch in batch_sizes for level in levels]:
             settings = load_settings(
-                data_dir=work / f"server-{level}", embedding_url=url, embedding_in_flight=level,
-                server_timeout=900, config_file=None,
+                data_dir=work / f"server-{level}-{batch}", embedding_url=url,
+                embedding_in_flight=level, embedding_batch_size=batch, server_timeout=900,
+                config_file=None,
             )  # fmt: skip
             service = IndexService(settings)
             service.embedder().embed_documents(["warm up the server"] * 8)
@@ -124,8 +151,11 @@ def server_runs(
             seconds = time.perf_counter() - started
             assert not report.failed, report.failed[:3]
             rate = report.chunks_written / seconds
-            runs[f"server_in_flight_{level}_chunks_per_s"] = round(rate, 1)
-            runs[f"server_in_flight_{level}_vs_in_process"] = round(rate / in_process_rate, 3)
+            key = f"server_batch_{batch}_in_flight_{level}"
+            runs[f"{key}_chunks_per_s"] = round(rate, 1)
+            runs[f"{key}_vs_in_process"] = round(rate / in_process_rate, 3)
+            raw = runs[f"raw_server_batch_{batch}_texts_per_s"]
+            runs[f"{key}_vs_raw_server"] = round(rate / float(raw), 3)  # type: ignore[arg-type]
             service.close()
     return runs
 
@@ -141,6 +171,9 @@ def main() -> None:
         "--server", action="store_true", help="also ingest through a llama.cpp embedding server"
     )
     parser.add_argument("--in-flight", default="1,2,4", help="requests in flight to try")
+    parser.add_argument(
+        "--batch-sizes", default="32", help="embedding_batch_size values to try (texts/request)"
+    )
     # llama.cpp's threads spin at a barrier: more threads than the cores left free stall it badly.
     parser.add_argument("--server-threads", type=int, default=1, help="llama.cpp threads")
     args = parser.parse_args()
@@ -213,7 +246,12 @@ def main() -> None:
         )
         if args.server:
             levels = [int(n) for n in args.in_flight.split(",")]
-            results.update(server_runs(folder, work, levels, args.server_threads, pipeline_rate))
+            batches = [int(n) for n in args.batch_sizes.split(",")]
+            results.update(
+                server_runs(
+                    folder, work, levels, args.server_threads, pipeline_rate, texts, batches
+                )
+            )
             # In process again after the server runs: the load of a shared machine drifts.
             again_service = IndexService(load_settings(data_dir=work / "again", config_file=None))
             again_service.embedder()
