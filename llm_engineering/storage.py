@@ -6,6 +6,9 @@ transactions, and the migration runner. Each owner registers its own named migra
 ``migrations`` table records each name once, so a migration runs once per file, whichever
 process opens the file first. Names are unique across owners: number new ones after the
 highest in the package.
+
+Beside it, small JSON files (a job's records, the writer's progress) are replaced whole
+with :func:`write_whole`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["LEGACY_MIGRATIONS", "Migration", "Migrations", "Storage", "run_script"]
+__all__ = ["LEGACY_MIGRATIONS", "Migration", "Migrations", "Storage", "run_script", "write_whole"]
 
 T = TypeVar("T")
 Migration = Callable[[sqlite3.Connection], None]
@@ -28,6 +31,14 @@ Migration = Callable[[sqlite3.Connection], None]
 LEGACY_MIGRATIONS = ("m001_create_tables", "m002_keyword_vocabulary", "m003_jobs")
 
 _NAME = re.compile(r"m\d{3}_\w+")
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``: a reader polling it sees the old file or the new one,
+    never half of one."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def run_script(db: sqlite3.Connection, script: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from llm_engineering.adapters.hyperparams import QLoRAConfig
+from llm_engineering.storage import write_whole
 
 __all__ = ["DatasetSummary", "JobResult", "JobSpec", "ResultStatus"]
 
@@ -23,13 +24,6 @@ ResultStatus = Literal["succeeded", "failed", "cancelled", "interrupted"]
 _SUCCEEDED_ALWAYS = frozenset(
     ("first_loss", "final_loss", "best_loss", "time_to_first_step_s", "gguf_error")
 )
-
-
-def _write_whole(path: Path, text: str) -> None:
-    # A reader polling the folder sees the old file or the new one, never half of one.
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
 
 
 @dataclass(frozen=True)
@@ -183,7 +177,7 @@ class JobResult:
         return cls.from_dict(json.loads(text))
 
     def write(self, folder: Path) -> None:
-        _write_whole(folder / self.FILE, self.to_json())
+        write_whole(folder / self.FILE, self.to_json())
 
     @classmethod
     def read(cls, folder: Path) -> JobResult | None:

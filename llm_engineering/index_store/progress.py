@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm_engineering.storage import write_whole
+
 __all__ = ["INTERVAL", "Progress", "ProgressFile"]
 
 INTERVAL = 0.25
@@ -48,10 +50,8 @@ class ProgressFile:
         if progress == self._last or (pending and now - self._written_at < self.interval):
             return
         record = {"pid": os.getpid(), "pending": pending, "indexing": indexing}
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         try:
-            temporary.write_text(json.dumps(record), encoding="utf-8")
-            os.replace(temporary, self.path)
+            write_whole(self.path, json.dumps(record))
         except OSError:
             return  # progress is a courtesy to readers; indexing goes on without it
         self._written_at, self._last = now, progress
