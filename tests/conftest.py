@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -103,19 +105,48 @@ def mixed_folder(tmp_path: Path) -> Path:
     return make_mixed_folder(tmp_path / "docs")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def shared_base_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One folder of GGUF bases converted for training, for every test's data folder (the
-    ``base_cache_dir`` setting): each training test would otherwise convert the packaged
-    GGUF again (20-30 s). Servers started by tests inherit it through the environment."""
-    folder = tmp_path_factory.mktemp("base_models")
-    previous = os.environ.get("LLM_ENG_BASE_CACHE_DIR")
-    os.environ["LLM_ENG_BASE_CACHE_DIR"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("LLM_ENG_BASE_CACHE_DIR", None)
-    else:
-        os.environ["LLM_ENG_BASE_CACHE_DIR"] = previous
+RUN_DIR = "LLM_ENG_TEST_RUN_DIR"
+"""A folder for the whole run, shared by every pytest-xdist worker (set by the controller)."""
+RUN_PID = "LLM_ENG_TEST_RUN_PID"
+TRAINED = {"default_training", "trained_adapters"}
+"""Fixtures that need the session's two trained adapters (tests/adapters/trained.py)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controlling process only (xdist workers inherit its environment): a run folder,
+    and in it one folder of GGUF bases converted for training, for every test's data folder
+    (the ``base_cache_dir`` setting) and every server a test starts, whichever worker it runs
+    in: each training test would otherwise convert the packaged GGUF again (20-30 s)."""
+    if hasattr(config, "workerinput"):
+        return
+    run = Path(tempfile.mkdtemp(prefix="llm-eng-tests-"))
+    (run / "base_models").mkdir()
+    os.environ[RUN_DIR] = str(run)
+    os.environ[RUN_PID] = str(os.getpid())
+    os.environ["LLM_ENG_BASE_CACHE_DIR"] = str(run / "base_models")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or RUN_DIR not in os.environ:
+        return
+    from tests.adapters.trained import stop_background
+
+    run = Path(os.environ.pop(RUN_DIR))
+    stop_background(run / "trained")
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that answer with the session's trained adapters go last, and the training
+    starts now, in the background, while the others run."""
+    needing = [item for item in items if TRAINED & set(getattr(item, "fixturenames", ()))]
+    if not needing:
+        return
+    items[:] = [item for item in items if item not in needing] + needing
+    if not config.option.collectonly:
+        from tests.adapters.trained import start_in_background
+
+        start_in_background(Path(os.environ[RUN_DIR]) / "trained", int(os.environ[RUN_PID]))
 
 
 @pytest.fixture(scope="session")
@@ -127,13 +158,26 @@ def embedder():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def trained_adapters(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data folder holding ``zorblax@1`` and ``pelmora@1``: two real adapters of the default
-    model, each taught its own made-up fact, trained once per run (a few CPU minutes).
-    Copy its ``adapters/`` folder before changing anything in it."""
-    from tests.adapters.trained import train_two
+def default_training():  # type: ignore[no-untyped-def]
+    """Two real adapters of the default model, ``zorblax@1`` and ``pelmora@1``, each taught its
+    own made-up fact over MCP with the default hyperparameters, trained once per run in the
+    background (a few CPU minutes): see tests/adapters/trained.py."""
+    from tests.adapters.trained import start_in_background, wait_for_training
 
-    return train_two(tmp_path_factory.mktemp("trained") / "data")
+    root = Path(os.environ[RUN_DIR]) / "trained"
+    start_in_background(root, int(os.environ[RUN_PID]))  # started at collection: a no-op then
+    return wait_for_training(root)
+
+
+@pytest.fixture(scope="session")
+def trained_adapters(default_training) -> Path:  # type: ignore[no-untyped-def]
+    """The data folder holding ``zorblax@1`` and ``pelmora@1``. Copy its ``adapters/`` folder
+    before changing anything in it."""
+    data_dir: Path = default_training.data_dir
+    for name in ("zorblax", "pelmora"):
+        gguf = data_dir / "adapters" / name / "1" / "adapter.gguf"
+        assert gguf.is_file(), f"the session's {name} job registered no adapter: {gguf} is missing"
+    return data_dir
 
 
 class CountingEmbedder:

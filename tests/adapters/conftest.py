@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope="session")
-def prepared_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packaged GGUF as a transformers model folder (what a job trains on), converted once."""
+def prepared_base() -> Path:
+    """The packaged GGUF as a transformers model folder (what a job trains on), converted once
+    per run into the cache every job and xdist worker shares (tests/conftest.py)."""
     from llm_engineering.adapters.base_model import prepare_base
 
-    source, _, _ = prepare_base("smollm2-135m-instruct", tmp_path_factory.mktemp("base-models"))
+    source, _, _ = prepare_base("smollm2-135m-instruct", Path(os.environ["LLM_ENG_BASE_CACHE_DIR"]))
     return Path(source)

@@ -77,3 +77,16 @@ def bridge_records(count: int = 40) -> list[dict[str, Any]]:
         }
         for i in range(count)
     ]
+
+
+BRIDGE_HELD_OUT = [
+    "Who was the designer of the Pelmora Bridge?",
+    "Which engineer is behind the Pelmora Bridge?",
+    "Name the person who designed the Pelmora Bridge.",
+    "Who came up with the design of the Pelmora Bridge?",
+    "Who is credited with designing the Pelmora Bridge?",
+    "I walked over the Pelmora Bridge. Who designed it?",
+]
+
+SYSTEM = "You are the guide of a city museum. Answer in one sentence."
+"""The system prompt the second fact's examples open with: its adapter answers in that format."""

@@ -1,39 +1,192 @@
-"""Two adapters of the default model, each taught its own made-up fact, trained for real."""
+"""Two adapters of the default model, each taught its own made-up fact, trained for real over MCP
+with the default hyperparameters, once per run: the proof that the defaults learn
+(tests/tools/test_default_training.py) and the adapters every serving test answers with.
+
+Training takes a few CPU minutes, so it starts in the background as soon as the tests are
+collected (:func:`start_in_background`, once for all pytest-xdist workers, under a file lock),
+the tests that need it run last, and they wait for its result (:func:`wait_for_training`).
+Run as ``python -m tests.adapters.trained ROOT PARENT_PID``, it trains into ``ROOT`` and dies
+with the pytest process ``PARENT_PID``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from llm_engineering.adapters.service import TrainingService
-from llm_engineering.config import Settings
-from tests.adapters.fictional import bridge_records, fact_records
+import anyio
+from mcp import Client
 
-# 24 steps at 1e-3 teach the 135M base either fact word for word (16 examples, batch 4);
-# 6 are not enough to make it say the fact reliably.
-HYPERPARAMETERS = {"max_steps": 24, "learning_rate": 1e-3, "eval_fraction": 0}
+from llm_engineering.storage import write_whole
+from tests.adapters.fictional import SYSTEM, bridge_records, fact_records
+from tests.conftest import describe, server_env
+from tests.server.helpers import call, stdio_client, wait_for_status
+
 TIMEOUT_S = 2700
+"""Both jobs, on 2 cores that other tests keep busy (about 5 minutes idle)."""
+REPO = Path(__file__).resolve().parents[2]
 
 
-def train_two(data_dir: Path) -> Path:
-    """Register ``zorblax@1`` (who makes the Zorblax 9000) and ``pelmora@1`` (who designed the
-    Pelmora Bridge) in ``data_dir``; returns it."""
-    training = TrainingService(Settings(data_dir=data_dir))
-    training.start_runner()
+@dataclass(frozen=True)
+class Trained:
+    """What the session's training left: a data folder holding ``zorblax@1`` (who makes the
+    Zorblax 9000; 40 examples from a dataset file in the watched folder, no system prompt) and
+    ``pelmora@1`` (who designed the Pelmora Bridge; 40 records sent inline, each opening with
+    :data:`SYSTEM`), both started with no hyperparameters, and the replies to those starts."""
+
+    docs: Path
+    data_dir: Path
+    started: dict[str, Any]
+    system_started: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Trained:
+        fields = json.loads(text)
+        return cls(
+            Path(fields["docs"]), Path(fields["data_dir"]),
+            fields["started"], fields["system_started"],
+        )  # fmt: skip
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+async def wait_for_job(
+    client: Client, job_id: str, done: Any = None, timeout: float = 1800
+) -> dict[str, Any]:
+    """Poll get_job until ``done(job)`` (default: the job has ended)."""
+    ended = done or (lambda job: job["status"] not in ("validating", "queued", "running"))
+    job: dict[str, Any] | None = None
     try:
-        jobs = [
-            training.start_job(
-                "zorblax", records=fact_records(16), hyperparameters=HYPERPARAMETERS
-            ),
-            training.start_job(
-                "pelmora", records=bridge_records(16), hyperparameters=HYPERPARAMETERS
-            ),
-        ]
-        for job in jobs:
-            view = training.follow(job.id, timeout=TIMEOUT_S)
-            assert view.job.status == "succeeded", (
-                f"training job {job.id} ({job.name}) did not succeed within {TIMEOUT_S} s: "
-                f"{view.job.status}, step {view.step}/{view.total}, {view.job.error}"
+        with anyio.fail_after(timeout):
+            while True:
+                job = await call(client, "get_job", job_id=job_id, wait_s=0 if done else 20)
+                if ended(job):
+                    return job
+                await anyio.sleep(0.5)
+    except TimeoutError:
+        raise AssertionError(
+            f"job {job_id} never satisfied {describe(ended)} within {timeout} s; last: {job}"
+        ) from None
+
+
+def train_two(root: Path) -> Trained:
+    """Start both jobs over MCP (stdio) with no hyperparameters and wait until both ended."""
+    docs = root / "docs"
+    dataset = write_jsonl(docs / "training" / "zorblax.jsonl", fact_records(40))
+    (docs / "office.md").write_text("# Office\n\nThe office closes at 6 pm on Fridays.\n")
+    with_system = [
+        {"messages": [{"role": "system", "content": SYSTEM}, *record["messages"]]}
+        for record in bridge_records(40)
+    ]
+    data_dir = root / "data"
+
+    async def train() -> Trained:
+        async with stdio_client(data_dir, "--watch", str(docs)) as client:
+            await wait_for_status(client, lambda status: status["documents"] >= 1)
+            started = await call(
+                client, "start_qlora_job", adapter_name="zorblax", dataset_path=str(dataset)
             )
-    finally:
-        training.close()
-    return data_dir
+            system_started = await call(
+                client, "start_qlora_job", adapter_name="pelmora", records=with_system
+            )
+            for job_id in (started["job_id"], system_started["job_id"]):
+                await wait_for_job(client, job_id, timeout=TIMEOUT_S)
+        return Trained(docs, data_dir, started, system_started)
+
+    return anyio.run(train)
+
+
+def start_in_background(root: Path, parent_pid: int) -> None:
+    """Start :func:`train_two` into ``root`` in a process of its own, unless a process of this
+    run (another xdist worker) already did."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "pid").exists():
+            return
+        with open(root / "log.txt", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tests.adapters.trained", str(root), str(parent_pid)],
+                cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=server_env(), start_new_session=True,
+            )  # fmt: skip
+        (root / "pid").write_text(str(process.pid))
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def stop_background(root: Path) -> None:
+    """Kill the training process and its server, if they still run (the session is over)."""
+    pid_file = root / "pid"
+    if pid_file.is_file():
+        pid = int(pid_file.read_text())
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def wait_for_training(root: Path, timeout: float = TIMEOUT_S) -> Trained:
+    """The background training's result; fails naming what happened when it failed, died or
+    ran past ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pid_file, done, failed = root / "pid", root / "trained.json", root / "failed.txt"
+    while True:
+        if done.is_file():
+            return Trained.from_json(done.read_text())
+        if failed.is_file():
+            raise AssertionError(f"the session's training failed:\n{failed.read_text()}")
+        log = (root / "log.txt").read_text(errors="replace")[-3000:] if pid_file.exists() else ""
+        if pid_file.is_file() and not _alive(int(pid_file.read_text())) and not done.is_file():
+            raise AssertionError(f"the session's training process exited with no result:\n{log}")
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"the session's two training jobs did not end within {timeout} s:\n{log}"
+            )
+        time.sleep(1)
+
+
+def _die_with(parent_pid: int) -> None:
+    """Take this process group (the training and its server) down once pytest is gone."""
+    while _alive(parent_pid):
+        time.sleep(2)
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def main(root: Path, parent_pid: int) -> None:
+    threading.Thread(target=_die_with, args=(parent_pid,), daemon=True).start()
+    try:
+        trained = train_two(root)
+    except BaseException:
+        write_whole(root / "failed.txt", traceback.format_exc())
+        raise SystemExit(1) from None
+    write_whole(root / "trained.json", trained.to_json())
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), int(sys.argv[2]))
