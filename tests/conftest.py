@@ -19,6 +19,9 @@ from llm_engineering.logs import quiet_libraries
 quiet_libraries()
 # A config file in the developer's home must not leak into the tests.
 os.environ["LLM_ENG_CONFIG"] = ""
+# As `llm-eng` does for itself (before torch loads): OpenMP threads that wait by spinning take
+# the cores from the other pytest-xdist worker and from the servers the tests start.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 BIN = Path(sys.executable).parent
 LLM_ENG = str(BIN / "llm-eng")
