@@ -5,6 +5,10 @@ BIN     = $(VENV)/bin
 # torch is pinned first: left to pip, sentence-transformers' bare `torch` requirement can pull a
 # multi-GB CUDA build. Set TORCH_SPEC="torch" (or a CUDA index URL) on a GPU machine.
 TORCH_SPEC ?= torch==2.13.0
+# llama-cpp-python builds from source, for this CPU's vector extensions but never AMX, and is kept
+# in ~/.cache/llm-engineering/wheels (scripts/install_llama_cpp.py says why). CMAKE_ARGS set by
+# you (e.g. CMAKE_ARGS="-DGGML_CUDA=on") is used as given.
+LLAMA_CPP_SPEC ?= llama-cpp-python==0.3.36
 WATCH  ?=
 # pytest-xdist processes for `make test`: most end-to-end tests wait on a server or a subprocess
 # as much as they compute, so two share 2 cores well; a module's tests stay in one process.
@@ -24,9 +28,10 @@ CONVERT ?= $(TOOLS)/llama.cpp-convert
 
 install: $(VENV)/.installed $(TOOLS)/.installed $(TOOLS)/.browser $(CONVERT)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python scripts/install_llama_cpp.py $(BIN)/python "$(LLAMA_CPP_SPEC)"
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
@@ -71,8 +76,8 @@ serve: $(VENV)/.installed
 	$(BIN)/llm-eng serve $(if $(WATCH),--watch "$(WATCH)")
 
 lint: install
-	$(BIN)/ruff check llm_engineering tests benchmarks
-	$(BIN)/ruff format --check llm_engineering tests benchmarks
+	$(BIN)/ruff check llm_engineering tests benchmarks scripts
+	$(BIN)/ruff format --check llm_engineering tests benchmarks scripts
 
 typecheck: install
 	$(BIN)/mypy
