@@ -75,7 +75,7 @@ def pip(python: str, *args: str, env: dict[str, str] | None = None) -> None:
 
 def main(python: str, spec: str) -> None:
     if os.environ.get("CMAKE_ARGS") or not (
-        sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+        sys.platform.startswith("linux") and platform.machine() == "x86_64"
     ):
         pip(python, "install", "--quiet", spec)
         return
@@ -89,17 +89,8 @@ def main(python: str, spec: str) -> None:
         folder.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
             env = {**os.environ, "CMAKE_ARGS": " ".join(args)}
-            pip(
-                python,
-                "wheel",
-                "--quiet",
-                "--no-deps",
-                "--no-cache-dir",
-                spec,
-                "-w",
-                scratch,
-                env=env,
-            )
+            pip(python, "wheel", "--quiet", "--no-deps", "--no-cache-dir", spec, "-w", scratch,
+                env=env)  # fmt: skip
             built = sorted(Path(scratch).glob("llama_cpp_python-*.whl"))
             if not built:
                 raise SystemExit(f"pip built no llama_cpp_python wheel for {spec}")
