@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_engineering.errors import ModelLoadError
-from llm_engineering.index_store.tokens import SerializedTokenizer
+from llm_engineering.index_store.tokens import SerializedTokenizer, model_spec
 from llm_engineering.packaged import resolve_embedding_model
 
 __all__ = ["Embedder", "hub_reachable", "resolve_device"]
@@ -117,11 +117,13 @@ class Embedder:
         """Token ids of a text by the model's tokenizer, without special tokens.
 
         For a fast tokenizer this is a :class:`SerializedTokenizer`, which parse worker
-        processes rebuild from its ``spec``.
+        processes rebuild from its ``spec``: read from the model's ``tokenizer.json`` when it
+        has one, as :class:`IndexService` reads it without loading the model.
         """
         if self._tokenizer is None:
             tokenizer = self._model.tokenizer
-            serialized = SerializedTokenizer.of(tokenizer)
+            spec = model_spec(self.name)  # the model's tokenizer.json, as the index reads it
+            serialized = SerializedTokenizer(spec) if spec else SerializedTokenizer.of(tokenizer)
             if serialized is not None:
                 self._tokenizer = serialized
             else:

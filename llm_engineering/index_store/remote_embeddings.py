@@ -27,62 +27,17 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from llm_engineering.errors import EmbeddingServerError, ModelLoadError, ServerError
 from llm_engineering.index_store.remote import ModelServer, endpoint
-from llm_engineering.index_store.tokens import SerializedTokenizer
+from llm_engineering.index_store.tokens import SerializedTokenizer, load_tokenizer
 
-__all__ = ["RemoteEmbedder", "embed_partly", "load_tokenizer"]
+__all__ = ["RemoteEmbedder", "embed_partly"]
 
 log = logging.getLogger(__name__)
 
 _PROBE = "dimension probe"
-
-
-def _model_file(source: str, filename: str) -> Path | None:
-    folder = Path(source)
-    if folder.is_dir():
-        found = folder / filename
-        return found if found.is_file() else None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(source, filename)
-    except Exception:  # an odd name ("a/b/c") is simply not cached
-        return None
-    return Path(cached) if isinstance(cached, str) else None
-
-
-def load_tokenizer(model: str) -> tuple[Any | None, int | None]:
-    """The model's ``tokenizers.Tokenizer`` and its max_seq_length, when they are on this machine.
-
-    Returns (None, None) when ``model`` is neither packaged, a local folder nor cached.
-    """
-    from llm_engineering.packaged import resolve_embedding_model
-
-    source = resolve_embedding_model(model)
-    path = _model_file(source, "tokenizer.json")
-    if path is None:
-        return None, None
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    limit: int | None = None
-    for name, key in (
-        ("sentence_bert_config.json", "max_seq_length"),
-        ("tokenizer_config.json", "model_max_length"),
-    ):
-        config = _model_file(source, name)
-        if config is not None:
-            value = json.loads(config.read_text()).get(key)
-            if isinstance(value, int) and 0 < value < 1_000_000:
-                limit = value
-                break
-    return tokenizer, limit
 
 
 class RemoteEmbedder:

@@ -37,7 +37,7 @@ from llm_engineering.index_store.progress import ProgressFile
 from llm_engineering.index_store.readers import ReadLimits
 from llm_engineering.index_store.report import IndexStatus
 from llm_engineering.index_store.search import Hit, Searcher, SearchMode
-from llm_engineering.index_store.tokens import spec_of
+from llm_engineering.index_store.tokens import model_spec, spec_of
 from llm_engineering.index_store.vectors import VectorIndex
 from llm_engineering.paths import confine
 from llm_engineering.storage import Storage
@@ -161,20 +161,19 @@ class IndexService:
     def parse_config(self) -> ParseConfig:
         """How files are split: the settings' chunk sizes and limits, the model's tokenizer."""
         if self._parse_config is None:
-            tokenizer = getattr(self.embedder(), "tokenizer", None)
-            spec = spec_of(tokenizer)
-            if spec is None and tokenizer is not None:
-                log.warning(
-                    "the embedding model's tokenizer cannot be sent to the parse workers; "
-                    "chunks are sized in words"
-                )
             self._parse_config = ParseConfig(
                 self.settings.chunk_size,
                 self.settings.chunk_overlap,
-                spec,
+                self._tokenizer_spec(),
                 ReadLimits.of(self.settings),
             )
         return self._parse_config
+
+    def _tokenizer_spec(self) -> str | None:
+        """The model's tokenizer for the parse workers: read from its ``tokenizer.json`` (as the
+        embedders read it) until the model is loaded, which waits for a chunk to embed."""
+        spec = model_spec(self.settings.embedding_model) if self._embedder is None else None
+        return spec or spec_of(getattr(self.embedder(), "tokenizer", None))
 
     # -- documents ---------------------------------------------------------------------
 

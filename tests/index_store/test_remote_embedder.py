@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from llm_engineering.errors import ModelLoadError
-from llm_engineering.index_store.remote_embeddings import RemoteEmbedder, load_tokenizer
+from llm_engineering.index_store.remote_embeddings import RemoteEmbedder
 from llm_engineering.index_store.service import IndexService
+from llm_engineering.index_store.tokens import load_tokenizer
 from tests.conftest import free_port
 from tests.index_store.http_stub import http_stub
 

