@@ -33,23 +33,27 @@ if TYPE_CHECKING:
 __all__ = ["index_watched", "ingest", "open_watched", "search", "status"]
 
 
-def _ingest(index: IndexService, targets: list[Path]) -> IngestReport:
+def _ingest(index: IndexService, targets: list[Path], retry_failed: bool = True) -> IngestReport:
     with output.file_progress() as progress:
         index.on_model_load = lambda name: progress.note(f"loading the embedding model {name}")
         try:
-            return index.ingest(targets, progress)
+            return index.ingest(targets, progress, retry_failed=retry_failed)
         finally:
             index.on_model_load = None
 
 
 def index_watched(index: IndexService) -> None:
-    """Index the --watch folders first, unless a running server already keeps them indexed."""
+    """Index the --watch folders first, unless a running server already keeps them indexed.
+
+    A file that failed and has not changed since is left failed (its error is what the
+    command shows): `llm-eng ingest` and a server start try such files again.
+    """
     from llm_engineering.errors import IndexBusyError
 
     if not index.settings.watch:
         return
     try:
-        _ingest(index, list(index.settings.watch))
+        _ingest(index, list(index.settings.watch), retry_failed=False)
     except IndexBusyError:
         typer.echo(f"note: llm-eng (pid {index.writer_pid}) keeps this index up to date", err=True)
 

@@ -98,17 +98,20 @@ class Ingestor:
         stop: threading.Event | None = None,
         gone: GoneFn | None = None,
         more: MoreFn | None = None,
+        retry_failed: bool = True,
     ) -> IngestReport:
         """Index files and folders; forget files that vanished from the given folders.
 
         ``stop`` ends the run early, keeping what was committed. ``gone`` is asked between
         two files for paths deleted meanwhile, which are forgotten then; ``more`` for paths
-        changed meanwhile, which the run indexes too (first).
+        changed meanwhile, which the run indexes too (first). A file that failed is tried
+        again even if unchanged (a parse may have timed out on a busy machine), unless
+        ``retry_failed`` is False: then only a changed one is.
 
         Raises:
             PathError: a target does not exist, or is a file of an unsupported type.
         """
-        return self._run(targets, progress, stop, gone, more, strict=True)
+        return self._run(targets, progress, stop, gone, more, strict=True, retry=retry_failed)
 
     def sync(
         self,
@@ -134,6 +137,7 @@ class Ingestor:
         gone_now: GoneFn | None,
         more: MoreFn | None,
         strict: bool,
+        retry: bool = True,
     ) -> IngestReport:
         from llm_engineering.index_store.pipeline import IngestRun
 
@@ -144,7 +148,7 @@ class Ingestor:
         # their vectors stay until the end, so a renamed or moved file reuses them.
         try:
             self.forget(sorted(set(gone)), report)
-            IngestRun(self, report, progress, stop, gone_now, more).process(plan)
+            IngestRun(self, report, progress, stop, gone_now, more, retry).process(plan)
         finally:
             self.vectors.delete(self._deferred)
             self.reusable, self._deferred = {}, []

@@ -26,7 +26,7 @@ from llm_engineering.index_store.hashing import chunk_id, text_hash
 from llm_engineering.index_store.ledger import ChunkRow, FileRow
 from llm_engineering.index_store.parse_pool import ParseRequest, ParseResult
 from llm_engineering.index_store.readers import file_type_of
-from llm_engineering.index_store.report import IngestReport
+from llm_engineering.index_store.report import FailedFile, IngestReport
 from llm_engineering.index_store.scanning import ScannedFile, leads_out
 
 if TYPE_CHECKING:
@@ -71,8 +71,10 @@ class IngestRun:
         stop: threading.Event | None,
         gone: GoneFn | None,
         more: MoreFn | None,
+        retry_failed: bool = True,
     ):
         self._ingestor = ingestor
+        self._retry_failed = retry_failed
         self._state = ingestor.state
         self._settings = ingestor.settings
         self._report = report
@@ -201,14 +203,18 @@ class IngestRun:
         )  # fmt: skip
         indexed = old is not None and old.status == "indexed"
         if (
-            indexed
-            and old is not None
+            old is not None
             and (old.size, old.mtime_ns) == (scanned.size, scanned.mtime_ns)
             and scanned.problem is None
         ):
-            self._report.unchanged += 1
-            self._finish(path)
-            return
+            if indexed:
+                self._report.unchanged += 1
+                self._finish(path)
+                return
+            if not self._retry_failed:  # failed as it is now: its recorded error stands
+                self._report.failed.append(FailedFile(path, old.error or "could not be read"))
+                self._finish(path)
+                return
         # Links are checked again just before reading: one may have changed since the scan.
         problem = scanned.problem or leads_out(scanned.path, self._ingestor.roots(root))
         if problem is None and scanned.size > self._settings.max_file_bytes:

@@ -266,18 +266,21 @@ class IndexService:
         stop: threading.Event | None = None,
         gone: GoneFn | None = None,
         more: MoreFn | None = None,
+        retry_failed: bool = True,
     ) -> IngestReport:
         """Index ``targets`` (files or folders). One ingest runs at a time; others wait.
 
         ``gone`` is asked between two files for paths deleted meanwhile, ``more`` for paths
-        changed meanwhile, which the run takes on (the watcher's).
+        changed meanwhile, which the run takes on (the watcher's). ``retry_failed=False``
+        leaves a failed file that has not changed since as it is (commands that only read).
 
         Raises:
             IndexBusyError: another process is the writer of this data folder.
             PathError: a target does not exist or is not supported.
         """
         return self._write(
-            lambda track: self.ingestor.ingest(targets, track, stop, gone, more), progress
+            lambda track: self.ingestor.ingest(targets, track, stop, gone, more, retry_failed),
+            progress,
         )
 
     def sync(

@@ -173,6 +173,25 @@ def test_a_failed_file_that_is_fixed_gets_indexed(service_factory, tmp_path: Pat
     assert report.added == 1 and service.status().failed == []
 
 
+def test_an_unchanged_failed_file_is_retried_unless_the_caller_only_reads(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A failure may pass (a limit raised, a busy machine's timeout): an ingest tries the file
+    again; a command that only reads keeps its recorded error until the file changes."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "big.txt").write_text("The osprey dives feet first for fish.\n" * 40_000)
+    strict = service_factory(max_file_size_mb=1)
+    assert "MiB limit" in strict.ingest([folder]).failed[0].error
+    strict.close()
+    service = service_factory(max_file_size_mb=5)
+    kept = service.ingest([folder], retry_failed=False)
+    assert "MiB limit" in kept.failed[0].error and kept.added == 0
+    assert "MiB limit" in service.status().failed[0].error
+    retried = service.ingest([folder])
+    assert retried.added == 1 and not retried.failed and service.status().failed == []
+
+
 def test_the_embedding_model_loads_only_when_a_chunk_needs_embedding(
     settings_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
