@@ -217,14 +217,37 @@ def settings_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
     return make
 
 
+@pytest.fixture(scope="session")
+def parse_pool() -> Iterator:  # type: ignore[type-arg]
+    """Parse workers with the default settings, started once per test process (each costs two
+    seconds of imports) and shared by the services of :func:`service_factory`, as the
+    ``parsers`` seam allows. A worker a test kills (a timeout) is replaced as in a server."""
+    from llm_engineering.config import load_settings
+    from llm_engineering.index_store.parse_pool import ParsePool
+
+    defaults = load_settings()
+    pool = ParsePool(defaults.parse_workers, defaults.parse_memory_bytes)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def service_factory(settings_factory, counting_embedder) -> Iterator:  # type: ignore[no-untyped-def]
+def service_factory(settings_factory, counting_embedder, parse_pool) -> Iterator:  # type: ignore[no-untyped-def]
+    """Services over the session's real embedder, and its parse workers when the settings
+    keep their default number and memory limit (other settings start their own)."""
     from llm_engineering.index_store.service import IndexService
 
     opened = []
 
     def make(**overrides):  # type: ignore[no-untyped-def]
-        service = IndexService(settings_factory(**overrides), embedder=counting_embedder)
+        settings = settings_factory(**overrides)
+        default = (settings.parse_workers, settings.parse_memory_bytes) == (
+            parse_pool.workers,
+            parse_pool.memory_bytes,
+        )
+        service = IndexService(
+            settings, embedder=counting_embedder, parsers=parse_pool if default else None
+        )
         opened.append(service)
         return service
 
