@@ -74,6 +74,20 @@ def test_show_and_ls_read_what_is_indexed_and_refuse_what_is_not(
     result = run("ls", "--status", "failed", *watch)
     assert "broken.pdf" in result.stdout and "not a readable PDF" in result.stdout
 
+    # Reading an indexed folder loads no model, and the failed file is not parsed again.
+    code = (
+        "import sys; from llm_engineering.cli import main; sys.argv = ['llm-eng', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers', 'nltk', 'llama_cpp')\n"
+        "print('imported:', [m for m in heavy if m in sys.modules], file=sys.stderr)"
+    )
+    for command in (["ls"], ["show", "long.md:1-3"], ["show", "broken.pdf"], ["status"]):
+        result = subprocess.run(
+            [sys.executable, "-c", code, *command, *watch],
+            env=server_env(), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert "imported: []" in result.stderr, (command, result.stderr)
+
 
 def test_bad_arguments_exit_with_a_message(tmp_path: Path) -> None:
     result = run("search", "x", "--mode", "fuzzy", "--data-dir", str(tmp_path))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import cache
 
 from llm_engineering.index_store.keyword import analyze
 
@@ -25,10 +26,17 @@ _REFUSAL = re.compile(
     r"|\b(i|we) (do not|don't) know\b",
     re.IGNORECASE,
 )
-# Words that say something about the answering, not about the subject.
-_FILLER = set(
-    analyze("answer question context passage passages source sources provided according text based")
-)
+
+
+@cache
+def _filler() -> frozenset[str]:
+    """Words that say something about the answering, not about the subject (stemmed on first
+    use: the stemmer's import is a second, which a process that never answers does not pay)."""
+    return frozenset(
+        analyze(
+            "answer question context passage passages source sources provided according text based"
+        )
+    )
 
 
 def cited_numbers(answer: str) -> list[int]:
@@ -49,7 +57,8 @@ def is_refusal(answer: str) -> bool:
 
 
 def _content_words(answer: str, question: str) -> list[str]:
-    words = [w for w in analyze(_MARKER.sub(" ", answer), drop_stopwords=True) if w not in _FILLER]
+    filler = _filler()
+    words = [w for w in analyze(_MARKER.sub(" ", answer), drop_stopwords=True) if w not in filler]
     asked = set(analyze(question))
     new = [w for w in words if w not in asked]
     return new or words

@@ -12,6 +12,7 @@ import base64
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -20,11 +21,41 @@ from llm_engineering.index_store.ledger import FileRow, Ledger
 from llm_engineering.index_store.readers import file_type_of
 from llm_engineering.index_store.scanning import is_supported, scan_file, scan_folder
 
-__all__ = ["MAX_LIMIT", "DocumentInfo", "DocumentPage", "Sort", "Status", "list_documents"]
+__all__ = [
+    "MAX_LIMIT",
+    "DocumentInfo",
+    "DocumentPage",
+    "Sort",
+    "Status",
+    "list_documents",
+    "parse_time",
+]
 
 Status = Literal["indexed", "pending", "failed"]
 Sort = Literal["path", "modified"]
 MAX_LIMIT = 500
+
+
+def parse_time(value: str) -> float:
+    """Seconds since the epoch from ISO 8601 (``2026-11-01``, ``...T10:00:00Z``) or a number.
+
+    Raises:
+        UserError: neither.
+    """
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"modified_after {value!r} is not a date: use ISO 8601 (2026-11-01T10:00:00Z) "
+            "or seconds since the epoch"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.timestamp()
 
 
 @dataclass

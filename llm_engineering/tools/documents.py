@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from llm_engineering.errors import UserError
-from llm_engineering.index_store.listing import MAX_LIMIT, DocumentInfo
+from llm_engineering.index_store.listing import MAX_LIMIT, DocumentInfo, parse_time
 from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
-__all__ = ["DocumentList", "DocumentText", "parse_time", "register"]
+__all__ = ["DocumentList", "DocumentText", "register"]
 
 
 class DocumentText(BaseModel):
@@ -62,28 +60,6 @@ class DocumentList(BaseModel):
     documents: list[DocumentEntry]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null = last.")
     totals: dict[str, int] = Field(description="Files per status under the filters, all pages.")
-
-
-def parse_time(value: str) -> float:
-    """Seconds since the epoch from ISO 8601 (``2026-11-01``, ``...T10:00:00Z``) or a number.
-
-    Raises:
-        UserError: neither.
-    """
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(
-            f"modified_after {value!r} is not a date: use ISO 8601 (2026-11-01T10:00:00Z) "
-            "or seconds since the epoch"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.timestamp()
 
 
 @user_errors
