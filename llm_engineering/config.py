@@ -130,8 +130,8 @@ class Settings(BaseSettings):
         default=2,
         ge=1,
         le=32,
-        description="Parse worker processes: a file that is slow to parse holds one, the others "
-        "go on with the rest.",
+        description="Parse worker processes at most: a file that is slow to parse holds one, the "
+        "others go on with the rest (the second starts when files wait a second for the first).",
     )
     parse_memory_mb: float = Field(
         default=2048.0,

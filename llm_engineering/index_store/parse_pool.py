@@ -8,7 +8,9 @@ the request's ``timeout_s`` for the answer: past it, the worker is killed and th
 reported as failed, naming ``parse_timeout_s``; a new worker starts for the next file.
 A worker's address space is capped (``parse_memory_mb``), so no file can make parsing
 hold more memory than that. The other workers go on meanwhile, so one slow file holds
-one worker, never the folder.
+one worker, never the folder. The first worker starts with the first file and another
+each time files have waited a second for the busy ones, so a handful of files costs one
+worker's start (two seconds of imports), and a big folder or a slow file soon has them all.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ _HEADER_SIZE = 8
 # How long a worker may take to start (imports) or to take a config (a tokenizer): never
 # counted against a file, and only a broken installation comes near it.
 _STARTUP_S = 300.0
+_SPARE_AFTER_S = 1.0
+"""Files that waited this long for the busy workers start one more (up to ``workers``)."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +192,8 @@ class _Worker:
 
 
 class ParsePool:
-    """Persistent parse worker processes, started on first need, each served by a thread.
+    """Persistent parse worker processes, each served by a thread: the first starts with the
+    first file, the others when files wait for it (``_SPARE_AFTER_S``).
 
     Args:
         workers: How many files may be parsed at once.
@@ -205,6 +210,8 @@ class ParsePool:
         self._live: set[_Worker] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._one_ready = threading.Event()
+        self._submitted = threading.Event()
 
     def submit(self, request: ParseRequest) -> Future[ParseResult]:
         """Queue a file; the future's result says what became of it (it never raises for the
@@ -213,21 +220,21 @@ class ParsePool:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the parse pool is closed")
-            if len(self._threads) < self.workers:
-                thread = threading.Thread(
-                    target=self._serve, name=f"llm-eng-parse-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
+            if not self._threads:
+                self._add_thread()
+                if self.workers > 1:
+                    threading.Thread(
+                        target=self._grow, name="llm-eng-parse-grow", daemon=True
+                    ).start()
         self._jobs.put((request, future))
+        self._submitted.set()
         return future
 
-    def start(self, config: ParseConfig | None = None) -> None:
-        """Start the workers now (imports take a second or two), ready for ``config``, so
-        the first files wait less."""
-        idle = ParseRequest(Path(os.devnull), config or ParseConfig(32, 0, None), 120, 0)
-        for future in [self.submit(idle) for _ in range(self.workers)]:
-            future.result()
+    @property
+    def running(self) -> int:
+        """Worker processes started and not stopped."""
+        with self._lock:
+            return len(self._live)
 
     def close(self) -> None:
         """Stop the workers (a file being parsed is abandoned) and their threads."""
@@ -235,12 +242,46 @@ class ParsePool:
             self._closed = True
             threads = list(self._threads)
             live = list(self._live)
+        self._submitted.set()
         for _ in threads:
             self._jobs.put(None)
         for worker in live:
             worker.stop()
         for thread in threads:
             thread.join(timeout=30)
+
+    def _add_thread(self) -> None:
+        """A serving thread (its worker starts with its first file); under ``_lock``."""
+        thread = threading.Thread(
+            target=self._serve, name=f"llm-eng-parse-{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _grow(self) -> None:
+        """Start the other workers one at a time, each when files have waited
+        ``_SPARE_AFTER_S`` for the busy ones: a handful of files never pays a second worker's
+        start (two seconds of imports), a folder of them, or a slow file, soon does."""
+        waiting_since: float | None = None
+        while True:
+            with self._lock:
+                if self._closed or len(self._threads) >= self.workers:
+                    return
+            if self._jobs.empty():
+                waiting_since = None
+                self._submitted.clear()
+                if self._jobs.empty():  # a file submitted since the check set it again
+                    self._submitted.wait()
+                continue
+            now = time.monotonic()
+            if not self._one_ready.is_set() or waiting_since is None:
+                waiting_since = now  # a worker's own start is not waiting for busy workers
+            elif now - waiting_since >= _SPARE_AFTER_S:
+                with self._lock:
+                    if not self._closed:
+                        self._add_thread()
+                waiting_since = None
+            time.sleep(0.1)
 
     def _serve(self) -> None:
         worker: _Worker | None = None
@@ -358,6 +399,7 @@ class ParsePool:
             with self._lock:
                 self._live.discard(worker)
             raise
+        self._one_ready.set()
         return worker
 
     def _retire(self, worker: _Worker) -> int | None:

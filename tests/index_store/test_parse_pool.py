@@ -56,10 +56,16 @@ def test_a_file_past_its_time_is_failed_naming_parse_timeout_s_and_its_worker_re
 def test_a_slow_file_holds_one_worker_while_another_parses_the_rest(pools, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     deep, note = files(tmp_path)
     pool = pools(2)
+    # Files that never wait for a busy worker are all parsed by the first one.
+    for _ in range(3):
+        request = ParseRequest(note, UNBOUNDED, timeout_s=GENEROUS, max_bytes=10**8)
+        assert pool.submit(request).result(timeout=GENEROUS).status == "parsed"
+    assert pool.running == 1
+    # One that waits behind a slow file starts the second.
     slow = pool.submit(ParseRequest(deep, UNBOUNDED, timeout_s=GENEROUS, max_bytes=10**8))
     quick = pool.submit(ParseRequest(note, UNBOUNDED, timeout_s=GENEROUS, max_bytes=10**8))
     assert quick.result(timeout=GENEROUS).status == "parsed"
-    assert not slow.done()  # still parsing; closing the pool stops it
+    assert not slow.done() and pool.running == 2  # still parsing; closing the pool stops it
 
 
 def test_a_parser_past_its_memory_cap_is_failed_naming_parse_memory_mb(
