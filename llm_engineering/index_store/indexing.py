@@ -138,6 +138,9 @@ class IndexRunner:
             log.exception("could not load the embedding model")
 
     def _write_loop(self) -> None:
+        # Searches need the model, and new files too: it loads (seconds) while the folders are
+        # scanned and the parse workers start, instead of after them.
+        threading.Thread(target=self._load_embedder, name="llm-eng-embedder", daemon=True).start()
         folders = [f for f in self.folders if f.is_dir()]
         for missing in set(self.folders) - set(folders):
             log.error("watched folder %s does not exist or is not a folder; skipping it", missing)
