@@ -210,8 +210,8 @@ def test_200_files_copied_at_once_are_each_indexed_exactly_once(
 ) -> None:  # type: ignore[no-untyped-def]
     source = tmp_path / "source"
     source.mkdir()
-    for i in range(200):  # one to a dozen chunks each
-        body = " ".join(f"token{i}x{j}" for j in range(8 + i % 7 * 16))
+    for i in range(200):  # one to four chunks each
+        body = " ".join(f"token{i}x{j}" for j in range(8 + i % 7 * 6))
         (source / f"f{i:03}.md").write_text(f"# File {i}\n\n{body}\n")
     runner = start_runner(chunk_size=64, chunk_overlap=8)
     service = runner.index
