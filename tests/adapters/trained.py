@@ -127,7 +127,10 @@ def start_in_background(root: Path, parent_pid: int) -> None:
             process = subprocess.Popen(
                 [sys.executable, "-m", "tests.adapters.trained", str(root), str(parent_pid)],
                 cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=server_env(), start_new_session=True,
+                # The jobs' workers at the tests' priority (train_nice is a server setting, not
+                # a hyperparameter): below it, the busy tests starve them and the ones that
+                # need the adapters wait at the end of the run with a core idle.
+                env=server_env(LLM_ENG_TRAIN_NICE="0"), start_new_session=True,
             )  # fmt: skip
         (root / "pid").write_text(str(process.pid))
 
