@@ -111,7 +111,9 @@ class Ingestor:
         Raises:
             PathError: a target does not exist, or is a file of an unsupported type.
         """
-        return self._run(targets, progress, stop, gone, more, strict=True, retry=retry_failed)
+        return self._run(
+            targets, progress, stop, gone, more, strict=True, retry_failed=retry_failed
+        )
 
     def sync(
         self,
@@ -137,7 +139,7 @@ class Ingestor:
         gone_now: GoneFn | None,
         more: MoreFn | None,
         strict: bool,
-        retry: bool = True,
+        retry_failed: bool = True,
     ) -> IngestReport:
         from llm_engineering.index_store.pipeline import IngestRun
 
@@ -148,7 +150,7 @@ class Ingestor:
         # their vectors stay until the end, so a renamed or moved file reuses them.
         try:
             self.forget(sorted(set(gone)), report)
-            IngestRun(self, report, progress, stop, gone_now, more, retry).process(plan)
+            IngestRun(self, report, progress, stop, gone_now, more, retry_failed).process(plan)
         finally:
             self.vectors.delete(self._deferred)
             self.reusable, self._deferred = {}, []
