@@ -154,6 +154,10 @@ def main() -> None:
     from llm_engineering.logs import setup_logging
 
     setup_logging("WARNING")
+    # nltk imports scipy.stats (about 1 s of each worker's start, and workers are replaced
+    # after every timeout) for a collocation statistic that no reader or splitter calls;
+    # with the import refused it defines a stub instead.
+    sys.modules.setdefault("scipy.stats", None)  # type: ignore[arg-type]
     # Every reader's library now, so no file pays for an import.
     import bs4  # noqa: F401
     import docx  # noqa: F401
