@@ -42,6 +42,8 @@ def test_a_file_past_its_time_is_failed_naming_parse_timeout_s_and_its_worker_re
 ) -> None:  # type: ignore[no-untyped-def]
     deep, note = files(tmp_path)
     pool = pools(1)
+    pool.start(UNBOUNDED)  # started and configured before the file: its 3 s are parsing
+    assert pool.running == 1
     slow = pool.submit(ParseRequest(deep, UNBOUNDED, timeout_s=3, max_bytes=10**8))
     after = pool.submit(ParseRequest(note, UNBOUNDED, timeout_s=GENEROUS, max_bytes=10**8))
     result = slow.result(timeout=GENEROUS)
