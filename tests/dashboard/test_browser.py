@@ -34,6 +34,7 @@ from selenium.common.exceptions import (  # noqa: E402
     NoAlertPresentException,
     NoSuchElementException,
     StaleElementReferenceException,
+    WebDriverException,
 )
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -115,16 +116,31 @@ def wait_for(ready: Callable[[], object], awaited: str, timeout: float = 120) ->
     wait_until(ready, awaited, timeout)
 
 
+def swapped(exc: WebDriverException) -> bool:
+    """Whether ``exc`` says the element was replaced while it was read. Chrome reports it as
+    stale, or, when the swap lands between finding the node and reading it, as the inspector
+    error "Node with given id does not belong to the document"."""
+    return isinstance(exc, StaleElementReferenceException) or (
+        "does not belong to the document" in str(exc.msg)
+    )
+
+
 def until(driver: Any, ready: Callable[[Any], object], awaited: str, timeout: float = 120) -> Any:
     """Wait in the page for ``ready(driver)``; the failure names what was awaited."""
+
     # The pages swap live parts in place: an element found a moment ago may be replaced
-    # (stale) by the time it is read; the wait then simply looks again.
+    # by the time it is read; the wait then simply looks again.
+    def check(d: Any) -> object:
+        try:
+            return ready(d)
+        except WebDriverException as exc:
+            if swapped(exc):
+                return False
+            raise
+
     return WebDriverWait(
-        driver,
-        timeout,
-        poll_frequency=0.1,
-        ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
-    ).until(ready, message=f"{awaited}: not seen within {timeout} s")
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException,)
+    ).until(check, message=f"{awaited}: not seen within {timeout} s")
 
 
 def shot(driver: Any, name: str) -> None:
@@ -137,8 +153,9 @@ def count(driver: Any, name: str) -> int:
         try:
             text = driver.find_element(By.CSS_SELECTOR, f"[data-count={name}]").text
             return int(text.replace(",", ""))
-        except StaleElementReferenceException:
-            continue
+        except WebDriverException as exc:
+            if not swapped(exc):
+                raise
     raise AssertionError(f"the {name} count kept being replaced while it was read")
 
 
@@ -260,10 +277,11 @@ def test_a_training_jobs_chart_gains_points_while_it_runs_and_cancel_stops_it(
     until(browser, lambda d: int(chart.get_attribute("data-points")) > seen, "more points")
     until(browser, lambda d: int(chart.get_attribute("data-eval-points")) >= 1, "a held-out point")
     assert browser.execute_script("return window.sameDocument") == "still here", "page reloaded"
-    assert browser.find_element(By.ID, "job-state").text == "running"
+    assert text_of(browser, "#job-state") == "running"
     shot(browser, "job-running")
 
-    browser.find_element(By.ID, "cancel-job").click()
+    # the state and its button are a live part: click again if a swap took the button
+    until(browser, lambda d: d.find_element(By.ID, "cancel-job").click() or True, "cancel")
     until(
         browser,
         lambda d: d.find_element(By.ID, "job-state").text == "cancelled",
