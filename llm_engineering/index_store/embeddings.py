@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_engineering.errors import ModelLoadError
-from llm_engineering.index_store.bert_encoder import BertEncoder, load_bert_encoder
+from llm_engineering.index_store.bert_encoder import load_bert_encoder
 from llm_engineering.index_store.tokens import SerializedTokenizer, model_spec
 from llm_engineering.packaged import resolve_embedding_model
 
@@ -90,37 +90,31 @@ class Embedder:
             )
         resolved = resolve_device(device)
         self._batch_size = batch_size
-        self._fast: BertEncoder | None = None
-        if is_local and resolved == "cpu":
-            try:
-                self._fast = load_bert_encoder(source)
-            except Exception as exc:
-                raise ModelLoadError(
-                    f"could not load embedding model {name!r} from {source}: {exc}"
-                ) from exc
         self._tokenizer: Callable[[str], list[Any]] | None = None
+        try:
+            self._fast = load_bert_encoder(source) if is_local and resolved == "cpu" else None
+            if self._fast is None:
+                from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+                kwargs: dict[str, Any] = {}
+                if not is_local and _in_hf_cache(source):
+                    kwargs["local_files_only"] = True
+                self._llama = HuggingFaceEmbedding(
+                    model_name=source,
+                    device=resolved,
+                    embed_batch_size=batch_size,
+                    normalize=True,
+                    **kwargs,
+                )
+        except Exception as exc:
+            raise ModelLoadError(
+                f"could not load embedding model {name!r} from {source}: {exc}"
+            ) from exc
         if self._fast is not None:
             self.dimension: int = self._fast.dimension
             self.max_tokens: int = self._fast.max_seq_length
             self.device: str = "cpu"
             return
-        try:
-            from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-
-            kwargs: dict[str, Any] = {}
-            if not is_local and _in_hf_cache(source):
-                kwargs["local_files_only"] = True
-            self._llama = HuggingFaceEmbedding(
-                model_name=source,
-                device=resolved,
-                embed_batch_size=batch_size,
-                normalize=True,
-                **kwargs,
-            )
-        except Exception as exc:
-            raise ModelLoadError(
-                f"could not load embedding model {name!r} from {source}: {exc}"
-            ) from exc
         self._model: Any = self._llama._model
         dimension: Any = (
             getattr(self._model, "get_embedding_dimension", None)
@@ -146,20 +140,20 @@ class Embedder:
         """
         if self._tokenizer is None:
             spec = model_spec(self.name)  # the model's tokenizer.json, as the index reads it
-            if spec is not None:
-                self._tokenizer = SerializedTokenizer(spec)
-        if self._tokenizer is None:
-            tokenizer = self._model.tokenizer
-            serialized = SerializedTokenizer.of(tokenizer)
-            if serialized is not None:
-                self._tokenizer = serialized
-            else:
-
-                def encode(text: str) -> list[Any]:
-                    return list(tokenizer.encode(text, add_special_tokens=False))
-
-                self._tokenizer = encode
+            self._tokenizer = SerializedTokenizer(spec) if spec else self._loaded_tokenizer()
         return self._tokenizer
+
+    def _loaded_tokenizer(self) -> Callable[[str], list[Any]]:
+        """The loaded model's own tokenizer, for a model without a ``tokenizer.json``."""
+        tokenizer = self._model.tokenizer
+        serialized = SerializedTokenizer.of(tokenizer)
+        if serialized is not None:
+            return serialized
+
+        def encode(text: str) -> list[Any]:
+            return list(tokenizer.encode(text, add_special_tokens=False))
+
+        return encode
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed many texts in one call (sorted by length inside, batched by ``batch_size``)."""
