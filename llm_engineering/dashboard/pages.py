@@ -228,7 +228,7 @@ async def login(request: Request) -> Response:
         return dashboard.render(request, "login.html", next=request.query_params.get("next", "/"))
     form = await request.form()
     target = safe_next(str(form.get("next", "/")))
-    if not guard.check_token(str(form.get("token", ""))):
+    if not await guard.try_token(request.scope, str(form.get("token", "")), "login token"):
         return dashboard.render(
             request, "login.html", status_code=401, next=target, error="wrong token"
         )

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from llm_engineering.config import Settings
+from llm_engineering.throttle import TokenThrottle, client_of
 
 __all__ = ["Guard", "GuardPolicy", "csrf_token_of", "safe_next"]
 
@@ -107,10 +108,18 @@ class Guard:
     :meth:`check_token`.
     """
 
-    def __init__(self, app: ASGIApp, policy: GuardPolicy, secret: bytes | None = None):
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: GuardPolicy,
+        secret: bytes | None = None,
+        throttle: TokenThrottle | None = None,
+    ):
         self._app = app
         self.policy = policy
         self._secret = secret or secrets.token_bytes(32)
+        self.throttle = throttle or TokenThrottle()
+        """Slows a client that keeps sending wrong tokens (login form and bearer alike)."""
 
     # -- what handlers use ------------------------------------------------------------------
 
@@ -118,6 +127,10 @@ class Guard:
         return bool(self.policy.token) and hmac.compare_digest(
             given.strip().encode(), self.policy.token.encode()
         )
+
+    async def try_token(self, scope: Scope, given: str, what: str) -> bool:
+        """:meth:`check_token` behind the throttle: a client that keeps guessing waits longer."""
+        return await self.throttle.attempt(client_of(scope), lambda: self.check_token(given), what)
 
     def session_cookie_value(self, now: float | None = None) -> str:
         """A fresh login cookie: issue time, nonce, and their HMAC under the token."""
@@ -154,7 +167,7 @@ class Guard:
             await _plain(send, 403, "Invalid Origin header: requests from other sites are refused")
             return
         cookies = _cookies(headers.get("cookie", ""))
-        bearer = self._bearer_ok(headers.get("authorization", ""))
+        bearer = await self._bearer_ok(scope, headers.get("authorization", ""))
         session = self.policy.session_cookie in cookies and self._session_valid(
             cookies[self.policy.session_cookie]
         )
@@ -183,9 +196,11 @@ class Guard:
 
         await self._app(scope, receive, send_with_headers)
 
-    def _bearer_ok(self, header: str) -> bool:
+    async def _bearer_ok(self, scope: Scope, header: str) -> bool:
         scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and self.check_token(given)
+        if scheme.lower() != "bearer" or not self.policy.token:
+            return False
+        return await self.try_token(scope, given, "bearer token")
 
     async def _refuse(self, scope: Scope, headers: dict[str, str], send: Send) -> None:
         wants_page = scope["method"] == "GET" and "text/html" in headers.get("accept", "")

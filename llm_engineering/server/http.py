@@ -13,6 +13,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from llm_engineering.config import Settings
 from llm_engineering.errors import ConfigError
+from llm_engineering.throttle import TokenThrottle, client_of
 
 __all__ = ["BearerAuth", "BesideMcp", "build_http_app", "run_http", "transport_security"]
 
@@ -46,11 +47,16 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 class BearerAuth:
-    """ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>``."""
+    """ASGI middleware: every HTTP request needs ``Authorization: Bearer <token>``.
 
-    def __init__(self, app: Any, token: str):
+    Wrong tokens go through ``throttle`` (the dashboard's, when it is served beside), so a
+    client that keeps guessing waits longer and longer.
+    """
+
+    def __init__(self, app: Any, token: str, throttle: TokenThrottle | None = None):
         self._app = app
         self._token = token.encode()
+        self._throttle = throttle or TokenThrottle()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -62,7 +68,11 @@ class BearerAuth:
                 header = value
                 break
         scheme, _, given = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self._token):
+        if scheme.lower() != b"bearer" or not await self._throttle.attempt(
+            client_of(scope),
+            lambda: hmac.compare_digest(given.strip(), self._token),
+            "MCP bearer token",
+        ):
             body = json.dumps(
                 {
                     "error": "unauthorized",
@@ -117,7 +127,8 @@ def build_http_app(server: MCPServer, settings: Settings, dashboard: Any = None)
         transport_security=transport_security(settings),
         host=settings.host,
     )
-    mcp: Any = BearerAuth(app, token) if token else app
+    throttle = getattr(dashboard, "throttle", None)  # one count per client for both doors
+    mcp: Any = BearerAuth(app, token, throttle) if token else app
     return BesideMcp(mcp, dashboard) if dashboard is not None else mcp
 
 

@@ -52,10 +52,14 @@ def dashboard_factory(service_factory, mixed_folder: Path) -> Iterator:  # type:
 
 
 def client(
-    dashboard: Dashboard, host: str = "127.0.0.1:8765", **kwargs: object
+    dashboard: Dashboard,
+    host: str = "127.0.0.1:8765",
+    peer: tuple[str, int] = ("127.0.0.1", 123),
+    **kwargs: object,
 ) -> httpx.AsyncClient:
+    """An HTTP client of ``dashboard``'s app, as a browser at ``peer`` reaching it by ``host``."""
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=dashboard.app),
+        transport=httpx.ASGITransport(app=dashboard.app, client=peer),
         base_url=f"http://{host}",
         **kwargs,  # type: ignore[arg-type]
     )

@@ -156,3 +156,35 @@ async def test_nothing_outside_the_watched_folders_can_be_opened(
             "/documents/retry", data={"csrf": csrf_of(retry.text), "path": str(secret)}
         )
         assert forged.status_code == 404 and "outside the watched folders" in forged.text
+
+
+async def test_repeated_wrong_tokens_wait_longer_each_time_but_the_right_one_opens(
+    dashboard_factory,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from llm_engineering.throttle import TokenThrottle
+    from tests.test_throttle import ManualTime
+
+    dashboard = off_loopback(dashboard_factory)
+    time = ManualTime()
+    dashboard.guard.throttle = TokenThrottle(time.clock, time.sleep)
+    async with client(dashboard) as http:
+        csrf = csrf_of((await http.get("/login")).text)
+        with caplog.at_level("WARNING", logger="llm_engineering.throttle"):
+            for _ in range(30):
+                wrong = await http.post("/login", data={"csrf": csrf, "token": "guess"})
+                assert wrong.status_code == 401
+            bearer = await http.get("/", headers={"Authorization": "Bearer guess"})
+            assert bearer.status_code == 401
+        assert "wrong login token from 127.0.0.1 (30 in a row)" in caplog.text
+        assert "wrong bearer token from 127.0.0.1 (31 in a row)" in caplog.text
+        assert len(time.waits) == 31 - 5 and time.waits[-1] == 8.0
+        right = await http.post("/login", data={"csrf": csrf, "token": TOKEN, "next": "/"})
+        assert right.status_code == 303
+    async with client(dashboard, peer=("192.0.2.4", 5555)) as other:
+        await other.get("/login")
+        waits = len(time.waits)
+        assert (
+            await other.get("/", headers={"Authorization": f"Bearer {TOKEN}"})
+        ).status_code == 200
+        assert len(time.waits) == waits
