@@ -6,13 +6,21 @@ hits, a document's text) and tells the model which tools to use for the rest.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import anyio.to_thread
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import Message, UserMessage
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, EmbeddedResource, ResourceLink, TextResourceContents
+from mcp_types import (
+    INVALID_PARAMS,
+    EmbeddedResource,
+    Prompt,
+    ResourceLink,
+    TextResourceContents,
+)
 from pydantic import Field
 
 from llm_engineering.errors import UserError
@@ -148,3 +156,49 @@ def register(server: MCPServer, read_only: bool) -> None:
     server.prompt(title="Summarize a document")(summarize_document)
     if not read_only:
         server.prompt(title="Fine-tune on my examples")(fine_tune)
+    server.middleware.append(_checked_prompt_requests(server))
+
+
+def _checked_prompt_requests(server: MCPServer) -> Any:
+    """Middleware answering a ``prompts/get`` whose name or arguments are wrong with -32602 and
+    what is known; the SDK raises ValueError for them, which reaches the client as -32603
+    "Internal server error" (and a traceback in the log)."""
+
+    async def check(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "prompts/get":
+            problem = _prompt_problem(await server.list_prompts(), ctx.params or {})
+            if problem is not None:
+                raise MCPError(INVALID_PARAMS, problem)
+        return await call_next(ctx)
+
+    return check
+
+
+def _prompt_problem(prompts: list[Prompt], params: Mapping[str, Any]) -> str | None:
+    """What is wrong with a ``prompts/get`` request's name or arguments, or None."""
+
+    def signature(prompt: Prompt) -> str:
+        args = [a.name + ("" if a.required else "?") for a in prompt.arguments or []]
+        return f"{prompt.name}({', '.join(args)})"
+
+    known = {prompt.name: prompt for prompt in prompts}
+    name = params.get("name")
+    offered = "; ".join(signature(p) for p in prompts)
+    prompt = known.get(name) if isinstance(name, str) else None
+    if prompt is None:
+        return f"unknown prompt {name!r}: the prompts are {offered} ('?' = optional)"
+    given = params.get("arguments") or {}
+    if not isinstance(given, Mapping):
+        return f"arguments of {name!r} must be an object of strings: {signature(prompt)}"
+    takes = {a.name: a for a in prompt.arguments or []}
+    unknown = sorted(set(given) - set(takes))
+    missing = [a.name for a in takes.values() if a.required and given.get(a.name) is None]
+    not_text = sorted(k for k, v in given.items() if k in takes and not isinstance(v, str | None))
+    if not (unknown or missing or not_text):
+        return None
+    parts = [
+        *([f"unknown argument(s) {', '.join(map(repr, unknown))}"] if unknown else []),
+        *([f"missing required argument(s) {', '.join(map(repr, missing))}"] if missing else []),
+        *([f"argument(s) {', '.join(map(repr, not_text))} must be text"] if not_text else []),
+    ]
+    return f"prompt {name!r}: {'; '.join(parts)}. It takes {signature(prompt)} ('?' = optional)"

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 from mcp_types import (
+    INVALID_PARAMS,
     EmbeddedResource,
     PromptReference,
     ResourceLink,
@@ -116,3 +118,15 @@ async def test_prompts_are_listed_rendered_with_arguments_and_their_arguments_co
         assert await complete(client, job, "job_id", job_id[:6]) == [job_id]
         assert await complete(client, ask_ref, "question", "wh") == []
         assert await complete(client, ResourceTemplateReference(uri="x://{y}"), "y", "") == []
+
+        # Wrong names and arguments: -32602 with what is known, never -32603.
+        for name, arguments, expected in (
+            ("ask_me", {"question": "x"}, "unknown prompt 'ask_me': the prompts are ask_my_docs("),
+            ("ask_my_docs", {}, "missing required argument(s) 'question'"),
+            ("ask_my_docs", {"question": "x", "colour": "red"}, "unknown argument(s) 'colour'"),
+            ("fine_tune", {"adapter_name": "a"}, "'dataset_path'. It takes fine_tune("),
+        ):
+            with pytest.raises(MCPError) as refused:
+                await client.get_prompt(name, arguments)
+            error = refused.value.error
+            assert error.code == INVALID_PARAMS and expected in error.message, error
