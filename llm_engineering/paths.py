@@ -17,7 +17,12 @@ from typing import Literal
 
 from llm_engineering.errors import PathError
 
-__all__ = ["confine", "is_inside"]
+__all__ = ["MAX_NAME_BYTES", "MAX_PATH_BYTES", "check_name", "confine", "is_inside"]
+
+MAX_NAME_BYTES = 255
+"""Longest file or folder name (one path component) Linux, macOS and Windows file systems take."""
+MAX_PATH_BYTES = 4096
+"""Longest whole path Linux takes (PATH_MAX)."""
 
 
 def is_inside(path: Path, roots: Sequence[Path]) -> bool:
@@ -52,6 +57,7 @@ def confine(
         PathError: it is relative with no ``relative_to``, lies outside every root once
             resolved, does not exist, or is not a file when ``kind`` is ``file``.
     """
+    check_name(str(path), what)
     raw = Path(path).expanduser()
     if not raw.is_absolute():
         if relative_to is None:
@@ -59,17 +65,46 @@ def confine(
                 f"{what} {raw} must be absolute (or a path inside a watched folder given in full)"
             )
         raw = relative_to / raw
-    resolved = Path(os.path.realpath(raw))
-    allowed = _real(roots)
-    if not any(resolved == root or root in resolved.parents for root in allowed):
-        names = ", ".join(str(r) for r in allowed) or "(none configured)"
-        via = f" (it resolves to {resolved})" if resolved != raw else ""
-        raise PathError(f"{what} {raw}{via} is outside {roots_name} ({names})")
-    if not resolved.exists():
-        raise PathError(f"{what} {raw} does not exist")
-    if kind == "file" and not resolved.is_file():
-        raise PathError(f"{what} {raw} is not a file")
+    try:
+        resolved = Path(os.path.realpath(raw))
+        allowed = _real(roots)
+        if not any(resolved == root or root in resolved.parents for root in allowed):
+            names = ", ".join(str(r) for r in allowed) or "(none configured)"
+            via = f" (it resolves to {resolved})" if resolved != raw else ""
+            raise PathError(f"{what} {raw}{via} is outside {roots_name} ({names})")
+        if not resolved.exists():
+            raise PathError(f"{what} {raw} does not exist")
+        if kind == "file" and not resolved.is_file():
+            raise PathError(f"{what} {raw} is not a file")
+    except OSError as exc:  # a loop of links, a name the file system refuses
+        raise PathError(f"{what} {raw} cannot be opened: {exc.strerror or exc}") from None
     return resolved
+
+
+def check_name(path: str, what: str = "path") -> None:
+    """Refuse what no file system path can be: a NUL byte, a name over ``MAX_NAME_BYTES``,
+    a whole path over ``MAX_PATH_BYTES`` (the message says which, and the limit).
+
+    Raises:
+        PathError: one of those.
+    """
+    if "\x00" in path:
+        raise PathError(f"{what} contains a NUL byte (\\x00), which no file name can hold")
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:  # a lone surrogate that stands for no byte
+        raise PathError(f"{what} {path!r} holds characters no file name can hold") from None
+    if len(encoded) > MAX_PATH_BYTES:
+        raise PathError(
+            f"{what} is {len(encoded):,} bytes long; paths are at most {MAX_PATH_BYTES:,} bytes"
+        )
+    for part in encoded.split(b"/"):
+        if len(part) > MAX_NAME_BYTES:
+            shown = os.fsdecode(part[:40]) + "..."
+            raise PathError(
+                f"{what} has a name of {len(part):,} bytes ({shown!r}); file and folder names "
+                f"are at most {MAX_NAME_BYTES} bytes"
+            )
 
 
 def _real(roots: Sequence[Path]) -> list[Path]:

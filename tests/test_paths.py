@@ -75,3 +75,19 @@ def test_messages_name_the_argument_and_the_folders(root: Path, tmp_path: Path) 
     assert message.startswith("dataset_path ") and f"the allowed folders ({root})" in message
     with pytest.raises(PathError, match=r"\(none configured\)"):
         confine(tmp_path / "secret.txt", [])
+
+
+def test_what_no_file_system_can_hold_is_refused_by_name_not_by_an_os_error(root: Path) -> None:
+    cases = {
+        "sub/a\x00.md": "NUL byte",
+        "sub/" + "x" * 256 + ".md": "at most 255 bytes",
+        "/".join(["d"] * 2100): "at most 4,096 bytes",
+        "sub/\ud800.md": "characters no file name can hold",
+    }
+    for path, expected in cases.items():
+        with pytest.raises(PathError, match=expected):
+            confine(path, [root], relative_to=root, what="path")
+    loop = root / "loop.md"
+    loop.symlink_to(loop)
+    with pytest.raises(PathError, match="does not exist|cannot be opened"):
+        confine(loop, [root])

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +37,10 @@ Sort = Literal["path", "modified"]
 MAX_LIMIT = 500
 
 
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+
+
 def parse_time(value: str) -> float:
     """Seconds since the epoch from ISO 8601 (``2026-11-01``, ``...T10:00:00Z``) or a number.
 
@@ -43,19 +48,27 @@ def parse_time(value: str) -> float:
         UserError: neither.
     """
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds) or not _EARLIEST <= seconds <= _LATEST:
+            raise UserError(
+                f"modified_after {value!r} is not a time: seconds since the epoch must be a "
+                f"finite number from {_EARLIEST:.0f} to {_LATEST:.0f} (years 1-9999), or use "
+                "ISO 8601 (2026-11-01T10:00:00Z)"
+            )
+        return seconds
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()
+        return moment.timestamp()
+    except (ValueError, OverflowError, OSError):
         raise UserError(
             f"modified_after {value!r} is not a date: use ISO 8601 (2026-11-01T10:00:00Z) "
             "or seconds since the epoch"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.timestamp()
 
 
 @dataclass

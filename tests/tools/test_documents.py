@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from tests.conftest import FACTS
 from tests.server.helpers import call, error_of, indexed, search, stdio_client, wait_for_status
@@ -86,3 +88,28 @@ async def test_an_agent_opens_a_hit_reads_on_and_is_kept_inside_the_folder(
         assert "outside the watched folders" in reasons["escape"]
         message = await error_of(client, "list_documents", modified_after="last tuesday")
         assert "ISO 8601" in message
+
+        # Careless and hostile arguments: each a message saying what is wrong, not a bare failure.
+        long_name = "n" * 300 + ".md"
+        for path, expected in (
+            ("notes\x00.md", "NUL byte"),
+            (str(mixed_folder / "a\x00b" / "c.md"), "NUL byte"),
+            (long_name, "at most 255 bytes"),
+            ("/".join(["deep"] * 1200), "at most 4,096 bytes"),
+        ):
+            message = await error_of(client, "get_document", path=path)
+            assert expected in message, message
+        for value in ("1e300", "nan", "inf", "-1e300"):
+            message = await error_of(client, "list_documents", modified_after=value)
+            assert "finite number" in message and "years 1-9999" in message, message
+        for value in ("99999-01-01", "0000-01-01"):
+            message = await error_of(client, "list_documents", modified_after=value)
+            assert "ISO 8601" in message, message
+        for uri, expected in (
+            (f"doc://{mixed_folder.name}/notes%00.md", "NUL byte"),
+            (f"doc://{mixed_folder.name}/{long_name}", "at most 255 bytes"),
+        ):
+            with pytest.raises(MCPError) as refused:
+                await client.read_resource(uri)
+            assert refused.value.error.code == INVALID_PARAMS, refused.value.error
+            assert expected in refused.value.error.message, refused.value.error
