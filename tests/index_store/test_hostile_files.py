@@ -1,5 +1,5 @@
 """Files built to hurt: zip bombs, legacy code pages, links leading out of the folder, pages
-nested too deep, too many elements or pages."""
+nested too deep, too many elements or pages, names that are not UTF-8, NULs past the start."""
 
 import zipfile
 from pathlib import Path
@@ -162,3 +162,22 @@ def test_a_file_that_overruns_parse_timeout_s_is_failed_and_the_others_are_index
     for name in ("a", "b", "c"):
         hits, _ = service.search(f"{name}9q", mode="keyword")
         assert [Path(h.path).name for h in hits] == [f"{name}.md"]
+
+
+def test_text_with_nul_bytes_or_control_characters_past_its_first_64_kb_is_refused_as_binary() -> (
+    None
+):
+    text = b"The harbour pilots log the tide.\n" * 2200  # 72 KB of honest text
+    for name, data in [
+        ("tail.txt", text + b"\x00" * 5_000_000),
+        ("tail.md", text + b"\x00" * 10 + text),
+        ("tail.html", b"<p>" + text + b"</p>" + b"\x00"),
+        ("wide.txt", b"\xff\xfe" + (text.decode() + "\x00" * 100).encode("utf-16-le")),
+    ]:
+        with pytest.raises(DocumentError, match=r"binary data, not text \(NUL"):
+            read_document(Path(name), data)
+    assert read_document(Path("fine.txt"), text).text == text.decode()
+    western = "Crème brûlée at the harbour café.\n".encode("cp1252") * 8000  # 270 KB, not UTF-8
+    with pytest.raises(DocumentError, match=r"binary data, not text \(control characters"):
+        read_document(Path("tail.txt"), western + b"\x01" * 5_000_000)
+    assert "Crème brûlée" in (read_document(Path("fine.txt"), western).text or "")
