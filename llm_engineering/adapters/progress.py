@@ -6,8 +6,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm_engineering.adapters.damaged import UNREADABLE, Damaged, damaged
 from llm_engineering.adapters.jobs import ACTIVE, Job, read_events
 from llm_engineering.adapters.records import JobResult, JobSpec
+from llm_engineering.errors import UserError
 
 __all__ = ["JobView"]
 
@@ -30,7 +32,9 @@ class JobView:
     eval_loss: float | None = None
     """The latest held-out loss."""
     spec: JobSpec | None = None
-    """What was asked (None while the job is still being validated)."""
+    """What was asked (None while the job is still being validated, or when damaged)."""
+    damaged: Damaged | None = None
+    """Set when its ``job.json`` cannot be read; the rest of the view still is."""
     events: list[dict[str, Any]] = field(default_factory=list)
     result: JobResult | None = None
     loss_plot: Path | None = None
@@ -65,7 +69,11 @@ class JobView:
             view.eta_s = None
         view.result = JobResult.read(folder)
         if (folder / JobSpec.FILE).is_file():
-            view.spec = JobSpec.read(folder)
+            try:
+                view.spec = JobSpec.read(folder)
+            # Values this version refuses (UserError) too: the row and events still show.
+            except (*UNREADABLE, UserError) as exc:
+                view.damaged = damaged(f"job {job.id}", folder / JobSpec.FILE, exc)
         plot = folder / "loss.png"
         view.loss_plot = plot if plot.is_file() else None
         return view

@@ -4,21 +4,32 @@ Versions are integers, monotonic per name (a deleted version's number is never r
 A card records what an adapter is and where it came from: the base model and the sha256
 of the GGUF it serves on, the dataset's sha256 and counts, the resolved
 hyperparameters, final and best loss, library versions, creation time and parent job.
+
+A card that cannot be read is listed apart as damaged (:class:`RegistryScan`), with its
+path and why, and refused by name with the same; every other version lists and serves.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from llm_engineering.adapters.damaged import UNREADABLE, Damaged, damaged
 from llm_engineering.errors import UserError
 
-__all__ = ["AdapterCard", "AdapterRegistry", "parse_spec", "valid_name"]
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+__all__ = ["AdapterCard", "AdapterRegistry", "RegistryScan", "parse_spec", "valid_name"]
+
+log = logging.getLogger(__name__)
 
 # fullmatch, never match with ^...$: "$" lets a final newline through ("ok\n").
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -74,6 +85,27 @@ class AdapterCard:
         return f"{self.name}@{self.version}"
 
 
+@dataclass
+class RegistryScan:
+    """The versions whose cards read, and those whose cards do not."""
+
+    cards: list[AdapterCard]
+    damaged: list[Damaged]
+
+
+@functools.cache
+def _card_type() -> TypeAdapter[AdapterCard]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(AdapterCard)
+
+
+class _DamagedCard(Exception):
+    def __init__(self, found: Damaged):
+        super().__init__(found.describe())
+        self.found = found
+
+
 class AdapterRegistry:
     def __init__(self, root: Path):
         self.root = root
@@ -94,7 +126,13 @@ class AdapterRegistry:
     def next_version(self, name: str) -> int:
         folder = self._folder(name)
         counter = folder / ".last_version"
-        last = int(counter.read_text()) if counter.is_file() else 0
+        last = 0
+        if counter.is_file():
+            text = counter.read_text(errors="replace").strip()
+            if text.isdigit():
+                last = int(text)
+            else:  # the versions on disk still keep numbers from being reused
+                log.warning("%s does not hold a version number (%r); ignored", counter, text[:40])
         return max([last, *self.versions(name)]) + 1
 
     def add(self, card: AdapterCard, peft_dir: Path, gguf_path: Path | None) -> AdapterCard:
@@ -119,7 +157,8 @@ class AdapterRegistry:
         """The card for ``NAME`` (latest version) or ``NAME@VERSION``.
 
         Raises:
-            UserError: no such adapter or version.
+            UserError: no such adapter or version, or its card cannot be read (the message
+                names the file and why).
         """
         name, version = parse_spec(spec)
         versions = self.versions(name)
@@ -135,22 +174,48 @@ class AdapterRegistry:
             raise UserError(
                 f"adapter {name!r} has no version {version}; versions: {', '.join(map(str, versions))}"
             )
-        return self._read(self._folder(name) / str(version))
+        try:
+            return self._read(self._folder(name), version)
+        except _DamagedCard as exc:
+            # Never an older version in its place: the caller asked for this one.
+            spec = f"{name}@{version}"
+            raise UserError(
+                f"adapter {exc.found.describe()}; delete it (delete_adapter {spec}, or "
+                f"llm-eng adapters --delete {spec}) or restore the file"
+            ) from None
 
     def cards(self) -> list[AdapterCard]:
-        cards = []
-        if self.root.is_dir():
-            for folder in sorted(self.root.iterdir()):
-                if folder.is_dir() and _NAME.fullmatch(folder.name):
-                    for version in self.versions(folder.name):
-                        cards.append(self._read(folder / str(version)))
-        return cards
+        """Every version whose card reads (see :meth:`scan` for those that do not)."""
+        return self.scan().cards
+
+    def scan(self, name: str | None = None) -> RegistryScan:
+        """Every version (of ``name`` only, when given), damaged cards apart; only the cards
+        of ``name`` are read then."""
+        found = RegistryScan([], [])
+        if not self.root.is_dir():
+            return found
+        for folder in sorted(self.root.iterdir()):
+            if not folder.is_dir() or not _NAME.fullmatch(folder.name):
+                continue
+            if name is not None and folder.name != name:
+                continue
+            for version in self.versions(folder.name):
+                try:
+                    found.cards.append(self._read(folder, version))
+                except _DamagedCard as exc:
+                    found.damaged.append(exc.found)
+        return found
 
     @staticmethod
-    def _read(folder: Path) -> AdapterCard:
-        card = AdapterCard(**json.loads((folder / "card.json").read_text()))
-        # Where it is now: a data folder that was moved or copied serves its own files.
-        card.path = str(folder)
+    def _read(folder: Path, version: int) -> AdapterCard:
+        path = folder / str(version) / "card.json"
+        try:
+            card = _card_type().validate_python(json.loads(path.read_text(encoding="utf-8")))
+        except UNREADABLE as exc:
+            raise _DamagedCard(damaged(f"{folder.name}@{version}", path, exc)) from exc
+        # What it is and where it is now come from its folder: a data folder that was moved
+        # or copied serves its own files, under the version it is listed as.
+        card.name, card.version, card.path = folder.name, version, str(path.parent)
         return card
 
     def delete(self, spec: str, confirm: str) -> list[str]:

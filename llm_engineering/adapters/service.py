@@ -26,7 +26,13 @@ from llm_engineering.adapters.job_control import JobControl
 from llm_engineering.adapters.job_runner import JobRunner
 from llm_engineering.adapters.jobs import Job, JobStore
 from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
-from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry, parse_spec, valid_name
+from llm_engineering.adapters.registry import (
+    AdapterCard,
+    AdapterRegistry,
+    RegistryScan,
+    parse_spec,
+    valid_name,
+)
 from llm_engineering.adapters.serving import AdapterResolver
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
@@ -256,8 +262,13 @@ class TrainingService(JobControl):
         return self.resolver.resolve(spec)
 
     def adapters(self, name: str | None = None) -> list[AdapterCard]:
-        """Every registered adapter version (only those named ``name`` when given)."""
-        return [card for card in self.registry.cards() if name is None or card.name == name]
+        """Every registered adapter version (only those named ``name`` when given) whose card
+        reads; :meth:`adapter_listing` also gives those whose card does not."""
+        return self.registry.scan(name).cards
+
+    def adapter_listing(self, name: str | None = None) -> RegistryScan:
+        """The adapter versions (of ``name`` when given), and apart those whose card is damaged."""
+        return self.registry.scan(name)
 
     def adapter(self, spec: str) -> AdapterCard:
         """The card of ``NAME`` (its latest version) or ``NAME@VERSION``.

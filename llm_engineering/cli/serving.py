@@ -15,6 +15,7 @@ from llm_engineering.cli.options import fail
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
+    from llm_engineering.adapters.registry import AdapterCard
     from llm_engineering.adapters.service import TrainingService
     from llm_engineering.config import Settings
     from llm_engineering.generation.base import Availability
@@ -22,15 +23,19 @@ if TYPE_CHECKING:
 __all__ = ["print_launch", "release", "where_served"]
 
 
-def where_served(training: TrainingService) -> list[Availability]:
-    """Where each registered version answers now, as ``list_adapters`` says (no model loads;
-    with ``llm_url`` the server is asked)."""
+def where_served(
+    training: TrainingService, cards: list[AdapterCard] | None = None
+) -> list[Availability]:
+    """Where each of ``cards`` (default: every registered version) answers now, as
+    ``list_adapters`` says (no model loads; with ``llm_url`` the server is asked)."""
     from llm_engineering.adapters.serving import availability
     from llm_engineering.generation.models import GeneratorCache
 
     generators = GeneratorCache(training.settings)
     try:
-        return availability(training.resolver, generators, training.adapters())
+        return availability(
+            training.resolver, generators, training.adapters() if cards is None else cards
+        )
     finally:
         generators.close()
 

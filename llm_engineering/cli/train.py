@@ -197,6 +197,8 @@ def jobs(
             typer.echo("no training jobs yet (llm-eng train DATA.jsonl --name NAME)")
         for view in [] if as_json else views:
             typer.echo(output.job_line(view))
+            if view.damaged:
+                typer.echo(f"  damaged: {view.damaged.path} cannot be read ({view.damaged.reason})")
         return
     try:
         if cancel:
@@ -224,6 +226,8 @@ def jobs(
         typer.echo(json.dumps(view.to_dict(), indent=2))
         return
     typer.echo(output.job_line(view))
+    if view.damaged:
+        typer.echo(f"  damaged: {view.damaged.path} cannot be read ({view.damaged.reason})")
     for event in view.events:
         typer.echo(f"  {job_progress.event_line(event)}")
     if view.loss_plot:
@@ -264,8 +268,9 @@ def adapters(
             for note in serving.release(training.settings, deleted):
                 typer.echo(f"note: {note}", err=True)
             return
-        cards = training.adapters()
-        found = serving.where_served(training)
+        listing = training.adapter_listing()
+        cards = listing.cards
+        found = serving.where_served(training, cards)
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
     finally:
@@ -276,5 +281,11 @@ def adapters(
             for card, where in zip(cards, found, strict=True)
         ]
         typer.echo(json.dumps(listed, indent=2))
-        return
-    output.print_adapters(cards, found)
+    else:
+        output.print_adapters(cards, found)
+    for damaged in listing.damaged:  # beside the JSON, never in it: stdout stays the list
+        typer.echo(
+            f"damaged: {damaged.describe()}; restore it or delete it: "
+            f"llm-eng adapters --delete {damaged.entry}",
+            err=as_json,
+        )

@@ -30,13 +30,14 @@ def routes() -> list[BaseRoute]:
 async def adapters_page(request: Request, **values: Any) -> Response:
     dashboard = dashboard_of(request)
     training = dashboard.require().require_training()
-    cards = await in_thread(training.adapters)
+    listing = await in_thread(training.adapter_listing)
     status_code = values.pop("status_code", 200)
     return dashboard.render(
         request,
         "adapters.html",
         status_code=status_code,
-        cards=sorted(cards, key=lambda c: (c.name, -c.version)),
+        cards=sorted(listing.cards, key=lambda c: (c.name, -c.version)),
+        damaged=listing.damaged,
         **values,
     )
 

@@ -9,12 +9,13 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
+from llm_engineering.adapters.damaged import Damaged
 from llm_engineering.adapters.registry import AdapterCard
 from llm_engineering.adapters.serving import availability
 from llm_engineering.generation.base import Availability
 from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
-__all__ = ["AdapterInfo", "Serving", "register"]
+__all__ = ["AdapterInfo", "DamagedInfo", "Serving", "register"]
 
 
 class Serving(BaseModel):
@@ -65,8 +66,23 @@ class AdapterInfo(BaseModel):
         )
 
 
+class DamagedInfo(BaseModel):
+    entry: str = Field(description="NAME@VERSION of the adapter, or 'job ID'.")
+    path: str = Field(description="The file that cannot be read.")
+    reason: str = Field(description="Why: not valid JSON (where), a missing or wrong field, ...")
+
+    @classmethod
+    def of(cls, found: Damaged) -> DamagedInfo:
+        return cls(entry=found.entry, path=found.path, reason=found.reason)
+
+
 class AdapterList(BaseModel):
     adapters: list[AdapterInfo]
+    damaged: list[DamagedInfo] = Field(
+        default_factory=list,
+        description="Versions whose card.json cannot be read: left out of adapters; delete "
+        "them (delete_adapter) or restore the file.",
+    )
 
 
 class Deleted(BaseModel):
@@ -85,12 +101,18 @@ async def list_adapters(
     app = app_of(ctx)
     training = app.require_training()
 
-    def work() -> list[AdapterInfo]:
-        cards = training.adapters(name)
-        found = availability(training.resolver, app.require_generators(), cards)
-        return [AdapterInfo.of(card, where) for card, where in zip(cards, found, strict=True)]
+    def work() -> AdapterList:
+        listing = training.adapter_listing(name)
+        found = availability(training.resolver, app.require_generators(), listing.cards)
+        return AdapterList(
+            adapters=[
+                AdapterInfo.of(card, where)
+                for card, where in zip(listing.cards, found, strict=True)
+            ],
+            damaged=[DamagedInfo.of(d) for d in listing.damaged],
+        )
 
-    return AdapterList(adapters=await anyio.to_thread.run_sync(work))
+    return await anyio.to_thread.run_sync(work)
 
 
 @user_errors

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from llm_engineering.adapters.defaults import auto_names
 from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.service import TrainingService
+from llm_engineering.tools.adapters import DamagedInfo
 from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
 __all__ = ["JobInfo", "register"]
@@ -61,6 +62,11 @@ class JobInfo(BaseModel):
     events: list[dict[str, Any]] = Field(
         default_factory=list, description="The latest events from the worker."
     )
+    damaged: DamagedInfo | None = Field(
+        default=None,
+        description="Set when the job's job.json cannot be read (its path and why); the rest "
+        "of what is known of the job is still given.",
+    )
 
     @classmethod
     def of(cls, view: JobView, events: bool = True) -> JobInfo:
@@ -94,6 +100,7 @@ class JobInfo(BaseModel):
             eval_loss=(result.eval_loss if result else None) or view.eval_loss,
             answer_check=result.answer_check if result else None,
             events=view.events if events else [],
+            damaged=DamagedInfo.of(view.damaged) if view.damaged else None,
         )
 
 

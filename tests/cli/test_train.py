@@ -199,3 +199,29 @@ def test_deleting_an_adapter_that_does_not_exist_fails_before_asking(tmp_path: P
     assert "delete faq@1? This cannot be undone" in kept.output and kept.exit_code == 1
     deleted = CliRunner().invoke(app, ["adapters", "--delete", "faq", *data], input="y\n")
     assert deleted.exit_code == 0 and "deleted faq@1" in deleted.output
+
+
+def test_adapters_and_jobs_list_the_rest_and_name_each_damaged_record(tmp_path: Path) -> None:
+    from tests.adapters.test_damaged import damaged_registry
+
+    data_dir = tmp_path / "data"
+    damaged = damaged_registry(data_dir)
+    training = TrainingService(load_settings(data_dir=data_dir))
+    bad = training.start_job("bad", records=fact_records(12))
+    spec_file = training.store.folder(bad.id) / "job.json"
+    spec_file.write_text("{")
+    training.close()
+    data = ["--data-dir", str(data_dir)]
+    listed = CliRunner().invoke(app, ["adapters", *data])
+    assert listed.exit_code == 0, listed.output
+    assert "faq@1" in listed.output and "other@1" in listed.output
+    for spec, path in damaged.items():
+        assert f"damaged: {spec}: {path} cannot be read" in listed.output
+    assert "llm-eng adapters --delete faq@2" in listed.output
+    as_json = CliRunner().invoke(app, ["adapters", "--json", *data])
+    assert [card["name"] for card in json.loads(as_json.stdout)] == ["faq", "other"]
+    assert f"damaged: faq@2: {damaged['faq@2']}" in as_json.stderr
+    jobs = CliRunner().invoke(app, ["jobs", *data])
+    assert jobs.exit_code == 0 and f"damaged: {spec_file} cannot be read" in jobs.output
+    shown = CliRunner().invoke(app, ["jobs", bad.id, "--json", *data])
+    assert json.loads(shown.stdout)["damaged"]["path"] == str(spec_file)
