@@ -11,18 +11,44 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
-__all__ = ["is_gguf", "prepare_base"]
+__all__ = ["hub_cache", "in_hub_cache", "is_gguf", "looks_like_hub_id", "prepare_base"]
 
 log = logging.getLogger(__name__)
+
+# The hub's own rule for repository ids: NAME or ORG/NAME, each starting with a letter or digit.
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
 
 
 def is_gguf(base: str) -> bool:
     from llm_engineering.packaged import PACKAGED_GGUF
 
     return base in PACKAGED_GGUF or base.endswith(".gguf")
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """Whether ``name`` could be a Hugging Face model id (``NAME`` or ``ORG/NAME``)."""
+    return bool(_HUB_ID.fullmatch(name)) and ".." not in name and not name.endswith(".gguf")
+
+
+def hub_cache() -> str:
+    """The Hugging Face hub cache this process reads (``HF_HUB_CACHE``, ``HF_HOME``/hub)."""
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def in_hub_cache(name: str) -> bool:
+    """Whether the model ``name`` is in the local Hugging Face cache (its config.json is)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # a name the hub library refuses is simply not cached
+        return False
 
 
 def prepare_base(base: str, cache_root: Path) -> tuple[str, Path | None, str | None]:

@@ -243,3 +243,53 @@ def test_an_agents_base_model_path_must_lie_in_the_allowed_folders_and_probes_no
         view.job.base_model == "smollm2-135m-instruct" for view in training.jobs()
     )
     training.close()
+
+
+def test_a_relative_base_model_is_a_path_held_to_the_allowed_folders_and_a_hub_id_must_be_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    training = service(tmp_path)
+    model = tmp_path / "tmp" / "x" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    for relative in ("tmp/x/model", "./tmp/x/model", "tmp/x/../x/model"):
+        message = _message(
+            lambda name=relative: training.start_job("z", records=fact_records(8), base_model=name)
+        )
+        assert "is outside the allowed folders" in message, message
+    # The CLI's user names the model himself: the folder is taken, in full.
+    assert training.base_model("tmp/x/model") == str(model.resolve())
+    monkeypatch.chdir("/")
+    hub_cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def refused(name: str) -> str:
+        return _message(lambda: training.start_job("z", records=fact_records(8), base_model=name))
+
+    # "etc" would be /etc here; whether it exists is never told.
+    assert refused("etc").replace("etc", "X") == refused("etcqq").replace("etcqq", "X")
+    message = refused("acme/tiny")
+    assert "not a model in the local Hugging Face cache" in message and str(hub_cache) in message
+    assert "does not download" in message, message
+    with pytest.raises(UserError, match=r"huggingface\.co cannot be reached"):
+        training.base_model("acme/tiny")  # the CLI's user, offline
+    assert training.store.jobs() == []
+    snapshot = hub_cache / "models--acme--tiny" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (hub_cache / "models--acme--tiny" / "refs").mkdir()
+    (hub_cache / "models--acme--tiny" / "refs" / "main").write_text("0123abc")
+    cached = training.start_job("z", records=fact_records(8), base_model="acme/tiny")
+    assert cached.base_model == "acme/tiny"
+    # A relative path that lies inside the data folder is a path, taken in full.
+    inside = training.settings.data_dir / "models" / "m"
+    inside.mkdir(parents=True)
+    (inside / "config.json").write_text("{}")
+    monkeypatch.chdir(training.settings.data_dir)
+    taken = training.start_job("z", records=fact_records(8), base_model="models/m")
+    assert taken.base_model == str(inside.resolve())
+    training.close()
