@@ -20,6 +20,11 @@ __all__ = ["BearerAuth", "BesideMcp", "build_http_app", "run_http", "transport_s
 log = logging.getLogger(__name__)
 
 MCP_PATH = "/mcp"
+KEEP_ALIVE_S = 75
+"""How long an idle kept-alive connection stays open (uvicorn's default is 5 s, nginx's 75 s).
+uvicorn closes an idle connection when this runs out even if a request arrived meanwhile
+unread (after the process was stopped, suspended or starved), and the kernel then resets it
+under the client; a longer wait covers such pauses of up to a minute."""
 
 
 def _allowed_hosts(settings: Settings) -> list[str]:
@@ -140,4 +145,11 @@ def run_http(server: MCPServer, settings: Settings, dashboard: Any = None) -> No
     log.info("serving MCP over HTTP at http://%s:%d%s", host, settings.port, MCP_PATH)
     if dashboard is not None:
         log.info("dashboard at http://%s:%d/", host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )
