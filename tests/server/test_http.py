@@ -53,6 +53,11 @@ async def test_search_over_streamable_http(mixed_folder: Path, tmp_path: Path) -
             for kind, query in QUERIES.items():
                 assert FACTS[kind][0] in names(await search(client, query, top_k=3)), kind
         answered_after_a_pause(server, f"http://127.0.0.1:{port}/static/dashboard.css")
+        # JSON nested 100,000 deep is refused as a parse error, and the server goes on answering
+        deep = "[" * 100_000 + "]" * 100_000
+        response = httpx.post(url, content=deep, headers=HEADERS, timeout=120)
+        assert response.status_code == 400 and "Parse error" in response.text, response.text
+        assert httpx.post(url, json=INIT, headers=HEADERS).status_code == 200
         # a browser page from another site may not talk to the server
         response = httpx.post(url, json=INIT, headers={**HEADERS, "Origin": "http://evil.example"})
         assert response.status_code == 403
