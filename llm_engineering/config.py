@@ -247,6 +247,24 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Folders training datasets may be read from; empty = the watched folders and the data dir.",
     )
+    train_dataset_max_mb: float = Field(
+        default=64.0,
+        gt=0,
+        description="Largest training dataset file (dataset_path, eval_path), checked before it "
+        "is read; a larger one is refused.",
+    )
+    train_line_max_kb: float = Field(
+        default=1024.0,
+        ge=64,
+        description="Longest line of a training dataset; a longer one is reported as a bad line "
+        "and skipped without being held in memory.",
+    )
+    train_max_examples: int = Field(
+        default=100_000,
+        ge=8,
+        description="Most examples one training job takes (a file's lines or inline records); "
+        "validation stops past it.",
+    )
     jobs_max_concurrent: int = Field(
         default=1, ge=1, le=16, description="Training jobs that run at once; the rest wait queued."
     )

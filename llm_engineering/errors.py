@@ -65,14 +65,18 @@ class EmbeddingModelMismatch(UserError):
 
 
 class DatasetError(UserError):
-    """The dataset has bad lines; ``problems`` lists them as (line, reason)."""
+    """The dataset has ``bad`` bad lines; ``problems`` lists them as (line, reason), or the
+    first of them when a validation kept only so many."""
 
-    def __init__(self, source: str, problems: list[tuple[int, str]], total: int):
+    def __init__(
+        self, source: str, problems: list[tuple[int, str]], total: int, bad: int | None = None
+    ):
         self.problems = problems
+        bad = len(problems) if bad is None else bad
         shown = "; ".join(f"line {line}: {reason}" for line, reason in problems[:20])
-        more = f"; and {len(problems) - 20} more" if len(problems) > 20 else ""
+        more = f"; and {bad - 20:,} more" if bad > 20 else ""
         super().__init__(
-            f"{source}: {len(problems)} of {total} lines are not valid training examples: {shown}{more}"
+            f"{source}: {bad:,} of {total:,} lines are not valid training examples: {shown}{more}"
         )
 
 

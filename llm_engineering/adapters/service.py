@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_engineering.adapters.datasets import (
+    DatasetLimits,
     Example,
     ValidatedDataset,
     load_jsonl,
@@ -42,8 +43,6 @@ from llm_engineering.paths import confine, is_inside
 __all__ = ["TrainingService"]
 
 log = logging.getLogger(__name__)
-
-MAX_INLINE_RECORDS = 100_000
 
 
 class TrainingService(JobControl):
@@ -164,25 +163,22 @@ class TrainingService(JobControl):
             raise UserError("give exactly one of dataset_path (a JSONL file) or records (a list)")
         config = QLoRAConfig.from_dict(hyperparameters)
         base = self.base_model(base_model, check_roots)
+        limits = DatasetLimits.of(self.settings)
         path = None
         if dataset_path is not None:
             path = self._dataset_file(dataset_path, "dataset_path", check_roots)
-        elif records is not None and len(records) > MAX_INLINE_RECORDS:
-            raise UserError(
-                f"{len(records)} inline records; pass more than {MAX_INLINE_RECORDS:,} as a file"
-            )
         if eval_path is not None and eval_records is not None:
             raise UserError("give at most one of eval_path or eval_records")
         held_path = self._dataset_file(eval_path, "eval_path", check_roots) if eval_path else None
         dataset: ValidatedDataset = (
-            load_jsonl(path)
+            load_jsonl(path, limits=limits)
             if path is not None
-            else validate_records(enumerate(records or [], start=1), "records")
+            else validate_records(enumerate(records or [], start=1), "records", limits=limits)
         )
         if held_path is not None:
-            held = load_jsonl(held_path, min_examples=1).examples
+            held = load_jsonl(held_path, min_examples=1, limits=limits).examples
         elif eval_records is not None:
-            held = validate_records(enumerate(eval_records, 1), "eval_records", 1).examples
+            held = validate_records(enumerate(eval_records, 1), "eval_records", 1, limits).examples
         else:
             held = None
         if held is None:
