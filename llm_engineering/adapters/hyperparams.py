@@ -11,13 +11,40 @@ when the model loads (:mod:`llm_engineering.adapters.defaults`).
 from __future__ import annotations
 
 import json
+import math
+import re
 import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from llm_engineering.errors import UserError
 
-__all__ = ["QLoRAConfig"]
+__all__ = ["RANGES", "QLoRAConfig"]
+
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "r": (1, 1024, True, True),
+    "lora_alpha": (0, 4096, False, True),
+    "lora_dropout": (0, 1, True, False),
+    "learning_rate": (0, 1, False, False),
+    "warmup_ratio": (0, 1, True, False),
+    "epochs": (0, 1000, True, True),
+    "max_steps": (0, 1_000_000, True, True),
+    "max_minutes": (0, 10_080, True, True),
+    "batch_size": (1, 1024, True, True),
+    "gradient_accumulation": (1, 1024, True, True),
+    "max_seq_len": (16, 32768, True, True),
+    "weight_decay": (0, 1, True, True),
+    "max_grad_norm": (0, 1000, True, True),
+    "checkpoint_every": (1, 1_000_000, True, True),
+    "seed": (0, 2**32 - 1, True, True),
+    "exploding_loss": (0, 1_000_000, False, True),
+    "eval_fraction": (0, 0.5, True, True),
+    "eval_every": (0, 1_000_000, True, True),
+    "eval_max_answers": (0, 1000, True, True),
+}
+"""Each number's range: (low, high, low included, high included). Every value must also be
+finite: raw JSON allows NaN and Infinity, which would otherwise fail late in the worker (or
+pass, and be written into the adapter's card)."""
 
 
 @dataclass(frozen=True)
@@ -62,38 +89,24 @@ class QLoRAConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.r < 1:
-            problems.append("r must be >= 1")
-        if self.lora_alpha <= 0:
-            problems.append("lora_alpha must be > 0")
-        if not 0 <= self.lora_dropout < 1:
-            problems.append("lora_dropout must be in [0, 1)")
-        if not 0 < self.learning_rate < 1:
-            problems.append("learning_rate must be in (0, 1)")
-        if self.lr_scheduler not in ("cosine", "linear", "constant"):
-            problems.append("lr_scheduler must be cosine, linear or constant")
-        if not 0 <= self.warmup_ratio < 1:
-            problems.append("warmup_ratio must be in [0, 1)")
+        for name, (low, high, closed_low, closed_high) in RANGES.items():
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                problems.append(f"{name} must be a finite number, not {value}")
+                continue
+            below = value < low or (value == low and not closed_low)
+            above = value > high or (value == high and not closed_high)
+            if below or above:
+                problems.append(f"{name} must be in {_interval(name)}, not {_number(value)}")
         if self.epochs <= 0 and self.max_steps <= 0:
             problems.append("give epochs > 0 or max_steps > 0")
-        if self.max_steps < 0 or self.max_minutes < 0:
-            problems.append("max_steps and max_minutes cannot be negative")
-        if self.batch_size < 1 or self.gradient_accumulation < 1:
-            problems.append("batch_size and gradient_accumulation must be >= 1")
-        if not 16 <= self.max_seq_len <= 32768:
-            problems.append("max_seq_len must be in [16, 32768]")
-        if self.checkpoint_every < 1:
-            problems.append("checkpoint_every must be >= 1")
+        if self.lr_scheduler not in ("cosine", "linear", "constant"):
+            problems.append("lr_scheduler must be cosine, linear or constant")
         if self.quant_type not in ("nf4", "fp4"):
             problems.append("quant_type must be nf4 or fp4")
         if self.compute_dtype not in ("bfloat16", "float16", "float32"):
             problems.append("compute_dtype must be bfloat16, float16 or float32")
-        if not 0 <= self.eval_fraction <= 0.5:
-            problems.append("eval_fraction must be in [0, 0.5]")
-        if self.eval_every < 0 or self.eval_max_answers < 0:
-            problems.append("eval_every and eval_max_answers cannot be negative")
-        if self.exploding_loss <= 0:
-            problems.append("exploding_loss must be > 0")
+        problems += _target_problems(self.target_modules)
         if problems:
             raise UserError("invalid hyperparameters: " + "; ".join(problems))
 
@@ -118,7 +131,7 @@ class QLoRAConfig:
             try:
                 values[name] = _typed(value, types[name])
             except ValueError as exc:
-                problems.append(f"{name} must be {exc}, not {value!r}")
+                problems.append(f"{name} must be {exc}, not {_shown(value)}")
         if problems:
             raise UserError("invalid hyperparameters: " + "; ".join(problems))
         return cls(**values)
@@ -148,7 +161,10 @@ def _typed(value: Any, kind: Any) -> Any:
         raise ValueError("a whole number")
     if kind is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # a whole number of hundreds of digits
+                raise ValueError("a number") from None
         raise ValueError("a number")
     if kind is str:
         if isinstance(value, str):
@@ -160,3 +176,34 @@ def _typed(value: Any, kind: Any) -> Any:
     ):
         return value
     raise ValueError("a string or a list of strings")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else f"{value:g}"
+
+
+def _interval(name: str) -> str:
+    low, high, closed_low, closed_high = RANGES[name]
+    return (
+        f"{'[' if closed_low else '('}{_number(low)}, {_number(high)}{']' if closed_high else ')'}"
+    )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _target_problems(target: str | list[str]) -> list[str]:
+    """What is wrong with ``target_modules`` by itself (the base's layers are checked when
+    the job is started): a string other than ``all-linear`` is a regular expression that
+    must match a whole layer name, as peft reads it; list entries are names or name endings."""
+    names = [target] if isinstance(target, str) else target
+    if any(not name.strip() for name in names):
+        return ["target_modules must not be empty names"]
+    if isinstance(target, str) and target != "all-linear":
+        try:
+            re.compile(target)
+        except re.error as exc:
+            return [f"target_modules {target!r} is not a valid regular expression ({exc})"]
+    return []

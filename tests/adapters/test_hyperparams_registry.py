@@ -49,7 +49,7 @@ def test_unknown_or_invalid_hyperparameters_are_refused_with_the_reason() -> Non
         UserError, match=r"unknown hyperparameter.*lerning_rate.*known: .*learning_rate"
     ):
         QLoRAConfig.from_dict({"lerning_rate": 1e-3})
-    with pytest.raises(UserError, match=r"r must be >= 1.*lr_scheduler"):
+    with pytest.raises(UserError, match=r"r must be in \[1, 1024\], not 0.*lr_scheduler"):
         QLoRAConfig.from_dict({"r": 0, "lr_scheduler": "wavy"})
     with pytest.raises(UserError, match="learning_rate must be in"):
         QLoRAConfig.from_dict({"learning_rate": 5})
@@ -133,3 +133,31 @@ def test_a_name_with_a_final_newline_is_refused_everywhere_names_are_checked(
     with pytest.raises(ConfigError, match="collection"):
         load_settings(data_dir=tmp_path, collection="docs\n")
     assert load_settings(data_dir=tmp_path, collection="my-docs.v2").collection == "my-docs.v2"
+
+
+def test_every_value_must_be_finite_and_in_its_stated_range() -> None:
+    # Raw JSON allows NaN and Infinity; they fail here, not late in the worker or in a card.
+    for name in ("epochs", "lora_alpha", "max_grad_norm", "exploding_loss", "max_minutes"):
+        for raw in ("NaN", "Infinity", "-Infinity"):
+            with pytest.raises(UserError, match=f"{name} must be a finite number"):
+                QLoRAConfig.from_dict(json.loads(f'{{"{name}": {raw}}}'))
+    refused = {
+        "weight_decay": (-5, r"weight_decay must be in \[0, 1\], not -5"),
+        "r": (100000, r"r must be in \[1, 1024\], not 100000"),
+        "epochs": (1e9, r"epochs must be in \[0, 1000\], not 1000000000"),
+        "max_steps": (10**7, r"max_steps must be in \[0, 1000000\], not 10000000"),
+        "lora_alpha": (0, r"lora_alpha must be in \(0, 4096\], not 0"),
+        "seed": (-1, r"seed must be in \[0, 4294967295\], not -1"),
+        "max_grad_norm": (-1, r"max_grad_norm must be in \[0, 1000\]"),
+    }
+    for name, (value, message) in refused.items():
+        with pytest.raises(UserError, match=message):
+            QLoRAConfig.from_dict({name: value})
+    with pytest.raises(UserError, match="lora_alpha must be a number, not 10000000000"):
+        QLoRAConfig.from_dict({"lora_alpha": 10**400})  # too large for a float
+    with pytest.raises(UserError, match=r"target_modules .* is not a valid regular expression"):
+        QLoRAConfig.from_dict({"target_modules": "q_proj("})
+    with pytest.raises(UserError, match="target_modules must not be empty"):
+        QLoRAConfig.from_dict({"target_modules": ["q_proj", ""]})
+    edges = {"r": 1024, "weight_decay": 1.0, "epochs": 1000, "seed": 2**32 - 1, "max_steps": 10**6}
+    assert QLoRAConfig.from_dict(edges).r == 1024
