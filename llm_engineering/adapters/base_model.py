@@ -1,4 +1,5 @@
-"""Base models for training: where transformers loads one from, converting a GGUF once.
+"""Base models for training: which one a request names, and where transformers loads it
+from, converting a GGUF once.
 
 A GGUF (the default is the packaged SmolLM2) is read by transformers, which dequantizes
 it; the result cannot be saved as is, so its weights are copied into a fresh model of the
@@ -13,9 +14,20 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["hub_cache", "in_hub_cache", "is_gguf", "looks_like_hub_id", "prepare_base"]
+from llm_engineering.errors import PathError, UserError
+
+__all__ = [
+    "hub_cache",
+    "in_hub_cache",
+    "is_gguf",
+    "is_path",
+    "looks_like_hub_id",
+    "prepare_base",
+    "resolve_base",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +61,112 @@ def in_hub_cache(name: str) -> bool:
         return isinstance(try_to_load_from_cache(name, "config.json"), str)
     except Exception:  # a name the hub library refuses is simply not cached
         return False
+
+
+def resolve_base(
+    requested: str | None, configured: Sequence[str], roots: Sequence[Path] | None
+) -> str:
+    """The base a request names: ``requested``, else the first of ``configured``.
+
+    A name is a path when it is absolute, starts with ``.`` or ``~``, ends in ``.gguf``,
+    lies (relative to the working directory) inside the allowed folders, or is no hub id
+    (``NAME`` or ``ORG/NAME``); a path is taken in full. Any other name is a Hugging Face
+    id, which must be in the local hub cache; only the CLI's user (``roots`` None) may have
+    it downloaded, when the hub answers.
+
+    With ``roots`` (a request from an agent), a path other than the configured models must
+    lie inside them or a configured model's folder; anything else is refused before the
+    file system is asked about it, so the error tells nothing of what exists outside.
+
+    Raises:
+        PathError, ConfigError, UserError: a GGUF or local folder that does not exist or is
+            not a model, a path outside the allowed folders, or a hub id not in the cache.
+    """
+    from llm_engineering.packaged import PACKAGED_GGUF
+
+    base = (requested or "").strip() or configured[0]
+    if base in configured or base in PACKAGED_GGUF:
+        return _checked_base(base)
+    path = Path(base).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    if roots is not None:
+        from llm_engineering.paths import confine, is_inside
+
+        allowed = [*roots, *(Path(m).expanduser().parent for m in configured if is_path(m))]
+        if looks_like_hub_id(base) and not is_inside(path, allowed):
+            return _cached_hub_id(base, allowed)
+        path = confine(path, allowed, what="base_model")
+    elif looks_like_hub_id(base) and not _exists(path):
+        return _cached_hub_id(base, None)
+    return _checked_base(base, path)
+
+
+def is_path(name: str) -> bool:
+    """A file system path rather than a packaged name or a hub id (``org/model``)."""
+    return name.startswith(("/", ".", "~")) or name.endswith(".gguf")
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte: no such file
+        return False
+
+
+def _checked_base(base: str, path: Path | None = None) -> str:
+    """``base`` checked: configured or packaged as it is set (``path`` None), a requested
+    path (``path``, absolute) taken in full.
+
+    Raises:
+        PathError, ConfigError: no GGUF there, or no transformers model in the folder.
+    """
+    from llm_engineering.generation.llamacpp import resolve_gguf
+
+    if path is None:
+        if is_gguf(base):
+            resolve_gguf(base)
+            return base
+        if not is_path(base):
+            return base  # a hub id the operator set
+        path = Path(base).expanduser()
+    if is_gguf(base):
+        return str(resolve_gguf(str(path)).resolve())
+    if not (path / "config.json").is_file():
+        raise PathError(
+            f"base_model {base}: no transformers model there (expected {path / 'config.json'})"
+        )
+    return str(path.resolve())
+
+
+def _cached_hub_id(name: str, roots: list[Path] | None) -> str:
+    """``name`` when the hub model is in the local cache (or, for the CLI, the hub answers).
+
+    Raises:
+        UserError: neither; the message says where the cache is and what to do.
+    """
+    if in_hub_cache(name):
+        return name
+    cache = hub_cache()
+    fetch = (
+        f"download it once on a connected machine (huggingface-cli download {name}) into the "
+        "hub cache (HF_HOME), or give the path of a model folder"
+    )
+    if roots is not None:
+        allowed = ", ".join(str(r) for r in roots) or "(none configured)"
+        raise UserError(
+            f"base_model {name!r} is no folder inside the allowed folders ({allowed}) and not a "
+            f"model in the local Hugging Face cache ({cache}); this server does not download "
+            f"models from the hub: {fetch} inside those folders"
+        )
+    from llm_engineering.index_store.embeddings import hub_reachable
+
+    if hub_reachable():
+        return name
+    raise UserError(
+        f"base_model {name!r} is no file or folder here, not in the local Hugging Face cache "
+        f"({cache}), and huggingface.co cannot be reached: {fetch}"
+    )
 
 
 def prepare_base(base: str, cache_root: Path) -> tuple[str, Path | None, str | None]:

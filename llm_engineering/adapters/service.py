@@ -38,7 +38,7 @@ from llm_engineering.adapters.serving import AdapterResolver
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
 from llm_engineering.generation.base import ServedAdapter
-from llm_engineering.paths import confine, is_inside
+from llm_engineering.paths import confine
 
 __all__ = ["TrainingService"]
 
@@ -95,43 +95,21 @@ class TrainingService(JobControl):
         return list(self.settings.train_roots) or [*self.settings.watch, self.settings.data_dir]
 
     def base_model(self, requested: str | None, check_roots: bool = False) -> str:
-        """The base to train: ``requested``, else ``train_base_model``, else ``llm_model``.
-
-        A name is a path when it is absolute, starts with ``.`` or ``~``, ends in ``.gguf``,
-        lies (relative to the working directory) inside the allowed folders, or is no hub id
-        (``NAME`` or ``ORG/NAME``); a path is taken in full. Any other name is a Hugging Face
-        id, which must be in the local hub cache; only the CLI's user (no ``check_roots``)
-        may have it downloaded, when the hub answers.
+        """The base to train: ``requested``, else ``train_base_model``, else ``llm_model``,
+        checked (:func:`~llm_engineering.adapters.base_model.resolve_base`).
 
         With ``check_roots`` (a request from an agent), a path other than the configured
-        models must lie inside :meth:`allowed_roots` or a configured model's folder;
-        anything else is refused before the file system is asked about it, so the error
-        tells nothing of what exists outside.
+        models must lie inside :meth:`allowed_roots` or a configured model's folder, and a
+        hub id must be in the local Hugging Face cache.
 
         Raises:
-            PathError, ConfigError, UserError: a GGUF or local folder that does not exist or
-                is not a model, a path outside the allowed folders, or a hub id that is not
-                in the local cache.
+            PathError, ConfigError, UserError: no such model, a path outside the allowed
+                folders, or a hub id not in the local cache.
         """
-        from llm_engineering.adapters.base_model import looks_like_hub_id
-        from llm_engineering.packaged import PACKAGED_GGUF
+        from llm_engineering.adapters.base_model import resolve_base
 
         configured = [m for m in (self.settings.train_base_model, self.settings.llm_model) if m]
-        base = (requested or "").strip() or configured[0]
-        if base in configured or base in PACKAGED_GGUF:
-            return _checked_base(base)
-        path = Path(base).expanduser()
-        if not path.is_absolute():
-            path = Path.cwd() / path
-        model_folders = [Path(m).expanduser().parent for m in configured if _is_path(m)]
-        roots = [*self.allowed_roots(), *model_folders]
-        if check_roots:
-            if looks_like_hub_id(base) and not is_inside(path, roots):
-                return _cached_hub_id(base, roots)
-            path = confine(path, roots, what="base_model")
-        elif looks_like_hub_id(base) and not _exists(path):
-            return _cached_hub_id(base, None)
-        return _checked_base(base, path)
+        return resolve_base(requested, configured, self.allowed_roots() if check_roots else None)
 
     def start_job(
         self,
@@ -291,76 +269,6 @@ class TrainingService(JobControl):
         """
         name, _ = parse_spec(spec)
         return [f"{name}@{n}" for n in self.registry.deletable(spec)]
-
-
-def _is_path(name: str) -> bool:
-    """A file system path rather than a packaged name or a hub id (``org/model``)."""
-    return name.startswith(("/", ".", "~")) or name.endswith(".gguf")
-
-
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):  # a name too long, a NUL byte: no such file
-        return False
-
-
-def _checked_base(base: str, path: Path | None = None) -> str:
-    """``base`` checked: configured or packaged as it is set (``path`` None), a requested
-    path (``path``, absolute) taken in full.
-
-    Raises:
-        PathError, ConfigError: no GGUF there, or no transformers model in the folder.
-    """
-    from llm_engineering.adapters.base_model import is_gguf
-    from llm_engineering.generation.llamacpp import resolve_gguf
-
-    if path is None:
-        if is_gguf(base):
-            resolve_gguf(base)
-            return base
-        if not _is_path(base):
-            return base  # a hub id the operator set
-        path = Path(base).expanduser()
-    if is_gguf(base):
-        return str(resolve_gguf(str(path)).resolve())
-    if not (path / "config.json").is_file():
-        raise PathError(
-            f"base_model {base}: no transformers model there (expected {path / 'config.json'})"
-        )
-    return str(path.resolve())
-
-
-def _cached_hub_id(name: str, roots: list[Path] | None) -> str:
-    """``name`` when the hub model is in the local cache (or, for the CLI, the hub answers).
-
-    Raises:
-        UserError: neither; the message says where the cache is and what to do.
-    """
-    from llm_engineering.adapters.base_model import hub_cache, in_hub_cache
-
-    if in_hub_cache(name):
-        return name
-    cache = hub_cache()
-    fetch = (
-        f"download it once on a connected machine (huggingface-cli download {name}) into the "
-        "hub cache (HF_HOME), or give the path of a model folder"
-    )
-    if roots is not None:
-        allowed = ", ".join(str(r) for r in roots) or "(none configured)"
-        raise UserError(
-            f"base_model {name!r} is no folder inside the allowed folders ({allowed}) and not a "
-            f"model in the local Hugging Face cache ({cache}); this server does not download "
-            f"models from the hub: {fetch} inside those folders"
-        )
-    from llm_engineering.index_store.embeddings import hub_reachable
-
-    if hub_reachable():
-        return name
-    raise UserError(
-        f"base_model {name!r} is no file or folder here, not in the local Hugging Face cache "
-        f"({cache}), and huggingface.co cannot be reached: {fetch}"
-    )
 
 
 def _write_examples(path: Path, examples: Sequence[Example]) -> None:
