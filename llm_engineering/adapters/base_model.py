@@ -24,9 +24,11 @@ __all__ = [
     "in_hub_cache",
     "is_gguf",
     "is_path",
+    "layer_names",
     "looks_like_hub_id",
     "prepare_base",
     "resolve_base",
+    "unmatched_targets",
 ]
 
 log = logging.getLogger(__name__)
@@ -167,6 +169,55 @@ def _cached_hub_id(name: str, roots: list[Path] | None) -> str:
         f"base_model {name!r} is no file or folder here, not in the local Hugging Face cache "
         f"({cache}), and huggingface.co cannot be reached: {fetch}"
     )
+
+
+def layer_names(base: str) -> list[str]:
+    """The full names of the layers of ``base`` that LoRA can wrap (linear, embedding and
+    convolution layers), from its configuration alone.
+
+    The model is built on torch's meta device: no weight is read or allocated. For the
+    packaged 135M GGUF this takes about 5 s (reading the GGUF's metadata), against 20 s to
+    load the model.
+
+    Raises:
+        UserError: the configuration cannot be read or the model cannot be built from it.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        if is_gguf(base):
+            from llm_engineering.generation.llamacpp import resolve_gguf
+
+            gguf = resolve_gguf(base)
+            config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        else:
+            config = AutoConfig.from_pretrained(base, local_files_only=True)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config)
+    except Exception as exc:  # transformers raises what it likes for a model it cannot read
+        raise UserError(
+            f"cannot read the layers of base_model {base} to check target_modules: {exc}; "
+            "use target_modules='all-linear'"
+        ) from exc
+    wrappable = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d)
+    return [
+        name
+        for name, module in model.named_modules()
+        # Conv1D: transformers' own linear layer (GPT-2 and its kin)
+        if isinstance(module, wrappable) or type(module).__name__ == "Conv1D"
+    ]
+
+
+def unmatched_targets(target: str | list[str], layers: Sequence[str]) -> list[str]:
+    """The entries of ``target_modules`` that match none of ``layers``, read as peft reads
+    them: a string is a regular expression a whole name must match (``all-linear`` matches
+    every linear layer), a list holds names or the endings of names."""
+    if target == "all-linear":
+        return []
+    if isinstance(target, str):
+        return [] if any(re.fullmatch(target, name) for name in layers) else [target]
+    return [t for t in target if not any(n == t or n.endswith(f".{t}") for n in layers)]
 
 
 def prepare_base(base: str, cache_root: Path) -> tuple[str, Path | None, str | None]:

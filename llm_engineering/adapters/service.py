@@ -68,6 +68,8 @@ class TrainingService(JobControl):
         self.registry = AdapterRegistry(settings.data_dir / "adapters")
         self.resolver = AdapterResolver(settings, self.registry)
         self.runner: JobRunner | None = None
+        self._layers: dict[str, list[str]] = {}
+        """Each base's layer names, read once (a few seconds for a GGUF)."""
 
     # -- running jobs ------------------------------------------------------------------
 
@@ -141,6 +143,7 @@ class TrainingService(JobControl):
             raise UserError("give exactly one of dataset_path (a JSONL file) or records (a list)")
         config = QLoRAConfig.from_dict(hyperparameters)
         base = self.base_model(base_model, check_roots)
+        self._check_targets(config, base)
         limits = DatasetLimits.of(self.settings)
         path = None
         if dataset_path is not None:
@@ -192,6 +195,29 @@ class TrainingService(JobControl):
         if self.runner is not None:
             self.runner.wake()
         return accepted
+
+    def _check_targets(self, config: QLoRAConfig, base: str) -> None:
+        """Every ``target_modules`` entry must name layers of ``base`` (peft would train a
+        list with one name that matches and ignore the others).
+
+        Raises:
+            UserError: names that match no layer, with the layers there are.
+        """
+        from llm_engineering.adapters.base_model import layer_names, unmatched_targets
+
+        if config.target_modules == "all-linear":
+            return
+        if base not in self._layers:
+            self._layers[base] = layer_names(base)
+        layers = self._layers[base]
+        missing = unmatched_targets(config.target_modules, layers)
+        if missing:
+            kinds = ", ".join(sorted({name.rsplit(".", 1)[-1] for name in layers}))
+            raise UserError(
+                f"target_modules {', '.join(map(repr, missing))} match no layer of {base}; "
+                f"its layers LoRA can wrap are {kinds} (give names, endings like "
+                "self_attn.q_proj, a regular expression over whole names, or 'all-linear')"
+            )
 
     def _dataset_file(self, given: str, what: str, check_roots: bool) -> Path:
         if check_roots:

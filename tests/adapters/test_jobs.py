@@ -293,3 +293,28 @@ def test_a_relative_base_model_is_a_path_held_to_the_allowed_folders_and_a_hub_i
     taken = training.start_job("z", records=fact_records(8), base_model="models/m")
     assert taken.base_model == str(inside.resolve())
     training.close()
+
+
+def test_target_modules_must_name_layers_of_the_base_model(tmp_path: Path) -> None:
+    training = service(tmp_path)
+
+    def refused(target: object) -> str:
+        return _message(
+            lambda: training.start_job(
+                "z", records=fact_records(12), hyperparameters={"target_modules": target}
+            )
+        )
+
+    message = refused(["q_proj", "qkv_proj", "attention"])
+    assert "target_modules 'qkv_proj', 'attention' match no layer of smollm2-135m-instruct" in (
+        message
+    )
+    assert "down_proj, embed_tokens, gate_proj, k_proj, lm_head, o_proj, q_proj" in message
+    assert "match no layer" in refused(r".*\.attention\.q_proj")  # peft's regular expression
+    assert training.store.jobs() == []
+    for target in (["q_proj", "self_attn.v_proj"], r".*\.self_attn\.(q|v)_proj", "all-linear"):
+        job = training.start_job(
+            "z", records=fact_records(12), hyperparameters={"target_modules": target}
+        )
+        assert job.hyperparameters["target_modules"] == target
+    training.close()
