@@ -244,9 +244,17 @@ class Documents:
     def _indexed_row(self, path: str) -> FileRow:
         if not self._folders:
             raise PathError("no folders are watched, so no document can be read")
-        resolved = confine(
-            path, self._folders, relative_to=self._folders[0], roots_name="the watched folders"
-        )
+        try:
+            resolved = confine(
+                path, self._folders, relative_to=self._folders[0], roots_name="the watched folders"
+            )
+        except PathError:
+            # A failed entry's path as listed (a name that is not UTF-8, shown escaped, names
+            # no file): its reason says more than "does not exist". Nothing is read.
+            listed = self._ledger.file(str(self._folders[0] / Path(path).expanduser()))
+            if listed is not None and listed.status == "failed":
+                raise PathError(f"{listed.path} could not be indexed: {listed.error}") from None
+            raise
         row = self._ledger.file(str(resolved))
         if row is None:
             why = (

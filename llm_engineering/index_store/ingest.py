@@ -27,6 +27,7 @@ from typing import Protocol
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError
 from llm_engineering.index_store.ledger import FileRow, Ledger
+from llm_engineering.index_store.names import path_text
 from llm_engineering.index_store.parse_pool import ParseConfig, ParsePool
 from llm_engineering.index_store.readers import file_type_of
 from llm_engineering.index_store.report import FailedFile, IngestReport
@@ -177,7 +178,7 @@ class Ingestor:
                 roots = self.roots(target)
                 for scanned in scan_folder(target, exclude=self.settings.data_dir, roots=roots):
                     plan.append((scanned, self._root_for(scanned.path, target)))
-                    seen.add(str(scanned.path))
+                    seen.add(path_text(scanned.path))
                 gone += [path for path in self.state.files_under(str(target)) if path not in seen]
             elif target.is_file() or target.is_symlink():
                 if not is_supported(target):
@@ -198,7 +199,7 @@ class Ingestor:
 
     def remove(self, paths: Iterable[Path]) -> int:
         """Forget these files (deleted on disk). Returns how many were known."""
-        known = [str(p) for p in paths if self.state.file(str(p)) is not None]
+        known = [path_text(p) for p in paths if self.state.file(str(p)) is not None]
         removed_ids = self.state.remove_files(known)
         self.vectors.delete(removed_ids)
         return len(known)
@@ -236,7 +237,7 @@ class Ingestor:
 
     def known_at(self, target: Path) -> list[str]:
         """The indexed files at ``target`` (a file) or under it (a folder)."""
-        key = str(target)
+        key = path_text(target)
         return [*self.state.files_under(key), *([key] if self.state.file(key) else [])]
 
     def forget(self, paths: list[str], report: IngestReport) -> None:

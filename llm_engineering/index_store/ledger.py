@@ -4,6 +4,8 @@ SQLite is the source of truth for what is indexed. Each file's row and its chunk
 change in one transaction, and the FTS5 table (BM25 ranking, Porter stemming) follows
 the chunk rows through triggers, so the keyword index (``keyword.py`` queries it) can
 never disagree with them. Chroma holds one vector per chunk row, under the same id.
+Every path is written and looked up as :func:`.names.path_text` gives it, so a name that
+is not UTF-8 (which SQLite cannot take) is one row under its escaped text.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from llm_engineering.index_store.names import path_text
 from llm_engineering.storage import Migrations, Storage, run_script
 
 __all__ = ["MIGRATIONS", "ChunkRow", "FileRow", "Ledger"]
@@ -176,13 +179,13 @@ class Ledger:
 
     def file(self, path: str) -> FileRow | None:
         row = self.db.execute(
-            f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path_text(path),)
         ).fetchone()
         return None if row is None else _file_row(row)
 
     def files_under(self, folder: str) -> dict[str, FileRow]:
         """Every known file whose path lies inside ``folder`` (whatever root it came from)."""
-        prefix = folder.rstrip("/") + "/"
+        prefix = path_text(folder).rstrip("/") + "/"
         rows = self.db.execute(
             f"SELECT {_FILE_COLUMNS} FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
         )
@@ -209,7 +212,8 @@ class Ledger:
         """Record a new size/mtime for a file whose content hash did not change."""
         self._change(
             lambda db: db.execute(
-                "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?", (size, mtime_ns, path)
+                "UPDATE files SET size = ?, mtime_ns = ? WHERE path = ?",
+                (size, mtime_ns, path_text(path)),
             )
         )
 
@@ -217,7 +221,7 @@ class Ledger:
         return [
             row[0]
             for row in self.db.execute(
-                "SELECT id FROM chunks WHERE path = ? ORDER BY ordinal", (path,)
+                "SELECT id FROM chunks WHERE path = ? ORDER BY ordinal", (path_text(path),)
             )
         ]
 
@@ -237,6 +241,10 @@ class Ledger:
         """
         row.updated_at = time.time()
         row.chunk_count = len(chunks)
+        # An error or title may quote a name that is not UTF-8 (a link's target) too.
+        row.path, row.root, row.rel_path = map(path_text, (row.path, row.root, row.rel_path))
+        row.error = None if row.error is None else path_text(row.error)
+        row.title = None if row.title is None else path_text(row.title)
 
         def work(db: sqlite3.Connection) -> list[str]:
             old = [r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (row.path,))]
@@ -286,7 +294,7 @@ class Ledger:
             text_hashes: Filled with text hash -> removed chunk id, for callers that reuse
                 the vectors before deleting them.
         """
-        paths = list(paths)
+        paths = [path_text(path) for path in paths]
 
         def work(db: sqlite3.Connection) -> list[str]:
             removed: list[str] = []
@@ -315,7 +323,7 @@ class Ledger:
     def document_text(self, path: str) -> tuple[list[str], list[int] | None] | None:
         """(units, pages) stored for ``path`` when it was indexed; None if none was stored."""
         row = self.db.execute(
-            "SELECT units, pages FROM document_text WHERE path = ?", (path,)
+            "SELECT units, pages FROM document_text WHERE path = ?", (path_text(path),)
         ).fetchone()
         if row is None:
             return None

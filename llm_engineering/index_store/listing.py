@@ -19,6 +19,7 @@ from typing import Literal
 
 from llm_engineering.errors import UserError
 from llm_engineering.index_store.ledger import FileRow, Ledger
+from llm_engineering.index_store.names import path_text
 from llm_engineering.index_store.readers import file_type_of
 from llm_engineering.index_store.scanning import is_supported, scan_file, scan_folder
 
@@ -174,7 +175,7 @@ def _pending_rows(
         for folder in folders:
             scanned.extend(scan_folder(folder, roots=folders))
     for item in scanned:
-        path = str(item.path)
+        path = path_text(item.path)
         if path in found:
             continue
         old = ledger.file(path)
@@ -182,8 +183,8 @@ def _pending_rows(
             continue
         root = next((f for f in folders if f in item.path.parents), item.path.parent)
         found[path] = FileRow(
-            path, str(root), str(item.path.relative_to(root)), file_type_of(item.path),
-            item.size, item.mtime_ns, None, "pending",
+            path, path_text(root), path_text(item.path.relative_to(root)),
+            file_type_of(item.path), item.size, item.mtime_ns, None, "pending",
         )  # fmt: skip
     return list(found.values())
 

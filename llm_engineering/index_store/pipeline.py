@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from llm_engineering.index_store.commits import ParsedFile, PendingFiles
 from llm_engineering.index_store.hashing import chunk_id, text_hash
 from llm_engineering.index_store.ledger import ChunkRow, FileRow
+from llm_engineering.index_store.names import path_text
 from llm_engineering.index_store.parse_pool import ParseRequest, ParseResult
 from llm_engineering.index_store.readers import file_type_of
 from llm_engineering.index_store.report import FailedFile, IngestReport
@@ -150,7 +151,7 @@ class IngestRun:
         return {job.row.path for job in self._inflight.values()} | self._pending.paths()
 
     def _take_gone(self) -> None:
-        self._forget_deleted([str(path) for path in (self._gone() if self._gone else ())])
+        self._forget_deleted([path_text(path) for path in (self._gone() if self._gone else ())])
 
     def _forget_deleted(self, deleted: list[str]) -> None:
         if not deleted:
@@ -176,7 +177,7 @@ class IngestRun:
         changed = list(self._more()) if self._more is not None else []
         if not changed:
             return
-        self._forget_deleted([str(path) for path in changed if not os.path.lexists(path)])
+        self._forget_deleted([path_text(path) for path in changed if not os.path.lexists(path)])
         present = [path for path in changed if os.path.lexists(path)]
         plan, gone = self._ingestor.plan(present, strict=False)
         if gone:
@@ -186,20 +187,18 @@ class IngestRun:
 
     def _start(self, scanned: ScannedFile, root: Path) -> None:
         """Settle a file at once (unchanged, or failing before any read), or send it to a worker."""
-        path = str(scanned.path)
+        path = path_text(scanned.path)
         if path in self._busy():
             self._again[path] = (scanned, root)
             return
         self._abandoned.discard(path)
         old = self._known.get(path) or self._state.file(path)
-        rel = (
-            str(scanned.path.relative_to(root))
-            if root in scanned.path.parents
-            else scanned.path.name
+        rel = path_text(
+            scanned.path.relative_to(root) if root in scanned.path.parents else scanned.path.name
         )
         row = FileRow(
-            path, str(root), rel, file_type_of(scanned.path), scanned.size, scanned.mtime_ns,
-            None, "indexed",
+            path, path_text(root), rel, file_type_of(scanned.path), scanned.size,
+            scanned.mtime_ns, None, "indexed",
         )  # fmt: skip
         indexed = old is not None and old.status == "indexed"
         if (

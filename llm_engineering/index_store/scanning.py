@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm_engineering.index_store.names import name_problem
 from llm_engineering.index_store.readers import SUPPORTED_EXTENSIONS, file_type_of
 from llm_engineering.paths import is_inside
 
@@ -59,14 +60,15 @@ def leads_out(path: Path, roots: Sequence[Path] | None) -> str | None:
 
 
 def scan_file(path: Path, roots: Sequence[Path] | None = None) -> ScannedFile:
-    """Size and mtime of ``path``, or the problem that keeps it from being read.
+    """Size and mtime of ``path``, or the problem that keeps it from being read (a name that
+    is not UTF-8, a link leading out, not a regular file).
 
     Args:
         roots: The folders it may resolve into; a link leading out of them is a problem.
     """
-    outside = leads_out(path, roots)
-    if outside is not None:
-        return ScannedFile(path, 0, 0, outside)
+    problem = name_problem(path) or leads_out(path, roots)
+    if problem is not None:
+        return ScannedFile(path, 0, 0, problem)
     try:
         info = path.stat()
     except FileNotFoundError:

@@ -1,12 +1,15 @@
 """Files built to hurt: zip bombs, legacy code pages, links leading out of the folder, pages
 nested too deep, too many elements or pages, names that are not UTF-8, NULs past the start."""
 
+import json
+import os
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from llm_engineering.errors import DocumentError
+from llm_engineering.errors import DocumentError, PathError
 from llm_engineering.index_store.readers import ReadLimits, read_document
 from tests.conftest import write_docx, write_pdf
 
@@ -181,3 +184,50 @@ def test_text_with_nul_bytes_or_control_characters_past_its_first_64_kb_is_refus
     with pytest.raises(DocumentError, match=r"binary data, not text \(control characters"):
         read_document(Path("tail.txt"), western + b"\x01" * 5_000_000)
     assert "Crème brûlée" in (read_document(Path("fine.txt"), western).text or "")
+
+
+def write_raw(folder: Path, *names: bytes, data: bytes = b"x\n") -> Path:
+    """A file whose path below ``folder`` is these raw bytes (any of them may not be UTF-8)."""
+    raw = os.path.join(os.fsencode(folder), *names)
+    os.makedirs(os.path.dirname(raw), exist_ok=True)
+    with open(raw, "wb") as handle:
+        handle.write(data)
+    return Path(os.fsdecode(raw))
+
+
+def test_a_name_that_is_not_utf8_is_one_failed_entry_shown_escaped_while_the_rest_index(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "good.md").write_text("# Good\n\nThe cormorant census of the estuary.\n")
+    bad = write_raw(folder, b"bad-\xff.md")
+    inner = write_raw(folder, b"sub-\xfe", b"inner.md", data=b"# Inner\n\nheron rota\n")
+    shown = {str(folder / "bad-\\xff.md"): bad, str(folder / "sub-\\xfe" / "inner.md"): inner}
+    service = service_factory(watch=[folder])
+
+    report = service.ingest([folder])
+    failed = {f.path: f.error for f in report.failed}
+    assert set(failed) == set(shown), failed
+    assert "file name is not valid UTF-8" in failed[str(folder / "bad-\\xff.md")]
+    assert "folder name" in failed[str(folder / "sub-\\xfe" / "inner.md")]
+    assert all("rename" in error for error in failed.values())
+    assert report.added == 1
+    hits, _ = service.search("cormorant census", mode="keyword")
+    assert [Path(h.path).name for h in hits] == ["good.md"]
+    # What the index hands out crosses SQLite and JSON-RPC: it must encode as UTF-8.
+    listing = service.list_documents(pending=[bad, inner])
+    assert {d.path for d in listing.documents if d.status == "failed"} == set(shown)
+    json.dumps([asdict(d) for d in listing.documents], ensure_ascii=False).encode()
+    assert {f.path for f in service.status().failed} == set(shown)
+    with pytest.raises(PathError, match="not valid UTF-8"):
+        service.get_document(path=str(folder / "bad-\\xff.md"))
+
+    again = service.ingest([folder])  # the entries are recognised, not forgotten and re-made
+    assert (again.added, again.removed, len(again.failed)) == (0, 0, 2)
+    os.unlink(bad)
+    assert service.sync([bad]).removed == 1  # the watcher names the deleted file as it was
+    os.unlink(inner)
+    os.rmdir(inner.parent)
+    assert service.ingest([folder]).removed == 1
+    assert service.status().failed == [] and service.status().documents == 1

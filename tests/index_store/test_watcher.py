@@ -283,3 +283,25 @@ def test_an_unchanged_folder_costs_no_embedding_at_start(
     runner = start_runner()
     assert runner.index.last_report.unchanged == 30
     assert counting_embedder.embedded == before
+
+
+def test_a_name_that_is_not_utf8_fails_alone_and_the_watcher_goes_on(
+    start_runner, folder: Path
+) -> None:  # type: ignore[no-untyped-def]
+    runner = start_runner()
+    service = runner.index
+    raw = os.path.join(os.fsencode(folder), b"bad-\xff.md")
+    with open(raw, "wb") as handle:
+        handle.write(b"# Bad\n\nmurrelets\n")
+    shown = str(folder / "bad-\\xff.md")
+    wait_until(lambda: [f.path for f in runner.status().failed] == [shown])
+    (folder / "later.md").write_text("# Later\n\nkittiwakes\n")
+    wait_until(lambda: keyword_paths(service, "kittiwakes") == ["later.md"])
+    assert runner.status().error is None
+    # the watcher's queue may hold the raw name while list_documents runs
+    listing = service.list_documents(pending=[Path(os.fsdecode(raw))])
+    assert {d.path for d in listing.documents} == {shown, str(folder / "later.md")}
+
+    os.unlink(raw)
+    wait_until(lambda: runner.status().failed == [])
+    assert keyword_paths(service, "murrelets") == [] and runner.status().error is None

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.index_store.test_hostile_files import nested_html
+from tests.conftest import LLM_ENG, server_env
+from tests.index_store.test_hostile_files import nested_html, write_raw
 from tests.server.helpers import (
     PeakMemory,
     call,
+    error_of,
     indexed,
     names,
     search,
@@ -57,6 +61,54 @@ async def test_links_out_of_the_folder_are_never_searched_or_served_and_status_s
             message = result.content[0].text  # type: ignore[union-attr]
             assert "outside the watched folders" in message, message
             assert "root:x" not in message and "quartermaster" not in message
+
+
+async def test_names_that_are_not_utf8_are_failed_entries_in_every_tool_and_never_stop_indexing(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "welcome.md").write_text("# Welcome\n\nThe greenhouse tomato rota.\n")
+    early = write_raw(folder, b"bad-\xff.md")
+    shown = [str(folder / "bad-\\xff.md"), str(folder / "late-\\xfe.md")]
+    data = tmp_path / "data"
+
+    async with stdio_client(data, "--watch", str(folder)) as client:
+        status = await wait_for_status(client, indexed(2))
+        assert [f["path"] for f in status["failed"]] == shown[:1], status
+        assert "file name is not valid UTF-8" in status["failed"][0]["error"]
+        # One more dropped while the server runs, and a good file after it.
+        late = write_raw(folder, b"late-\xfe.md")
+        (folder / "good.md").write_text("# Good\n\nThe cormorant census of the estuary.\n")
+        await wait_for_hit(client, "cormorant census", "good.md", mode="keyword")
+        status = await wait_for_status(client, lambda s: len(s["failed"]) == 2)
+        assert status["error"] is None and status["documents"] == 2
+
+        listing = await call(client, "list_documents")
+        entries = {d["path"]: d["status"] for d in listing["documents"]}
+        assert entries == {
+            shown[0]: "failed", shown[1]: "failed",
+            str(folder / "good.md"): "indexed", str(folder / "welcome.md"): "indexed",
+        }  # fmt: skip
+        report = await call(client, "ingest")
+        assert sorted(f["path"] for f in report["failed"]) == shown
+        assert "not valid UTF-8" in await error_of(client, "get_document", path=shown[0])
+        assert names(await search(client, "greenhouse tomato", mode="keyword")) == ["welcome.md"]
+
+        os.unlink(early)  # deleting one takes its entry away
+        status = await wait_for_status(client, lambda s: len(s["failed"]) == 1)
+        assert [f["path"] for f in status["failed"]] == shown[1:]
+        assert status["error"] is None
+
+    # The command line reads the same folder and index as a writer of its own.
+    result = subprocess.run(
+        [LLM_ENG, "search", "cormorant", "--mode", "keyword", "--data-dir", str(data),
+         "--watch", str(folder)],
+        env=server_env(), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "good.md" in result.stdout
+    os.unlink(late)
 
 
 # Resident memory of the server process (VmRSS): 0.7 GiB with the embedding model loaded
