@@ -92,6 +92,11 @@ class Example:
     def to_json(self) -> dict[str, Any]:
         return {"messages": self.messages} if self.messages else {"text": self.text}
 
+    @property
+    def chars(self) -> int:
+        """Characters of text it holds (its messages' contents, or its text)."""
+        return len(self.text) + sum(len(m["content"]) for m in self.messages)
+
 
 @dataclass
 class ValidatedDataset:
@@ -244,7 +249,7 @@ def _example_of(record: Any) -> tuple[Example, str]:
     if isinstance(record, json.JSONDecodeError):
         raise ValueError(_bad_json(record))
     example, kind = _from_record(record)
-    size = len(example.text) + sum(len(m["content"]) for m in example.messages)
+    size = example.chars
     if size > MAX_CHARS:
         raise ValueError(f"too long ({size:,} characters; at most {MAX_CHARS:,})")
     return example, kind

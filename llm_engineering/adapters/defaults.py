@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 
-__all__ = ["Choice", "auto_names", "choose", "describe_size"]
+__all__ = ["Choice", "auto_names", "choose", "describe_size", "steps_per_epoch"]
 
 SMALL_BASE = 1_500_000_000
 """Below this many parameters a base gets ``SMALL_RATE``."""
@@ -37,6 +37,12 @@ def auto_names(given: Collection[str]) -> list[str]:
     """The hyperparameters :func:`choose` may set, given what the user set."""
     names = [] if "learning_rate" in given else ["learning_rate"]
     return names if {"max_steps", "epochs"} & set(given) else [*names, "max_steps"]
+
+
+def steps_per_epoch(examples: int, config: QLoRAConfig) -> int:
+    """Optimizer steps in one pass over ``examples``, as the trainer counts them."""
+    micro = math.ceil(examples / config.batch_size)
+    return max(1, math.ceil(micro / config.gradient_accumulation))
 
 
 def describe_size(parameters: int) -> str:
@@ -65,9 +71,7 @@ def choose(
         changes["learning_rate"] = rate
         chosen["learning_rate"] = why
     if not {"max_steps", "epochs"} & set(given):
-        micro = math.ceil(examples / config.batch_size)
-        per_epoch = max(1, math.ceil(micro / config.gradient_accumulation))
-        steps = math.ceil(per_epoch * config.epochs)
+        steps = math.ceil(steps_per_epoch(examples, config) * config.epochs)
         if steps < MIN_STEPS:
             changes["max_steps"] = MIN_STEPS
             chosen["max_steps"] = (

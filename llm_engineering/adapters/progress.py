@@ -49,13 +49,13 @@ class JobView:
         events = read_events(folder)
         view = cls(job=job, events=events[-tail:] if tail else [])
         for event in events:
-            if event.get("event") == "step":
-                view.step = event["step"]
-                view.total = event["total"]
-                view.loss = event["loss"]
-                view.learning_rate = event["learning_rate"]
-                view.tokens_per_s = event["tokens_per_s"]
-                view.eta_s = event["eta_s"]
+            if event.get("event") == "step":  # .get: a line edited by hand shows what it has
+                view.step = event.get("step", view.step)
+                view.total = event.get("total", view.total)
+                view.loss = event.get("loss")
+                view.learning_rate = event.get("learning_rate")
+                view.tokens_per_s = event.get("tokens_per_s")
+                view.eta_s = event.get("eta_s")
             elif event.get("event") == "chosen":
                 view.hyperparameters = event.get("hyperparameters")
                 view.chosen = event.get("chosen") or {}

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from llm_engineering.adapters.estimate import Estimate
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 from llm_engineering.storage import write_whole
 
@@ -56,6 +57,8 @@ class JobSpec:
     """Examples held out in ``eval.jsonl`` (split off the dataset, or given apart)."""
     system_prompt: str | None = None
     """The system message every chat example starts with (None: none, or they differ)."""
+    estimate: Estimate | None = None
+    """Its planned steps and training time when it was queued (None: queued before estimates)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class JobSpec:
             "given": None if self.given is None else list(self.given),
             "eval_examples": self.eval_examples,
             "system_prompt": self.system_prompt,
+            "estimate": self.estimate.to_dict() if self.estimate else None,
         }
 
     def to_json(self) -> str:
@@ -85,6 +89,7 @@ class JobSpec:
             given=None if values.get("given") is None else tuple(values["given"]),
             eval_examples=int(values.get("eval_examples", 0)),
             system_prompt=values.get("system_prompt"),
+            estimate=Estimate.from_dict(values["estimate"]) if values.get("estimate") else None,
         )
 
     @classmethod

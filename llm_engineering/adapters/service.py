@@ -21,6 +21,7 @@ from llm_engineering.adapters.datasets import (
     system_prompt_of,
     validate_records,
 )
+from llm_engineering.adapters.estimate import check_plan, estimate, measured_rate
 from llm_engineering.adapters.heldout import split_heldout
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 from llm_engineering.adapters.job_control import JobControl
@@ -166,6 +167,9 @@ class TrainingService(JobControl):
             train, held = split_heldout(dataset.examples, config.eval_fraction, config.seed)
         else:
             train = dataset.examples
+        given = tuple(sorted(hyperparameters or {}))
+        planned = estimate(config, given, train, measured_rate(self.store, base))
+        check_plan(config, planned)
         # Only now, with everything checked, does the job exist: a refused request leaves no row.
         job, folder = self.store.create(name, base, config.to_dict())
         _write_examples(folder / "dataset.jsonl", train)
@@ -182,9 +186,10 @@ class TrainingService(JobControl):
                 examples=dataset.count,
                 formats=dataset.formats,
             ),
-            given=tuple(sorted(hyperparameters or {})),
+            given=given,
             eval_examples=len(held),
             system_prompt=system_prompt_of(train),
+            estimate=planned,
         ).write(folder)
         self.store.update(
             job.id, status="queued", dataset_sha256=dataset.sha256, examples=dataset.count

@@ -136,6 +136,9 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
         device=device,
         examples=len(data),
         tokens_per_epoch=sum(len(item.input_ids) for item in data),
+        # With the tokens, the characters they came from: how the next job on this base
+        # estimates its time before it is queued (adapters/estimate.py).
+        chars_per_epoch=sum(example.chars for example in examples),
         load_s=round(time.perf_counter() - started, 2),
     )
     # The budget covers the whole job: a resumed run gets what the earlier ones left.

@@ -103,6 +103,9 @@ def train(
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
     typer.echo(f"job {job.id}: {job.examples} examples, queued", err=True)
+    planned = training.spec(job.id).estimate
+    if planned is not None:
+        typer.echo(f"estimate: {planned.basis}", err=True)
     if detach:
         typer.echo(f"note: {_who_trains(training, job.id)}", err=True)
         training.close()

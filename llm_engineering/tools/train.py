@@ -118,6 +118,12 @@ class StartedJob(BaseModel):
         "size when the model loads (get_job shows the values and why)."
     )
     eval_examples: int = Field(description="Examples held out to check what the adapter learned.")
+    planned_steps: int = Field(description="Optimizer steps the job will make.")
+    estimated_minutes: float | None = Field(
+        description="Training time at the rate a job on this base measured here; null while "
+        "no job on it has (estimate says so)."
+    )
+    estimate: str = Field(description="How the estimate was reached, in words.")
     runs_here: bool = Field(
         description="Whether this server runs jobs; false = another copy of the server (or llm-eng train) does."
     )
@@ -196,6 +202,9 @@ async def start_qlora_job(
         hyperparameters=job.hyperparameters,
         auto=auto_names(spec.given or ()),
         eval_examples=spec.eval_examples,
+        planned_steps=spec.estimate.steps if spec.estimate else 0,
+        estimated_minutes=spec.estimate.minutes if spec.estimate else None,
+        estimate=spec.estimate.basis if spec.estimate else "",
         runs_here=training.runs_here,
     )
 

@@ -318,3 +318,47 @@ def test_target_modules_must_name_layers_of_the_base_model(tmp_path: Path) -> No
         )
         assert job.hyperparameters["target_modules"] == target
     training.close()
+
+
+def test_a_job_that_cannot_finish_within_max_minutes_at_the_measured_rate_is_refused(
+    tmp_path: Path,
+) -> None:
+    from llm_engineering.adapters.jobs import EventLog
+
+    training = service(tmp_path)
+    long = {"max_steps": 100_000, "max_minutes": 1}
+    unknown = training.start_job("first", records=fact_records(40), hyperparameters=long)
+    estimate = training.spec(unknown.id).estimate
+    assert estimate is not None and estimate.minutes is None and estimate.steps == 100_000
+    assert "no training rate measured on this base here yet" in estimate.basis
+    # What the worker of a job on the same base reported: its tokens per epoch, the
+    # characters they came from, and its rate at each step.
+    events = EventLog(training.store.folder(unknown.id) / "events.jsonl")
+    events.emit("started", step=0, total=100_000, tokens_per_epoch=1000, chars_per_epoch=4000)
+    for step in (1, 2, 3):
+        events.emit(
+            "step", step=step, total=100_000, loss=2.0, learning_rate=1e-3, tokens=40,
+            tokens_per_s=100.0, elapsed_s=0.4 * step, eta_s=40_000.0,
+        )  # fmt: skip
+    events.close()
+    training.store.update(unknown.id, status="cancelled")
+    message = _message(
+        lambda: training.start_job("long", records=fact_records(40), hyperparameters=long)
+    )
+    assert "cannot finish within max_minutes=1" in message, message
+    assert f"100 tokens/s, measured by job {unknown.id} on this base" in message
+    assert "lower max_steps or epochs, or raise max_minutes" in message
+    fits = training.start_job(
+        "fits", records=fact_records(40), hyperparameters={"max_steps": 2, "max_minutes": 1}
+    )
+    measured = training.spec(fits.id).estimate
+    assert measured is not None and measured.minutes is not None and measured.minutes < 1
+    assert f"measured by job {unknown.id}" in measured.basis
+    message = _message(
+        lambda: training.start_job(
+            "endless", records=fact_records(2000), hyperparameters={"epochs": 1000, "batch_size": 1}
+        )
+    )
+    assert "steps; a job makes at most 1,000,000" in message and "lower epochs" in message
+    assert {view.job.name for view in training.jobs()} == {"first", "fits"}
+    training.close()

@@ -56,7 +56,12 @@ def test_a_job_spec_round_trips_with_its_hyperparameters_resolved(tmp_path: Path
     spec = JobSpec.read(tmp_path)  # written by a version before held-out examples
     assert spec.hyperparameters.r == 8 and spec.dataset.examples == 12
     assert spec.given is None and spec.eval_examples == 0 and spec.system_prompt is None
-    newer = {**written, "given": ["r"], "eval_examples": 2, "system_prompt": "Be brief."}
+    estimate = {"steps": 30, "minutes": 0.5, "basis": "30 steps, about 2,400 tokens"}
+    newer = {
+        **written, "given": ["r"], "eval_examples": 2, "system_prompt": "Be brief.",
+        "estimate": estimate,
+    }  # fmt: skip
     (tmp_path / "job.json").write_text(json.dumps(newer))
     spec = JobSpec.read(tmp_path)
     assert spec.given == ("r",) and json.loads(spec.to_json()) == newer
+    assert spec.estimate is not None and spec.estimate.minutes == 0.5

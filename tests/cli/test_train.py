@@ -140,7 +140,7 @@ def test_ctrl_c_on_a_foreground_train_leaves_the_job_interrupted_and_resumable(
 
 
 @pytest.mark.slow
-def test_a_time_limited_or_cancelled_job_says_so_and_its_events_read_in_local_time(
+def test_a_time_limited_or_cancelled_job_says_so_and_one_that_cannot_end_in_its_limit_is_refused(
     tmp_path: Path, tiny_llama: Path
 ) -> None:
     dataset = write_jsonl(tmp_path / "faq.jsonl", fact_records(8))
@@ -149,10 +149,18 @@ def test_a_time_limited_or_cancelled_job_says_so_and_its_events_read_in_local_ti
     queued = run(*train, "--name", "limited", "--max-minutes", "0.002", "--detach", *data)
     job_id = queued.stdout.strip()
     assert "nothing runs jobs now" in queued.stderr
+    assert "estimate: 100,000 steps; no training rate measured on this base here yet" in (
+        queued.stderr
+    )
     followed = run("jobs", job_id, "--follow", *data)
     assert followed.returncode == 0, followed.stderr
     assert " succeeded " in followed.stdout
     assert "stopped by the time limit (max_minutes 0.002)" in followed.stdout
+    # Its steps measured the rate: the same job again is refused, with the estimate.
+    refused = run(*train, "--name", "again", "--max-minutes", "0.002", "--detach", *data)
+    assert refused.returncode == 1
+    assert "cannot finish within max_minutes=0.002: 100,000 steps" in refused.stderr
+    assert f"tokens/s, measured by job {job_id} on this base" in refused.stderr
 
     shown = run("jobs", job_id, *data).stdout
     assert '"t":' not in shown and "{" not in shown

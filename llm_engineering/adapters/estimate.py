@@ -1,0 +1,141 @@
+"""How long a job will train, told before it is queued, from the rate an earlier job on the
+same base measured on this machine.
+
+The worker reports, when it starts, the tokens of an epoch and the characters they came from
+(``started``: ``tokens_per_epoch``, ``chars_per_epoch``), then its throughput at each step
+(``step``: ``tokens_per_s``). A new job's tokens are its examples' characters over that
+job's characters per token (each example at most ``max_seq_len``), times the epochs its
+steps make; at the measured tokens per second that is its training time. Where no job on
+the base has reported yet, the estimate says so rather than guess.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from llm_engineering.adapters.datasets import Example
+from llm_engineering.adapters.defaults import MIN_STEPS, steps_per_epoch
+from llm_engineering.adapters.hyperparams import QLoRAConfig
+from llm_engineering.adapters.jobs import JobStore, read_events
+from llm_engineering.errors import UserError
+
+__all__ = ["MAX_PLANNED_STEPS", "Estimate", "Rate", "check_plan", "estimate", "measured_rate"]
+
+MAX_PLANNED_STEPS = 1_000_000
+"""Most optimizer steps one job may plan: more would hold the queue for weeks on any machine."""
+JOBS_SEARCHED = 50
+"""How many of the newest jobs are searched for one on the same base that measured a rate."""
+
+
+@dataclass(frozen=True)
+class Rate:
+    tokens_per_s: float
+    chars_per_token: float
+    job_id: str
+    """The job that measured it."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A job's planned steps and, where a rate is known, its training time."""
+
+    steps: int
+    minutes: float | None
+    """None: no rate measured on this base here yet."""
+    basis: str
+    """How it was reached, in words (or why there is no time)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Estimate:
+        return cls(int(values["steps"]), values.get("minutes"), str(values.get("basis", "")))
+
+
+def planned_steps(config: QLoRAConfig, given: Collection[str], examples: int) -> int:
+    """The optimizer steps the job will make, as the trainer and the chosen defaults count them."""
+    steps = config.max_steps or math.ceil(steps_per_epoch(examples, config) * config.epochs)
+    if not {"max_steps", "epochs"} & set(given):
+        steps = max(steps, MIN_STEPS)
+    return steps
+
+
+def measured_rate(store: JobStore, base: str) -> Rate | None:
+    """The rate the newest job on ``base`` that trained a step reported, or None."""
+    for job in store.jobs(limit=JOBS_SEARCHED):
+        if job.base_model != base:
+            continue
+        started: dict[str, Any] | None = None
+        last_step: dict[str, Any] | None = None
+        for event in read_events(store.folder(job.id)):
+            if event.get("event") == "started":
+                started, last_step = event, None  # a resumed run measures anew
+            elif event.get("event") == "step" and started is not None:
+                last_step = event
+        if started is None or last_step is None:
+            continue
+        tokens = started.get("tokens_per_epoch")
+        chars = started.get("chars_per_epoch")
+        speed = last_step.get("tokens_per_s")
+        numbers = (tokens, chars, speed)
+        if all(isinstance(n, int | float) and math.isfinite(n) and n > 0 for n in numbers):
+            return Rate(float(speed), float(chars) / float(tokens), job.id)  # type: ignore[arg-type]
+    return None
+
+
+def estimate(
+    config: QLoRAConfig, given: Collection[str], examples: Sequence[Example], rate: Rate | None
+) -> Estimate:
+    """How many steps the job makes over ``examples`` (those it trains on), and how long."""
+    steps = planned_steps(config, given, len(examples))
+    if rate is None:
+        return Estimate(
+            steps,
+            None,
+            f"{steps:,} steps; no training rate measured on this base here yet (the first "
+            "job's steps measure it)",
+        )
+    per_epoch = sum(min(e.chars / rate.chars_per_token, config.max_seq_len) for e in examples)
+    epochs = steps / steps_per_epoch(len(examples), config)
+    tokens = per_epoch * epochs
+    minutes = tokens / rate.tokens_per_s / 60
+    return Estimate(
+        steps,
+        round(minutes, 2),
+        f"{steps:,} steps, about {tokens:,.0f} tokens at {rate.tokens_per_s:,.0f} tokens/s, "
+        f"measured by job {rate.job_id} on this base: about {_duration(minutes)}",
+    )
+
+
+def check_plan(config: QLoRAConfig, planned: Estimate) -> None:
+    """Refuse a plan that would hold the queue or cannot end within ``max_minutes``.
+
+    Raises:
+        UserError: more than :data:`MAX_PLANNED_STEPS` steps, or an estimate past
+            ``max_minutes`` (the message gives it).
+    """
+    if planned.steps > MAX_PLANNED_STEPS:
+        raise UserError(
+            f"the job plans {planned.steps:,} steps; a job makes at most "
+            f"{MAX_PLANNED_STEPS:,}: lower epochs or max_steps, or raise batch_size"
+        )
+    budget = config.max_minutes
+    if budget and planned.minutes is not None and planned.minutes > budget:
+        raise UserError(
+            f"the job cannot finish within max_minutes={budget:g}: {planned.basis}; lower "
+            "max_steps or epochs, or raise max_minutes (0: no time limit)"
+        )
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 1:
+        return f"{minutes * 60:.0f} s"
+    if minutes < 120:
+        return f"{minutes:.0f} minutes"
+    if minutes < 48 * 60:
+        return f"{minutes / 60:.1f} hours"
+    return f"{minutes / 1440:,.0f} days"
