@@ -44,10 +44,12 @@ def print_launch(kind: str, training: TrainingService) -> None:
     """Print the ``kind`` server's command or config for the registered adapters."""
     from llm_engineering.adapters.launch import launch
 
+    listing = training.adapter_listing()
     try:
-        result = launch(kind, training.settings, training.resolver, training.adapters())
+        result = launch(kind, training.settings, training.resolver, listing.cards)
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
+    result.notes += [f"left out: {found.describe()}" for found in listing.damaged]
     typer.echo(result.text)
     served = ", ".join(result.adapters) or "none"
     typer.echo(f"{result.kind}: the base and {len(result.adapters)} adapter(s): {served}", err=True)

@@ -229,6 +229,9 @@ def test_adapters_and_jobs_list_the_rest_and_name_each_damaged_record(tmp_path: 
     as_json = CliRunner().invoke(app, ["adapters", "--json", *data])
     assert [card["name"] for card in json.loads(as_json.stdout)] == ["faq", "other"]
     assert f"damaged: faq@2: {damaged['faq@2']}" in as_json.stderr
+    served = CliRunner().invoke(app, ["adapters", "--serve", "llama-server", *data])
+    assert served.exit_code == 0 and "faq@1, other@1" in served.stderr, served.output
+    assert f"left out: faq@2: {damaged['faq@2']} cannot be read" in served.stderr
     jobs = CliRunner().invoke(app, ["jobs", *data])
     assert jobs.exit_code == 0 and f"damaged: {spec_file} cannot be read" in jobs.output
     shown = CliRunner().invoke(app, ["jobs", bad.id, "--json", *data])
