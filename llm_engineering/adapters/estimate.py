@@ -36,6 +36,8 @@ class Rate:
     chars_per_token: float
     job_id: str
     """The job that measured it."""
+    device: str = ""
+    """Where that job trained (``cpu``, ``cuda``)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def measured_rate(store: JobStore, base: str) -> Rate | None:
         speed = last_step.get("tokens_per_s")
         numbers = (tokens, chars, speed)
         if all(isinstance(n, int | float) and math.isfinite(n) and n > 0 for n in numbers):
-            return Rate(float(speed), float(chars) / float(tokens), job.id)  # type: ignore[arg-type]
+            device = str(started.get("device") or "")
+            return Rate(float(speed), float(chars) / float(tokens), job.id, device)  # type: ignore[arg-type]
     return None
 
 
@@ -107,7 +110,8 @@ def estimate(
         steps,
         round(minutes, 2),
         f"{steps:,} steps, about {tokens:,.0f} tokens at {rate.tokens_per_s:,.0f} tokens/s, "
-        f"measured by job {rate.job_id} on this base: about {_duration(minutes)}",
+        f"measured by job {rate.job_id} on this base{f' ({rate.device})' if rate.device else ''}"
+        f": about {_duration(minutes)}",
     )
 
 
