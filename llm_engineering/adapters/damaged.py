@@ -44,7 +44,8 @@ def _reason(exc: BaseException) -> str:
     from pydantic import ValidationError
 
     if isinstance(exc, json.JSONDecodeError):
-        return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at"
+        return f"not valid JSON: {exc.msg}{at} line {exc.lineno} column {exc.colno}"
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 text ({exc.reason} at byte {exc.start})"
     if isinstance(exc, ValidationError):
