@@ -8,6 +8,7 @@ The hierarchy::
     │   ├── PathError           a path does not exist, is not allowed, or cannot be read
     │   ├── EmbeddingModelMismatch
     │   │                       the index was built with another embedding model
+    │   ├── StateFileDamaged    ``state.sqlite`` cannot be read (``ingest --rebuild`` remakes it)
     │   └── DatasetError        training examples with bad lines (every one listed)
     ├── DocumentError           a file could not be read as a document (recorded, never fatal)
     ├── ModelLoadError          a model could not be loaded (the message says which and why)
@@ -16,6 +17,7 @@ The hierarchy::
     │       └── EmbeddingServerError
     │                           some texts of a bulk embedding could not be embedded
     ├── IndexBusyError          another process holds the index for writing
+    ├── DiskFullError           no space left on the data folder's disk (indexing waits for room)
     ├── ParserStartError        no parse worker process could be started
     ├── TrainingFailed          training cannot go on (NaN or exploding loss, unusable data)
     └── ExportError             an adapter cannot be written as a GGUF LoRA for llama.cpp
@@ -29,6 +31,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DatasetError",
+    "DiskFullError",
     "DocumentError",
     "EmbeddingModelMismatch",
     "EmbeddingServerError",
@@ -39,6 +42,7 @@ __all__ = [
     "ParserStartError",
     "PathError",
     "ServerError",
+    "StateFileDamaged",
     "TrainingFailed",
     "UserError",
 ]
@@ -62,6 +66,10 @@ class PathError(UserError):
 
 class EmbeddingModelMismatch(UserError):
     """The index was built with a different embedding model than the one configured."""
+
+
+class StateFileDamaged(UserError):
+    """``state.sqlite`` is damaged (cut short, a broken header): SQLite cannot read it."""
 
 
 class DatasetError(UserError):
@@ -111,6 +119,11 @@ class EmbeddingServerError(ServerError):
 
 class IndexBusyError(LlmEngError):
     """Another process holds the index for writing."""
+
+
+class DiskFullError(LlmEngError):
+    """No space left on the data folder's disk: nothing more can be written there until some
+    is freed (a server's indexing waits for that, then resumes by itself)."""
 
 
 class ParserStartError(LlmEngError):

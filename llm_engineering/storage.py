@@ -9,19 +9,37 @@ highest in the package.
 
 Beside it, small JSON files (a job's records, the writer's progress) are replaced whole
 with :func:`write_whole`.
+
+Two failures are named for what they are, whichever statement meets them: a file SQLite
+cannot read raises :class:`~llm_engineering.errors.StateFileDamaged` (which file, and the
+command that remakes it), a full disk :class:`~llm_engineering.errors.DiskFullError`.
 """
 
 from __future__ import annotations
 
+import errno
 import re
+import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["LEGACY_MIGRATIONS", "Migration", "Migrations", "Storage", "run_script", "write_whole"]
+from llm_engineering.errors import DiskFullError, LlmEngError, StateFileDamaged
+
+__all__ = [
+    "DAMAGED_SUFFIX",
+    "LEGACY_MIGRATIONS",
+    "Migration",
+    "Migrations",
+    "Storage",
+    "is_disk_full",
+    "no_space_left",
+    "run_script",
+    "write_whole",
+]
 
 T = TypeVar("T")
 Migration = Callable[[sqlite3.Connection], None]
@@ -31,6 +49,41 @@ Migration = Callable[[sqlite3.Connection], None]
 LEGACY_MIGRATIONS = ("m001_create_tables", "m002_keyword_vocabulary", "m003_jobs")
 
 _NAME = re.compile(r"m\d{3}_\w+")
+
+DAMAGED_SUFFIX = ".damaged"
+"""A damaged ``state.sqlite`` that ``ingest --rebuild`` replaced is kept beside it, renamed so."""
+_DAMAGED_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def free_space(folder: Path) -> str:
+    """What is free on ``folder``'s disk, for a message (``?`` if it cannot be read)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "?"
+    return f"{free / 1048576:.1f} MB" if free >= 1048576 else f"{free / 1024:.0f} KB"
+
+
+def no_space_left(data_dir: Path) -> DiskFullError:
+    """The error for a write that found the data folder's disk full."""
+    return DiskFullError(
+        f"no space left on the data folder's disk ({data_dir}, {free_space(data_dir)} free): "
+        "free some space there or move the data folder (--data-dir); what could not be written "
+        "is indexed once writes succeed again (a running server resumes by itself)"
+    )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says a disk was full (an OSError, SQLite's SQLITE_FULL, or Chroma's
+    message for either)."""
+    if isinstance(exc, DiskFullError):
+        return True
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    text = str(exc).lower()
+    return "disk is full" in text or "no space left" in text
 
 
 def write_whole(path: Path, text: str) -> None:
@@ -81,6 +134,24 @@ class Migrations:
         return iter(self._steps)
 
 
+class _Connection(sqlite3.Connection):
+    """A connection whose statements name what a damaged file or a full disk is."""
+
+    storage: Storage
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        try:
+            return super().execute(*args)
+        except sqlite3.DatabaseError as exc:
+            raise self.storage.named(exc) from exc
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        try:
+            return super().executemany(*args)
+        except sqlite3.DatabaseError as exc:
+            raise self.storage.named(exc) from exc
+
+
 class Storage:
     """Thread-safe access to one SQLite file (one connection per thread, WAL mode)."""
 
@@ -91,17 +162,67 @@ class Storage:
 
     @property
     def db(self) -> sqlite3.Connection:
-        """This thread's connection, in autocommit mode: reads need no transaction."""
+        """This thread's connection, in autocommit mode: reads need no transaction.
+
+        Raises:
+            StateFileDamaged: SQLite cannot read the file (its first statement says so).
+        """
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=30.0,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_Connection,
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.storage = self
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA busy_timeout=30000")
+            except LlmEngError:
+                conn.close()
+                raise
             self._local.conn = conn
         return conn
+
+    def named(self, exc: sqlite3.DatabaseError) -> Exception:
+        """``exc`` as the error that names its cause, when it is a damaged file or a full disk."""
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code in _DAMAGED_CODES:
+            return StateFileDamaged(
+                f"{self.path} is damaged (SQLite: {exc}), so nothing can be read from it. Remake "
+                f"it with `llm-eng ingest --rebuild FOLDER --data-dir {self.path.parent}`: the "
+                "watched folders are indexed again, training jobs and adapters are kept, and the "
+                f"damaged file is kept as {self.path.name}{DAMAGED_SUFFIX}. Or put back a copy of "
+                "it from a backup. Then start the server again."
+            )
+        if code == sqlite3.SQLITE_FULL:
+            return no_space_left(self.path.parent)
+        return exc
+
+    def damaged(self) -> StateFileDamaged | None:
+        """Why the file cannot be read, or None when it can (or does not exist yet)."""
+        try:
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except StateFileDamaged as exc:
+            return exc
+        return None
+
+    def set_aside(self) -> Path:
+        """Move the (damaged) file and its WAL aside, so that the next use starts a new one.
+
+        Returns:
+            Where the file is now.
+        """
+        self.close()
+        aside = self.path.with_name(self.path.name + DAMAGED_SUFFIX)
+        for suffix in ("", "-wal", "-shm"):
+            part = self.path.with_name(self.path.name + suffix)
+            if part.exists():
+                part.replace(aside.with_name(aside.name + suffix))
+        return aside
 
     def close(self) -> None:
         """Close this thread's connection (the next use opens a new one)."""
@@ -126,7 +247,10 @@ class Storage:
             db.execute("COMMIT")
             return result
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite has rolled back by itself after some errors (a full disk): a ROLLBACK then
+            # fails and would hide the error that matters.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     def migrate(self, migrations: Migrations) -> list[str]:

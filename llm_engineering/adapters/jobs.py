@@ -142,6 +142,28 @@ class JobStore:
         self.root = data_dir / "jobs"
         self.storage = Storage(data_dir / "state.sqlite")
         self.storage.migrate(MIGRATIONS)
+        self._restore()
+
+    def _restore(self) -> None:
+        """An empty jobs table beside job folders (``state.sqlite`` was remade): rows again."""
+        if (
+            self.storage.db.execute("SELECT 1 FROM jobs LIMIT 1").fetchone()
+            or not self.root.is_dir()
+        ):
+            return
+        from llm_engineering.adapters.job_rows import rows_from_folders
+
+        rows = rows_from_folders(self.root, self.data_dir / "adapters")
+
+        def work(db: sqlite3.Connection) -> None:
+            for row in rows:
+                db.execute(
+                    f"INSERT OR IGNORE INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                    tuple(row.values()),
+                )
+
+        if rows:
+            self.storage.write(work)
 
     def close(self) -> None:
         self.storage.close()

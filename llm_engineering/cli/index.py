@@ -75,7 +75,8 @@ def ingest(
         bool,
         typer.Option(
             "--rebuild",
-            help="Drop the whole index first (e.g. after changing the embedding model).",
+            help="Drop the whole index first (e.g. after changing the embedding model, or when "
+            "state.sqlite is damaged: training jobs and adapters are kept).",
         ),
     ] = False,
     watch: Watch = None,
@@ -91,6 +92,13 @@ def ingest(
         embedding_model=embedding_model, log_level=log_level or "ERROR",
     )  # fmt: skip
     index = open_index(settings, rebuild=rebuild)
+    if index.damaged_file is not None:
+        typer.echo(
+            f"note: {settings.state_path} was damaged and is kept as {index.damaged_file}; "
+            "the index is made again; training jobs restored from their folders: "
+            f"{_jobs_kept(settings.data_dir)} (adapters are kept as they were)",
+            err=True,
+        )
     try:
         report = _ingest(index, [*paths, *settings.watch])
     except LlmEngError as exc:
@@ -98,6 +106,17 @@ def ingest(
     output.print_report(report)
     if report.failed:
         raise typer.Exit(3)
+
+
+def _jobs_kept(data_dir: Path) -> int:
+    """Open the job store now, which brings the jobs table back from the job folders."""
+    from llm_engineering.adapters.jobs import JobStore
+
+    store = JobStore(data_dir)
+    try:
+        return int(store.storage.db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+    finally:
+        store.close()
 
 
 @app.command()

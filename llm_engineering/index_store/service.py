@@ -57,9 +57,13 @@ class IndexService:
         parsers: Parse workers to use (and leave open) instead of starting
             ``settings.parse_workers`` of its own on first need.
 
+        rebuild: Drop the index first (:meth:`rebuild`); a damaged ``state.sqlite`` is moved
+            aside to ``state.sqlite.damaged`` and a new one made.
+
     Raises:
         EmbeddingModelMismatch: the index was built with another embedding model.
         ConfigError: the Chroma server cannot be reached.
+        StateFileDamaged: ``state.sqlite`` cannot be read (and ``rebuild`` is not asked for).
     """
 
     def __init__(
@@ -73,11 +77,17 @@ class IndexService:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = Storage(settings.state_path)
+        self.lock = WriterLock(settings.data_dir)
+        self.damaged_file: Path | None = None
+        """Where a rebuild moved a damaged ``state.sqlite`` (None: it was readable)."""
+        if rebuild and self.storage.damaged() is not None:
+            self._require_writer()
+            self.damaged_file = self.storage.set_aside()
+            log.warning("%s was damaged: moved it to %s", settings.state_path, self.damaged_file)
         self.state = Ledger(self.storage)
         self.keyword = KeywordIndex(self.storage)
         self.documents = Documents(self.state, settings.watch)
         self.vectors = VectorIndex(settings)
-        self.lock = WriterLock(settings.data_dir)
         self._load_lock = threading.RLock()  # reranker() loads the embedder inside it
         self._write_lock = threading.Lock()
         if rebuild:

@@ -101,7 +101,12 @@ def create_server(
                 debounce=settings.watch_debounce,
             )
             app.runner.start()
-        app.training = await anyio.to_thread.run_sync(TrainingService, settings)
+        try:
+            app.training = await anyio.to_thread.run_sync(TrainingService, settings)
+        except LlmEngError as exc:  # its jobs table lives in state.sqlite too (damaged?)
+            app.training_error = str(exc)
+            log.error("training is not available: %s", exc)
+            return
         if not read_only:
             # Runs queued jobs whenever this copy holds jobs.lock; resumes ones a restart stopped.
             app.training.start_runner()

@@ -27,6 +27,7 @@ class AppContext:
     index_error: str | None = None
     generators: GeneratorCache | None = None
     training: TrainingService | None = None
+    training_error: str | None = None
     _answerer: Answerer | None = None
 
     def require_index(self) -> IndexService:
@@ -44,7 +45,9 @@ class AppContext:
 
     def require_training(self) -> TrainingService:
         if self.training is None:
-            raise UserError("training is not available in this server")
+            raise UserError(
+                f"training is not available in this server: {self.training_error or 'not started'}"
+            )
         return self.training
 
     def require_generators(self) -> GeneratorCache:

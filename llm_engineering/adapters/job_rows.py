@@ -1,0 +1,83 @@
+"""Job rows made again from the job folders, for a ``state.sqlite`` that lost them.
+
+A job's folder is its durable record: ``job.json`` says what it trains, ``result.json`` how
+its worker ended, and the adapter registry's cards name the job each adapter came from. When
+``state.sqlite`` had to be remade (it was damaged), the jobs table starts empty; these rows
+bring every job back with its name, status, dataset and adapter. A job that had not ended
+comes back ``interrupted``, to be resumed by hand: what it was doing is not known any more.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from llm_engineering.adapters.records import JobResult
+
+__all__ = ["rows_from_folders"]
+
+log = logging.getLogger(__name__)
+
+LOST = (
+    "its record was lost with a damaged state.sqlite and made again from its folder; "
+    "resume it to train it"
+)
+
+
+def _adapters_by_job(adapters: Path) -> dict[str, str]:
+    """Job id -> ``NAME@VERSION`` of the adapter it registered, from the cards that read."""
+    found: dict[str, str] = {}
+    for card in adapters.glob("*/*/card.json"):
+        try:
+            values = json.loads(card.read_text(encoding="utf-8"))
+            found[str(values["job_id"])] = f"{values['name']}@{int(values['version'])}"
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # the registry lists a card that does not read as damaged
+    return found
+
+
+def _created(job_id: str, folder: Path) -> float:
+    try:  # ids start with their creation time, YYYYmmdd-HHMMSS
+        return time.mktime(time.strptime(job_id[:15], "%Y%m%d-%H%M%S"))
+    except ValueError:
+        return folder.stat().st_mtime
+
+
+def rows_from_folders(jobs: Path, adapters: Path) -> list[dict[str, Any]]:
+    """One jobs-table row (column -> value) per job folder under ``jobs`` whose ``job.json``
+    reads; a folder without one is skipped (logged)."""
+    adapter_of = _adapters_by_job(adapters)
+    rows = []
+    for folder in sorted(p for p in jobs.iterdir() if p.is_dir()) if jobs.is_dir() else []:
+        try:
+            spec = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+            dataset = spec.get("dataset") or {}
+            row: dict[str, Any] = {
+                "id": folder.name,
+                "name": str(spec["name"]),
+                "base_model": str(spec["base_model"]),
+                "dataset_sha256": dataset.get("sha256"),
+                "examples": int(dataset.get("examples") or 0),
+                "hyperparameters": json.dumps(spec.get("hyperparameters") or {}),
+                "created": _created(folder.name, folder),
+            }
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning(
+                "job folder %s: its job.json cannot be read (%s); not restored", folder, exc
+            )
+            continue
+        result = JobResult.read(folder)
+        if result is not None:
+            row["status"] = result.status
+            row["error"] = result.error or result.reason or result.verdict
+            row["finished"] = (folder / JobResult.FILE).stat().st_mtime
+        elif (folder / "cancel").exists():
+            row["status"] = "cancelled"
+        else:
+            row["status"], row["error"] = "interrupted", LOST
+        row["adapter"] = adapter_of.get(folder.name)
+        rows.append(row)
+    return rows
