@@ -20,6 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from llm_engineering.errors import LlmEngError
+from llm_engineering.index_store.report import IngestReport
+from llm_engineering.index_store.scanning import UNREADABLE_FOLDER
 from llm_engineering.index_store.service import IndexService, IndexStatus
 from llm_engineering.index_store.watcher import ChangeQueue, FolderWatcher
 
@@ -84,11 +86,13 @@ class IndexRunner:
     def status(self) -> IndexStatus:
         """The index's status with this runner's part: queued paths, role, watching, error."""
         status = self.index.status()
+        watcher = self.watcher
         return replace(
             status,
             pending=status.pending + len(self.queue),
             role="read-only" if self.read_only else status.role,
-            watching=self.watcher is not None,
+            watching=watcher is not None and watcher.watching,
+            watch_problems=watcher.problems() if watcher is not None else [],
             error=self.error,
         )
 
@@ -143,10 +147,13 @@ class IndexRunner:
         threading.Thread(target=self._load_embedder, name="llm-eng-embedder", daemon=True).start()
         folders = [f for f in self.folders if f.is_dir()]
         for missing in set(self.folders) - set(folders):
-            log.error("watched folder %s does not exist or is not a folder; skipping it", missing)
-        # Watch first, so a change made while reconciling is not missed (indexing it twice is harmless).
-        if self.watch and folders:
-            self.watcher = FolderWatcher(folders, self.queue, exclude=self.index.settings.data_dir)
+            log.error("watched folder %s does not exist or is not a folder (yet)", missing)
+        # Watch first, so a change made while reconciling is not missed (indexing it twice is
+        # harmless). A missing folder too: it is watched and reconciled once it exists.
+        if self.watch and self.folders:
+            self.watcher = FolderWatcher(
+                self.folders, self.queue, exclude=self.index.settings.data_dir
+            )
             self.watcher.start()
         orphans, requeued = self.index.repair()
         if orphans or requeued:
@@ -164,9 +171,11 @@ class IndexRunner:
                 ", ".join(map(str, folders)), report.added, report.updated, report.unchanged,
                 report.removed, len(report.failed), report.seconds,
             )  # fmt: skip
+            self._unreadable(report)
         self.reconciled.set()
         self.index.embedder()  # an unchanged folder needed no model; searches do
         while not self._stop.is_set():
+            self._check_watch()
             paths = self.queue.take_due(timeout=1.0)
             if not paths or self._stop.is_set():
                 continue
@@ -181,3 +190,19 @@ class IndexRunner:
                 "indexed changes: %d added, %d updated, %d removed, %d failed",
                 report.added, report.updated, report.removed, len(report.failed),
             )  # fmt: skip
+            self._unreadable(report)
+
+    def _check_watch(self) -> None:
+        """Watch again what watchdog stopped following (a folder deleted and made again, moved
+        away and back, a subfolder readable again) and reconcile it: it had no events."""
+        if self.watcher is not None:
+            for folder in self.watcher.check():
+                log.info("watching %s again; reconciling it with the index", folder)
+                self.queue.add(folder, complete=True)
+
+    def _unreadable(self, report: IngestReport) -> None:
+        """Tell the watcher the folders a run could not read, to watch once they can be."""
+        if self.watcher is not None:
+            self.watcher.unreadable(
+                Path(f.path) for f in report.failed if f.error.startswith(UNREADABLE_FOLDER)
+            )

@@ -17,7 +17,9 @@ read from SQLite) and :meth:`Ingestor.repair` deletes.
 
 from __future__ import annotations
 
+import errno
 import logging
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -162,17 +164,26 @@ class Ingestor:
         """The files to index for ``targets``, and the indexed paths that are gone.
 
         Raises:
-            PathError: (``strict`` only) a target does not exist, or is not supported.
+            PathError: (``strict`` only) a target does not exist, cannot be looked at, or is
+                not supported.
         """
         plan: Plan = []
         gone: list[str] = []
         for target in targets:
             target = target.expanduser().absolute()
-            if not target.exists() and not target.is_symlink():
+            try:
+                kind = _kind(target)
+            except OSError as exc:  # a folder above it cannot be searched
+                if strict:
+                    raise PathError(f"cannot ingest {target}: {exc.strerror or exc}") from exc
+                # The folder's own scan fails it (its permissions changed: it had an event).
+                log.info("cannot look at %s (%s); left as it is", target, exc.strerror or exc)
+                continue
+            if kind == "missing":
                 if strict:
                     raise PathError(f"cannot ingest {target}: no such file or folder")
                 gone += self.known_at(target)
-            elif target.is_dir():
+            elif kind == "folder":
                 target = target.resolve()
                 seen = set()
                 roots = self.roots(target)
@@ -180,7 +191,9 @@ class Ingestor:
                     plan.append((scanned, self._root_for(scanned.path, target)))
                     seen.add(path_text(scanned.path))
                 gone += [path for path in self.state.files_under(str(target)) if path not in seen]
-            elif target.is_file() or target.is_symlink():
+                if path_text(target) not in seen:  # its own entry, from when it could not be read
+                    gone += [path_text(target)] if self.state.file(str(target)) else []
+            elif kind == "file":
                 if not is_supported(target):
                     if strict:
                         raise PathError(
@@ -254,3 +267,23 @@ class Ingestor:
         self.vectors.delete(stale)
         report.failed.append(FailedFile(row.path, error))
         log.warning("could not index %s: %s", row.path, error)
+
+
+def _kind(target: Path) -> str:
+    """``folder``, ``file`` (a link that leads nowhere too: the scan reports it), ``missing``
+    or ``other``.
+
+    Raises:
+        OSError: ``target`` cannot be looked at (a folder above it cannot be searched).
+    """
+    try:
+        info = target.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return "file" if target.is_symlink() else "missing"
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        return "file"
+    if stat.S_ISDIR(info.st_mode):
+        return "folder"
+    return "file" if stat.S_ISREG(info.st_mode) else "other"

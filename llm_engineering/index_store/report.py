@@ -77,5 +77,7 @@ class IndexStatus:
     role: Role = "writer"
     writer_pid: int | None = None
     watching: bool = False
+    watch_problems: list[str] = field(default_factory=list)
+    """Why a watched folder (or a subfolder) is not watched now; each is retried."""
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

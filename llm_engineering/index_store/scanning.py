@@ -13,6 +13,7 @@ from llm_engineering.index_store.readers import SUPPORTED_EXTENSIONS, file_type_
 from llm_engineering.paths import is_inside
 
 __all__ = [
+    "UNREADABLE_FOLDER",
     "ScannedFile",
     "is_ignored_name",
     "is_supported",
@@ -22,6 +23,8 @@ __all__ = [
 ]
 
 _IGNORED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "site-packages", "dist-packages"})
+UNREADABLE_FOLDER = "cannot read folder"
+"""How the problem of a folder that cannot be listed begins (the watcher retries those)."""
 
 
 def is_ignored_name(name: str) -> bool:
@@ -90,14 +93,19 @@ def scan_folder(
     Symbolic links to folders are not followed (they can loop, and one inside is indexed
     under its real path already); one leading out of ``roots`` is reported with its
     problem. Links to files are read through only when they resolve inside ``roots``.
-    ``exclude`` (the data folder) is never entered.
+    ``exclude`` (the data folder) is never entered. A folder that cannot be listed is
+    reported with its problem, so it is never skipped silently.
     """
     stack = [root]
     while stack:
         folder = stack.pop()
         try:
             entries = list(os.scandir(folder))
-        except OSError:
+        except FileNotFoundError:  # deleted while the scan went on
+            continue
+        except OSError as exc:
+            why = f"{UNREADABLE_FOLDER}: {exc.strerror or exc}"
+            yield ScannedFile(folder, 0, 0, f"{why}; its files are indexed once it can be read")
             continue
         for entry in entries:
             if is_ignored_name(entry.name):

@@ -11,8 +11,11 @@ save through a temp file is a single update of the target, never a delete then a
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -140,7 +143,15 @@ class _Handler:
 
 
 class FolderWatcher:
-    """Watches folders recursively with watchdog (inotify, FSEvents, ...; polling as a fallback)."""
+    """Watches folders recursively with watchdog (inotify, FSEvents, ...; polling as a fallback).
+
+    watchdog stops following a folder that is deleted (and never sees one made again in its
+    place), follows one moved away under its old path, and silently leaves out a subfolder
+    it cannot read. :meth:`check`, called about once a second, notices each of these:
+    a folder that is gone is reported as not watched (:attr:`problems`), and one that is
+    back, new in its place, or whose unreadable subfolder can be read now, is watched
+    afresh and returned, for the caller to reconcile (changes meanwhile had no events).
+    """
 
     def __init__(self, folders: Iterable[Path], queue: ChangeQueue, exclude: Path | None = None):
         self.folders = [Path(f) for f in folders]
@@ -148,31 +159,141 @@ class FolderWatcher:
         self._exclude = exclude
         self._observer: Any = None
         self.polling = False
+        # folder -> its watch and the (device, inode) it was watching
+        self._watched: dict[Path, tuple[Any, tuple[int, int]]] = {}
+        self._unreadable: set[Path] = set()
+        self._problems: dict[Path, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def watching(self) -> bool:
+        """Whether every folder is watched now."""
+        with self._lock:
+            return self._observer is not None and not set(self._problems) & set(self.folders)
+
+    def problems(self) -> list[str]:
+        """Why a folder (or a subfolder) is not watched now, one line each."""
+        with self._lock:
+            return list(self._problems.values())
 
     def start(self) -> None:
         from watchdog.observers import Observer
-        from watchdog.observers.polling import PollingObserver
 
-        try:
-            self._observer = self._schedule(Observer())
-        except OSError as exc:  # e.g. the inotify watch limit on a huge tree
-            log.warning("native file watching failed (%s); polling every 2 s instead", exc)
-            self._observer = self._schedule(PollingObserver(timeout=2))
-            self.polling = True
-
-    def _schedule(self, observer: Any) -> Any:
+        self._observer = Observer()
+        self._observer.start()
         for folder in self.folders:
-            if folder.is_dir():
-                observer.schedule(
-                    _Handler(folder, self.queue, self._exclude), str(folder), recursive=True
-                )
-            else:
-                log.error("cannot watch %s: not a folder", folder)
-        observer.start()
-        return observer
+            self._attach(folder)
 
     def stop(self) -> None:
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
             self._observer = None
+
+    def unreadable(self, folders: Iterable[Path]) -> None:
+        """Folders the scan could not list: :meth:`check` watches them again once it can."""
+        for folder in folders:
+            self._unreadable.add(folder)
+            self._problem(
+                folder,
+                f"{folder} cannot be read, so it is not watched; it is watched and indexed "
+                "again once it can be read",
+            )
+
+    def check(self) -> list[Path]:
+        """Watch afresh each folder that is back, new in its place, or no longer followed, and
+        each whose unreadable subfolder can be read now; note each that is gone.
+
+        Returns:
+            The folders watched afresh: their changes meanwhile had no events.
+        """
+        fresh: list[Path] = []
+        for folder in self.folders:
+            watch, identity = self._watched.get(folder, (None, None))
+            current = identity is not None and identity == _identity(folder)
+            if not (current and self._following(watch)) and self._attach(folder):
+                fresh.append(folder)
+        for folder in sorted(self._unreadable):
+            try:
+                with os.scandir(folder):
+                    pass
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+            else:
+                root = next((f for f in self.folders if f == folder or f in folder.parents), None)
+                # watchdog adds no watch to a folder when it becomes readable: watch afresh.
+                if root is not None and root not in fresh and self._attach(root):
+                    fresh.append(root)
+            self._unreadable.discard(folder)
+            self._problem(folder, None)
+        return fresh
+
+    def _problem(self, folder: Path, problem: str | None) -> None:
+        with self._lock:
+            if problem is None:
+                self._problems.pop(folder, None)
+            elif self._problems.get(folder) != problem:
+                self._problems[folder] = problem
+                log.warning("%s", problem)
+
+    def _following(self, watch: Any) -> bool:
+        """Whether the emitter of ``watch`` still runs (it stops when its folder is deleted)."""
+        return any(e.watch == watch and e.is_alive() for e in self._observer.emitters)
+
+    def _attach(self, folder: Path) -> bool:
+        """Watch ``folder`` afresh (the watch it had goes); whether it is watched now."""
+        self._detach(folder)
+        identity = _identity(folder)
+        if identity is None:
+            self._problem(
+                folder,
+                f"{folder} does not exist (deleted, or moved away?), so it is not watched; it "
+                "is watched and indexed again once it is back",
+            )
+            return False
+        try:
+            watch = self._observer.schedule(
+                _Handler(folder, self.queue, self._exclude), str(folder), recursive=True
+            )
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EMFILE) and not self.polling:
+                return self._poll_instead(exc, folder)
+            self._problem(
+                folder, f"cannot watch {folder} ({exc.strerror or exc}); trying again every second"
+            )
+            return False
+        self._watched[folder] = (watch, identity)
+        self._problem(folder, None)
+        return True
+
+    def _poll_instead(self, error: OSError, folder: Path) -> bool:
+        """Out of inotify watches (a huge tree): poll every folder instead."""
+        from watchdog.observers.polling import PollingObserver
+
+        log.warning("native file watching failed (%s); polling every 2 s instead", error)
+        self.stop()
+        self._watched.clear()
+        self._observer = PollingObserver(timeout=2)
+        self._observer.start()
+        self.polling = True
+        for other in self.folders:
+            if other != folder:
+                self._attach(other)
+        return self._attach(folder)
+
+    def _detach(self, folder: Path) -> None:
+        watched = self._watched.pop(folder, None)
+        if watched is not None:
+            with contextlib.suppress(KeyError):  # already gone with its emitter
+                self._observer.unschedule(watched[0])
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``folder``, or None when it is not a folder now."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None

@@ -91,6 +91,11 @@ class IndexStatusResult(BaseModel):
     watching: bool = Field(
         description="True when changes in the watched folders are picked up live."
     )
+    watch_problems: list[str] = Field(
+        default_factory=list,
+        description="Why a watched folder or subfolder is not watched now (deleted, moved away, "
+        "unreadable); each is watched and indexed again once it is back.",
+    )
     error: str | None = Field(None, description="Why background indexing stopped, if it did.")
     last_ingest: IngestSummary | None = Field(
         None, description="Counts from the most recent ingest."
@@ -194,6 +199,7 @@ async def index_status(ctx: Context) -> IndexStatusResult:
         role=status.role,
         writer_pid=status.writer_pid,
         watching=status.watching,
+        watch_problems=status.watch_problems,
         error=status.error,
         last_ingest=IngestSummary.of(status.last_ingest) if status.last_ingest else None,
     )

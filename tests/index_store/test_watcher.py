@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -305,3 +307,121 @@ def test_a_name_that_is_not_utf8_fails_alone_and_the_watcher_goes_on(
     os.unlink(raw)
     wait_until(lambda: runner.status().failed == [])
     assert keyword_paths(service, "murrelets") == [] and runner.status().error is None
+
+
+def test_a_watched_folder_deleted_and_made_again_is_watched_again_and_reconciled(
+    start_runner, folder: Path
+) -> None:  # type: ignore[no-untyped-def]
+    (folder / "old.md").write_text("# Old\n\nospreys\n")
+    runner = start_runner()
+    service = runner.index
+    assert runner.status().watching and runner.status().watch_problems == []
+    shutil.rmtree(folder)
+    wait_until(lambda: not runner.status().watching)
+    assert "does not exist" in runner.status().watch_problems[0]
+    assert str(folder) in runner.status().watch_problems[0]
+
+    folder.mkdir()
+    (folder / "new.md").write_text("# New\n\nkestrels\n")
+    wait_until(lambda: keyword_paths(service, "kestrels") == ["new.md"])
+    wait_until(lambda: runner.status().watching)
+    assert runner.status().watch_problems == []
+    (folder / "later.md").write_text("# Later\n\nmerlins\n")  # the new folder is watched
+    wait_until(lambda: keyword_paths(service, "merlins") == ["later.md"])
+    assert keyword_paths(service, "ospreys") == [] and consistent(service)
+
+
+def test_a_watched_folder_moved_away_and_back_is_reconciled(
+    start_runner, folder: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    (folder / "kept.md").write_text("# Kept\n\nsanderlings\n")
+    runner = start_runner()
+    service = runner.index
+    away = tmp_path / "away"
+    folder.rename(away)
+    wait_until(lambda: not runner.status().watching)
+    (away / "meanwhile.md").write_text("# Meanwhile\n\ngannets\n")
+    (away / "kept.md").write_text("# Kept\n\nturnstones\n")
+    away.rename(folder)
+    wait_until(lambda: keyword_paths(service, "gannets") == ["meanwhile.md"])
+    wait_until(lambda: keyword_paths(service, "turnstones") == ["kept.md"])
+    wait_until(lambda: runner.status().watching)
+    assert service.get_document(path=str(folder / "meanwhile.md")).text.endswith("gannets")
+    assert keyword_paths(service, "sanderlings") == [] and consistent(service)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+@contextmanager
+def reading_as_a_user() -> Iterator[None]:
+    """Threads started inside the block read folders as an ordinary user does, so a folder
+    with mode 000 cannot be read even when the tests run as root.
+
+    Root reads any folder through two capabilities, CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH.
+    Capabilities belong to a thread and a new thread copies its creator's, so this thread
+    leaves them out of its effective set for the block (they stay permitted) and takes them
+    back after; the threads it started meanwhile keep reading without them.
+    """
+    dac = (1 << 1) | (1 << 2)
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        pytest.skip(
+            f"capget failed (errno {ctypes.get_errno()}): cannot drop root's reading rights"
+        )
+    held = data[0].effective & dac
+    if held:
+        data[0].effective &= ~dac
+        if libc.capset(ctypes.byref(header), data) != 0:
+            pytest.skip(f"capset failed (errno {ctypes.get_errno()}): cannot read as a user")
+    try:
+        yield
+    finally:
+        if held:
+            data[0].effective |= held
+            assert libc.capset(ctypes.byref(header), data) == 0, ctypes.get_errno()
+
+
+def test_an_unreadable_subfolder_is_a_failed_entry_and_indexed_and_watched_once_readable(
+    start_runner, folder: Path
+) -> None:  # type: ignore[no-untyped-def]
+    sub = folder / "sub"
+    sub.mkdir()
+    (sub / "inside.md").write_text("# Inside\n\nphalaropes\n")
+    (folder / "top.md").write_text("# Top\n\ndunlins\n")
+    sub.chmod(0)
+    try:
+        with reading_as_a_user():
+            runner = start_runner()
+        service = runner.index
+        assert keyword_paths(service, "dunlins") == ["top.md"]
+        failed = runner.status().failed
+        assert [f.path for f in failed] == [str(sub)], failed
+        assert "cannot read folder" in failed[0].error and "Permission denied" in failed[0].error
+        assert any(str(sub) in problem for problem in runner.status().watch_problems)
+    finally:
+        sub.chmod(0o755)
+    wait_until(lambda: keyword_paths(service, "phalaropes") == ["inside.md"])
+    wait_until(lambda: runner.status().failed == [] and runner.status().watch_problems == [])
+    (sub / "later.md").write_text("# Later\n\navocets\n")  # its watch is back
+    wait_until(lambda: keyword_paths(service, "avocets") == ["later.md"])
+
+    sub.chmod(0)  # unreadable while watched: the same again
+    try:
+        wait_until(lambda: [f.path for f in runner.status().failed] == [str(sub)])
+        assert keyword_paths(service, "avocets") == []
+    finally:
+        sub.chmod(0o755)
+    wait_until(lambda: keyword_paths(service, "avocets") == ["later.md"])
+    wait_until(lambda: runner.status().failed == [] and runner.status().watch_problems == [])

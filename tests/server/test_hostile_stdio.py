@@ -83,6 +83,7 @@ async def test_names_that_are_not_utf8_are_failed_entries_in_every_tool_and_neve
         await wait_for_hit(client, "cormorant census", "good.md", mode="keyword")
         status = await wait_for_status(client, lambda s: len(s["failed"]) == 2)
         assert status["error"] is None and status["documents"] == 2
+        assert status["watching"] and status["watch_problems"] == []
 
         listing = await call(client, "list_documents")
         entries = {d["path"]: d["status"] for d in listing["documents"]}
