@@ -349,7 +349,7 @@ class Settings(BaseSettings):
     @field_validator("data_dir", mode="after")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
-        return value.expanduser().absolute()
+        return _utf8_named(value.expanduser().absolute())
 
     @field_validator("base_cache_dir", mode="after")
     @classmethod
@@ -361,7 +361,7 @@ class Settings(BaseSettings):
     def _absolute_watch(cls, value: list[Path]) -> list[Path]:
         seen: list[Path] = []
         for path in value:
-            resolved = path.expanduser().resolve()
+            resolved = _utf8_named(path.expanduser().resolve())
             if resolved not in seen:
                 seen.append(resolved)
         return seen
@@ -459,6 +459,19 @@ def _problem(error: Any) -> str:
     key = str(error["loc"][-1]) if error["loc"] else ""
     near = difflib.get_close_matches(key, list(Settings.model_fields), n=1, cutoff=0.6)
     return f"unknown setting (did you mean {near[0]}?)" if near else "unknown setting"
+
+
+def _utf8_named(path: Path) -> Path:
+    """``path``, refused when its name is not valid UTF-8: the index's status and listings
+    carry it over JSON, which cannot hold such a name."""
+    from llm_engineering.index_store.names import path_text
+
+    if path_text(path) != str(path):
+        raise ValueError(
+            f"{path_text(path)} has a name that is not valid UTF-8 (its undecodable bytes are "
+            "shown as \\xNN): rename the folder"
+        )
+    return path
 
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,15 @@ def test_watch_folders_from_env_accept_a_path_list(
     assert load_settings().watch == [a.resolve(), b.resolve()]
     monkeypatch.setenv("LLM_ENG_WATCH", f'["{a}"]')
     assert load_settings().watch == [a.resolve()]
+
+
+def test_a_folder_whose_name_is_not_utf8_is_refused_naming_it_escaped(tmp_path: Path) -> None:
+    # Every status and listing carries these paths over JSON, which cannot hold such a name.
+    bad = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"docs-\xff")))
+    with pytest.raises(ConfigError, match=r"watch.*docs-\\xff.*not valid UTF-8.*rename"):
+        load_settings(watch=[bad])
+    with pytest.raises(ConfigError, match=r"data_dir.*docs-\\xff.*not valid UTF-8"):
+        load_settings(data_dir=bad)
 
 
 def test_paths_are_expanded_and_made_absolute(
