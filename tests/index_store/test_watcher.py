@@ -331,6 +331,25 @@ def test_a_watched_folder_deleted_and_made_again_is_watched_again_and_reconciled
     assert keyword_paths(service, "ospreys") == [] and consistent(service)
 
 
+def test_a_watched_folder_missing_at_start_is_watched_and_indexed_once_it_exists(
+    service_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "later"
+    service = service_factory(watch=[folder])
+    runner = IndexRunner(service, [folder], debounce=0.3)
+    runner.start()
+    try:
+        wait_until(runner.reconciled.is_set)
+        assert not runner.status().watching
+        assert "does not exist" in runner.status().watch_problems[0]
+        folder.mkdir()
+        (folder / "first.md").write_text("# First\n\nshearwaters\n")
+        wait_until(lambda: keyword_paths(service, "shearwaters") == ["first.md"])
+        wait_until(lambda: runner.status().watching)
+    finally:
+        runner.stop()
+
+
 def test_a_watched_folder_moved_away_and_back_is_reconciled(
     start_runner, folder: Path, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
