@@ -55,6 +55,9 @@ class ChangeQueue:
         self._due: dict[Path, float] = {}
         self._first: dict[Path, float] = {}
         self._cond = threading.Condition()
+        self.screen: Callable[[list[Path]], list[Path]] = list
+        """Takes out of the paths handed on those not to be indexed one by one now (a
+        :class:`FolderWatcher` sets it: paths under a watched folder that is away)."""
 
     def __len__(self) -> int:
         with self._cond:
@@ -84,11 +87,12 @@ class ChangeQueue:
                     for path in ready:
                         del self._due[path]
                         del self._first[path]
-                    return ready
+                    break
                 if now >= deadline:
                     return []
                 wake = min([deadline, *self._due.values()])
                 self._cond.wait(max(0.0, wake - now))
+        return self.screen(ready)
 
     def take_gone(self) -> list[Path]:
         """Due paths that no longer exist on disk, taken now: a deletion need not wait for
@@ -101,7 +105,7 @@ class ChangeQueue:
             for path in gone:
                 del self._due[path]
                 del self._first[path]
-            return gone
+        return self.screen(gone)
 
     def wake(self) -> None:
         with self._cond:
@@ -164,6 +168,7 @@ class FolderWatcher:
         self._unreadable: set[Path] = set()
         self._problems: dict[Path, str] = {}
         self._lock = threading.Lock()
+        queue.screen = self.away
 
     @property
     def watching(self) -> bool:
@@ -199,6 +204,19 @@ class FolderWatcher:
                 f"{folder} cannot be read, so it is not watched; it is watched and indexed "
                 "again once it can be read",
             )
+
+    def away(self, paths: list[Path]) -> list[Path]:
+        """``paths`` less those inside a watched folder that is not there now.
+
+        A folder moved away keeps its watch, which names the changes made there by their old
+        paths: indexed one by one, they would look deleted. The folder is reconciled as a
+        whole once it is back instead (:meth:`check` watches it afresh, whatever its inode).
+        """
+        missing = {f for f in self.folders if any(f in p.parents for p in paths)}
+        missing = {f for f in missing if _identity(f) is None}
+        for folder in missing:
+            self._attach(folder)  # notes it as gone and drops its watch
+        return [p for p in paths if not any(f in p.parents for f in missing)]
 
     def check(self) -> list[Path]:
         """Watch afresh each folder that is back, new in its place, or no longer followed, and

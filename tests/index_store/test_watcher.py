@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from llm_engineering.index_store.indexing import IndexRunner
-from llm_engineering.index_store.watcher import ChangeQueue
+from llm_engineering.index_store.watcher import ChangeQueue, FolderWatcher
 from tests.conftest import describe
 
 # Generous: a deadline is there to end a hung test, not to measure speed.
@@ -348,6 +348,36 @@ def test_a_watched_folder_missing_at_start_is_watched_and_indexed_once_it_exists
         wait_until(lambda: runner.status().watching)
     finally:
         runner.stop()
+
+
+def test_changes_seen_while_a_folder_is_away_wait_for_it_to_be_reconciled_whole(
+    tmp_path: Path,
+) -> None:
+    # A folder moved away keeps its watch, which names what changes there by the old paths:
+    # taken while the folder is away, such a path looked deleted and its file was forgotten,
+    # and a move back within a second (or during a long run) was never noticed.
+    folder, away = tmp_path / "docs", tmp_path / "away"
+    folder.mkdir()
+    queue = ChangeQueue(debounce=0.01, settle=0.01)
+    watcher = FolderWatcher([folder], queue)
+    watcher.start()
+    try:
+        folder.rename(away)
+        (away / "edited.md").write_text("# Edited\n")
+        wait_until(lambda: folder / "edited.md" in queue.paths())
+        handed_on: list[Path] = []
+
+        def drained() -> bool:
+            handed_on.extend(queue.take_gone() + queue.take_due(timeout=0))
+            return not queue.paths()
+
+        wait_until(drained)
+        assert handed_on == []  # not as deleted, nor to index by a path that is not there
+        assert not watcher.watching and "does not exist" in watcher.problems()[0]
+        away.rename(folder)
+        assert watcher.check() == [folder] and watcher.watching
+    finally:
+        watcher.stop()
 
 
 def test_a_watched_folder_moved_away_and_back_is_reconciled(
