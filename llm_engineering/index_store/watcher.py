@@ -226,6 +226,8 @@ class FolderWatcher:
             The folders watched afresh: their changes meanwhile had no events.
         """
         fresh: list[Path] = []
+        if self._observer is None:
+            return fresh
         for folder in self.folders:
             watch, identity = self._watched.get(folder, (None, None))
             current = identity is not None and identity == _identity(folder)
@@ -262,6 +264,8 @@ class FolderWatcher:
 
     def _attach(self, folder: Path) -> bool:
         """Watch ``folder`` afresh (the watch it had goes); whether it is watched now."""
+        if self._observer is None:  # stopped (the indexer may finish a run after that)
+            return False
         self._detach(folder)
         identity = _identity(folder)
         if identity is None:
