@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator, Sequence
@@ -79,6 +80,8 @@ def scan_file(path: Path, roots: Sequence[Path] | None = None) -> ScannedFile:
             return ScannedFile(path, 0, 0, f"broken symbolic link (points to {os.readlink(path)})")
         raise
     except OSError as exc:
+        if exc.errno == errno.ELOOP and path.is_symlink():
+            return ScannedFile(path, 0, 0, f"symbolic link loop (points to {os.readlink(path)})")
         return ScannedFile(path, 0, 0, f"cannot stat file: {exc.strerror or exc}")
     if not stat.S_ISREG(info.st_mode):
         return ScannedFile(path, 0, info.st_mtime_ns, "not a regular file")
@@ -121,7 +124,8 @@ def scan_folder(
                     if outside is not None:
                         yield ScannedFile(path, 0, 0, outside.replace("skipped", "not followed"))
                     continue
-            except OSError:
-                continue
+            except OSError:  # a link in a loop: only a file's name says to report it
+                if not entry.is_symlink():
+                    continue
             if file_type_of(path) in SUPPORTED_EXTENSIONS:
                 yield scan_file(path, roots)
