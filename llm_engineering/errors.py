@@ -123,7 +123,12 @@ class IndexBusyError(LlmEngError):
 
 class DiskFullError(LlmEngError):
     """No space left on the data folder's disk: nothing more can be written there until some
-    is freed (a server's indexing waits for that, then resumes by itself)."""
+    is freed (a server's indexing waits for that, then resumes by itself). ``paths``: the
+    files whose index rows or vectors were being written when it happened."""
+
+    def __init__(self, message: str, paths: list[str] | None = None):
+        super().__init__(message)
+        self.paths = list(paths or [])
 
 
 class ParserStartError(LlmEngError):

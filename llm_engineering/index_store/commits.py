@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_engineering.errors import DiskFullError
 from llm_engineering.index_store.ledger import ChunkRow, FileRow, Ledger
 from llm_engineering.index_store.remote_embeddings import embed_partly
 from llm_engineering.index_store.report import IngestReport
@@ -123,7 +124,19 @@ class PendingFiles:
         Returns:
             The files settled: committed, in the order they were parsed, after those failed
             because the embedding server left some of their texts without a vector.
+
+        Raises:
+            DiskFullError: no space left for the vectors or the rows; its ``paths`` are the
+                files this step was writing.
         """
+        writing = [parsed.row.path for parsed in self.files]
+        try:
+            return self._step(report)
+        except DiskFullError as exc:
+            exc.paths += writing
+            raise
+
+    def _step(self, report: IngestReport) -> list[ParsedFile]:
         text_of = self._texts_for_step()
         made, embedded, error = self._vectors_for(text_of)
         self._made.update(made)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from llm_engineering.errors import LlmEngError
+from llm_engineering.errors import DiskFullError, LlmEngError
 from llm_engineering.index_store.report import IngestReport
 from llm_engineering.index_store.scanning import UNREADABLE_FOLDER
 from llm_engineering.index_store.service import IndexService, IndexStatus
@@ -28,6 +28,11 @@ from llm_engineering.index_store.watcher import ChangeQueue, FolderWatcher
 __all__ = ["IndexRunner"]
 
 log = logging.getLogger(__name__)
+
+# While the data folder's disk is full, how often to look for room again: soon at first (space
+# is often freed at once), then every half minute.
+RETRY_MIN = 1.0
+RETRY_MAX = 30.0
 
 
 class IndexRunner:
@@ -93,7 +98,7 @@ class IndexRunner:
             role="read-only" if self.read_only else status.role,
             watching=watcher is not None and watcher.watching,
             watch_problems=watcher.problems() if watcher is not None else [],
-            error=self.error,
+            error=self.error or status.error,
         )
 
     # -- the thread ----------------------------------------------------------------------
@@ -155,23 +160,8 @@ class IndexRunner:
                 self.folders, self.queue, exclude=self.index.settings.data_dir
             )
             self.watcher.start()
-        orphans, requeued = self.index.repair()
-        if orphans or requeued:
-            log.warning(
-                "repaired the index: %d orphan vectors removed, %d files to index again",
-                orphans,
-                requeued,
-            )
-        if folders:
-            report = self.index.ingest(
-                folders, stop=self._stop, gone=self.queue.take_gone, more=self._changed
-            )
-            log.info(
-                "reconciled %s: %d added, %d updated, %d unchanged, %d removed, %d failed in %.1f s",
-                ", ".join(map(str, folders)), report.added, report.updated, report.unchanged,
-                report.removed, len(report.failed), report.seconds,
-            )  # fmt: skip
-            self._unreadable(report)
+        if not self._until_written(self._reconcile):
+            return
         self.reconciled.set()
         self.index.embedder()  # an unchanged folder needed no model; searches do
         while not self._stop.is_set():
@@ -183,6 +173,11 @@ class IndexRunner:
                 report = self.index.sync(
                     paths, gone=self.queue.take_gone, more=self._changed, stop=self._stop
                 )
+            except DiskFullError:
+                # Which paths the run had taken on is not known: reconcile once there is room.
+                if not self._until_written(self._reconcile):
+                    return
+                continue
             except LlmEngError as exc:
                 log.error("could not index %d changed paths: %s", len(paths), exc)
                 continue
@@ -191,6 +186,47 @@ class IndexRunner:
                 report.added, report.updated, report.removed, len(report.failed),
             )  # fmt: skip
             self._unreadable(report)
+
+    def _reconcile(self) -> None:
+        """Repair what a crash left, then bring the watched folders in step with the index."""
+        orphans, requeued = self.index.repair()
+        if orphans or requeued:
+            log.warning(
+                "repaired the index: %d orphan vectors removed, %d files to index again",
+                orphans,
+                requeued,
+            )
+        folders = [f for f in self.folders if f.is_dir()]
+        if folders:
+            report = self.index.ingest(
+                folders, stop=self._stop, gone=self.queue.take_gone, more=self._changed
+            )
+            log.info(
+                "reconciled %s: %d added, %d updated, %d unchanged, %d removed, %d failed in %.1f s",
+                ", ".join(map(str, folders)), report.added, report.updated, report.unchanged,
+                report.removed, len(report.failed), report.seconds,
+            )  # fmt: skip
+            self._unreadable(report)
+
+    def _until_written(self, work: Callable[[], None]) -> bool:
+        """Run ``work``; while the data folder's disk is full, wait until there is room (tried
+        after ``RETRY_MIN`` seconds, then less and less often) and run it again.
+
+        Returns:
+            False when the runner was stopped meanwhile.
+        """
+        delay = RETRY_MIN
+        while not self._stop.is_set():
+            try:
+                work()
+                return True
+            except DiskFullError as exc:
+                log.error("indexing waits for room: %s", exc)
+            while not self.index.resume():
+                if self._stop.wait(delay):
+                    return False
+                delay = min(2 * delay, RETRY_MAX)
+        return False
 
     def _check_watch(self) -> None:
         """Watch again what watchdog stopped following (a folder deleted and made again, moved

@@ -1,10 +1,10 @@
 """The writer's indexing progress, published for reader processes (``llm-eng dashboard``).
 
-Only the process that indexes knows how many files are pending and which one it is on. It
-writes them to ``progress.json`` in the data folder (atomically, at most every
-``INTERVAL`` seconds, and at once when a run ends); a reader shows them while the file
-names the process that holds the writer lock, so a dead writer's last progress is never
-shown.
+Only the process that indexes knows how many files are pending, which one it is on, and
+whether a full disk paused it (:class:`RunProgress` keeps that). It writes them to
+``progress.json`` in the data folder (atomically, at most every ``INTERVAL`` seconds, and
+at once when a run ends); a reader shows them while the file names the process that holds
+the writer lock, so a dead writer's last progress is never shown.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm_engineering.errors import DiskFullError
+from llm_engineering.index_store.report import FailedFile
 from llm_engineering.storage import write_whole
 
-__all__ = ["INTERVAL", "Progress", "ProgressFile"]
+__all__ = ["INTERVAL", "Progress", "ProgressFile", "RunProgress"]
 
 INTERVAL = 0.25
 """Seconds between two writes of the progress while a run goes on."""
@@ -27,6 +29,8 @@ INTERVAL = 0.25
 class Progress:
     pending: int
     indexing: str | None
+    paused: str | None = None
+    """Why the writer's indexing waits (a full disk), if it does."""
 
 
 class ProgressFile:
@@ -42,14 +46,14 @@ class ProgressFile:
         self._written_at = 0.0
         self._last: Progress | None = None
 
-    def publish(self, pending: int, indexing: str | None) -> None:
+    def publish(self, pending: int, indexing: str | None, paused: str | None = None) -> None:
         """Record the writer's progress; skipped when the last write is under ``interval``
-        seconds old, unless the run has ended (nothing pending)."""
-        progress = Progress(pending, indexing)
+        seconds old, unless the run has ended (nothing being indexed)."""
+        progress = Progress(pending, indexing, paused)
         now = time.monotonic()
-        if progress == self._last or (pending and now - self._written_at < self.interval):
+        if progress == self._last or (indexing and now - self._written_at < self.interval):
             return
-        record = {"pid": os.getpid(), "pending": pending, "indexing": indexing}
+        record = {"pid": os.getpid(), "pending": pending, "indexing": indexing, "paused": paused}
         try:
             write_whole(self.path, json.dumps(record))
         except OSError:
@@ -66,7 +70,47 @@ class ProgressFile:
         if writer_pid is None or not isinstance(record, dict) or record.get("pid") != writer_pid:
             return Progress(0, None)
         pending, indexing = record.get("pending"), record.get("indexing")
+        paused = record.get("paused")
         return Progress(
             pending if isinstance(pending, int) and pending > 0 else 0,
             indexing if isinstance(indexing, str) else None,
+            paused if isinstance(paused, str) else None,
         )
+
+
+class RunProgress:
+    """The writing process's run: files pending, the file being indexed, and, while a full
+    disk pauses the writing, why and which files it stopped (kept here: the ledger cannot
+    record them then). Each change is published to ``file``."""
+
+    def __init__(self, file: ProgressFile):
+        self.file = file
+        self.pending = 0
+        self.current: str | None = None
+        self.paused: str | None = None
+        self.stalled: list[FailedFile] = []
+        """Files being written when the disk filled, each with that reason."""
+
+    def track(self, done: int, total: int, message: str) -> None:
+        self.pending = total - done
+        self.current = (message or None) if done < total else None
+        self.file.publish(self.pending, self.current, self.paused)
+
+    def ended(self) -> None:
+        """The run is over (or paused: what it had not settled stays pending)."""
+        if self.paused is None:
+            self.pending = 0
+        self.current = None
+        self.file.publish(self.pending, None, self.paused)
+
+    def pause(self, error: DiskFullError) -> None:
+        """A write failed for want of space; the files it was writing count as failed."""
+        self.paused = str(error)
+        if error.paths:
+            self.stalled = [FailedFile(path, str(error)) for path in dict.fromkeys(error.paths)]
+            self.pending = max(0, self.pending - len(self.stalled))
+        self.file.publish(self.pending, None, self.paused)
+
+    def resumed(self) -> None:
+        self.paused, self.stalled, self.pending, self.current = None, [], 0, None
+        self.file.publish(0, None)

@@ -7,6 +7,7 @@ disk (deleted, not yet forgotten) is dropped too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from llm_engineering.index_store.keyword import KeywordIndex, fts_query
 from llm_engineering.index_store.ledger import Ledger
 from llm_engineering.index_store.query_batch import QueryBatcher
 from llm_engineering.index_store.reranking import Candidate, Reranker
-from llm_engineering.index_store.vectors import VectorIndex
+from llm_engineering.index_store.vectors import VectorIndex, VectorsPaused
 
 __all__ = ["Hit", "SearchMode", "Searcher", "normalize_file_types"]
 
@@ -119,7 +120,14 @@ class Searcher:
         ranked: dict[str, list[tuple[str, float]]] = {}
         if embedder is not None:
             allowed = self._keyword.filtered_chunk_ids(prefix, types) if (prefix or types) else None
-            ranked["dense"] = self._vectors.query(self.queries.embed_query(query), pool, allowed)
+            try:
+                ranked["dense"] = self._vectors.query(
+                    self.queries.embed_query(query), pool, allowed
+                )
+            except VectorsPaused:
+                if mode == "dense":
+                    raise
+                ranked["dense"] = []  # a full disk paused the vectors: keyword hits still answer
         if mode in ("keyword", "hybrid"):
             ranked["keyword"] = (
                 [] if match is None else self._keyword.keyword_search(match, pool, prefix, types)
@@ -172,7 +180,10 @@ class Searcher:
     ) -> list[tuple[str, float]]:
         head, tail = fused[:size], fused[size:]
         ids = [cid for cid, _ in head]
-        vectors = self._vectors.embeddings(ids) if getattr(reranker, "uses_vectors", False) else {}
+        vectors: dict[str, list[float]] = {}
+        if getattr(reranker, "uses_vectors", False):
+            with contextlib.suppress(VectorsPaused):  # scored without them while paused
+                vectors = self._vectors.embeddings(ids)
         bm25 = self._keyword.bm25_for(match, ids) if match else {}
         candidates = [
             Candidate(

@@ -19,6 +19,7 @@ from llm_engineering.index_store.backends import (
 )
 from llm_engineering.index_store.changes import ChangeObservers, IndexChange
 from llm_engineering.index_store.documents import Documents, DocumentSlice
+from llm_engineering.index_store.full_disk import WritePause
 from llm_engineering.index_store.ingest import (
     EmbedderLike,
     FailedFile,
@@ -33,7 +34,7 @@ from llm_engineering.index_store.ledger import Ledger
 from llm_engineering.index_store.listing import DocumentPage
 from llm_engineering.index_store.lock import WriterLock
 from llm_engineering.index_store.parse_pool import ParseConfig, ParsePool
-from llm_engineering.index_store.progress import ProgressFile
+from llm_engineering.index_store.progress import ProgressFile, RunProgress
 from llm_engineering.index_store.readers import ReadLimits
 from llm_engineering.index_store.report import IndexStatus
 from llm_engineering.index_store.search import Hit, Searcher, SearchMode
@@ -101,15 +102,16 @@ class IndexService:
         self._own_parsers = parsers is None
         self._parse_config: ParseConfig | None = None
         self._owns_embedder = embedder is None
-        self._pending = 0
-        self._current: str | None = None
         self.progress_file = ProgressFile(settings.data_dir / "progress.json")
         """Where this process, when it writes, tells readers how far its run is."""
+        self.run = RunProgress(self.progress_file)
         self.last_report: IngestReport | None = None
         self._observers = ChangeObservers()
         self.ingestor = Ingestor(
             settings, self.state, self.vectors, self.embedder, self.parsers, self.parse_config
         )
+        self.pause = WritePause(settings.data_dir, self.vectors, self.run, self.ingestor.repair)
+        """Writes wait while the data folder's disk is full (see :mod:`.full_disk`)."""
         self._reranker: Any = None
         self.searcher = Searcher(
             self.state,
@@ -198,7 +200,7 @@ class IndexService:
             pending: Paths the caller knows wait for indexing (the watcher's queue). While an
                 ingest runs, the watched folders are walked for the files it has not reached.
         """
-        return self.documents.listing(pending=pending, scan=self._pending > 0, **filters)
+        return self.documents.listing(pending=pending, scan=self.run.pending > 0, **filters)
 
     def document_uri(self, path: str) -> str:
         """The ``doc://FOLDER/REL/PATH`` URI of a file in a watched folder."""
@@ -321,28 +323,29 @@ class IndexService:
     def repair(self) -> tuple[int, int]:
         """After a crash: drop orphan vectors, forget files whose vectors are missing."""
         self._require_writer()
-        with self._write_lock:
+        with self._write_lock, self.pause.guard():
             return self.ingestor.repair()
+
+    def resume(self) -> bool:
+        """After a full disk paused the writing: whether writes may go on (:mod:`.full_disk`)."""
+        with self._write_lock:
+            return self.pause.resume()
 
     def _write(
         self, work: Callable[[ProgressFn], IngestReport], progress: ProgressFn | None
     ) -> IngestReport:
         self._require_writer()
-        with self._write_lock:
+        with self._write_lock, self.pause.guard():
 
             def track(done: int, total: int, message: str) -> None:
-                self._pending = total - done
-                self._current = (message or None) if done < total else None
-                self.progress_file.publish(self._pending, self._current)
+                self.run.track(done, total, message)
                 if progress is not None:
                     progress(done, total, message)
 
             try:
                 report = work(track)
             finally:
-                self._pending = 0
-                self._current = None
-                self.progress_file.publish(0, None)
+                self.run.ended()
             self.last_report = report
         self._observers.fire(IndexChange.of(report))
         return report
@@ -375,11 +378,12 @@ class IndexService:
     def status(self) -> IndexStatus:
         counts = self.state.counts()
         failed = [FailedFile(row.path, row.error or "") for row in self.state.failed_files()]
+        failed += self.run.stalled
         _, dim = self.vectors.recorded_model
-        pending, indexing = self._pending, self._current
+        pending, indexing, paused = self.run.pending, self.run.current, self.run.paused
         if not self.is_writer:  # the live writing process's run, as it published it
             live = self.writer_pid if self.lock.taken() else None
-            pending, indexing = astuple(self.progress_file.read(live))
+            pending, indexing, paused = astuple(self.progress_file.read(live))
         return IndexStatus(
             documents=counts["documents"],
             chunks=counts["chunks"],
@@ -401,6 +405,7 @@ class IndexService:
             last_ingest=self.last_report,
             role="writer" if self.is_writer else "reader",
             writer_pid=self.writer_pid,
+            error=paused,
         )
 
     def close(self) -> None:

@@ -4,6 +4,13 @@ Chroma runs embedded in the data folder by default, or as a server (``chroma run
 given by URL; the code is the same. The collection records the embedding model's name
 and dimension, and opening it with another model is refused: mixing vectors of two
 models silently ruins search.
+
+A full disk pauses the collection. Embedded Chroma that failed to write (``Error in
+compaction``) is left in a state where its next delete, or any call once space is freed,
+can block for good while holding the GIL, freezing the whole process; so after such an
+error nothing calls that client again: writes and queries raise :class:`VectorsPaused`,
+deletes are skipped (the vectors they leave are orphans, which the repair after
+:meth:`VectorIndex.resume` deletes), until ``resume`` opens the folder afresh.
 """
 
 from __future__ import annotations
@@ -12,15 +19,18 @@ import contextlib
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from llm_engineering.config import Settings
-from llm_engineering.errors import ConfigError, EmbeddingModelMismatch
+from llm_engineering.errors import ConfigError, DiskFullError, EmbeddingModelMismatch, LlmEngError
+from llm_engineering.storage import is_disk_full, no_space_left
 
-__all__ = ["VectorIndex", "VectorRecord"]
+__all__ = ["VectorIndex", "VectorRecord", "VectorsPaused"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +44,10 @@ class VectorRecord:
     embedding: Sequence[float]
     text: str
     metadata: dict[str, Any]
+
+
+class VectorsPaused(DiskFullError):
+    """The collection is paused after a write failed for want of space (see the module)."""
 
 
 def _silence_chroma() -> None:
@@ -81,6 +95,8 @@ class VectorIndex:
         self._name = settings.collection
         # Guards swapping the client (reopen) against queries that use it.
         self._swap = threading.Lock()
+        self.paused: str | None = None
+        """Why the collection is paused (a write failed for want of space), or None."""
         self._open()
 
     def _open(self) -> None:
@@ -112,9 +128,41 @@ class VectorIndex:
             old = SharedSystemClient._identifier_to_system.pop(identifier, None)
             SharedSystemClient._identifier_to_refcount.pop(identifier, None)
             self._open()
-            if old is not None:
+            if old is not None and self.paused is None:  # a paused one may never answer
                 with contextlib.suppress(Exception):
                     old.stop()
+            self.paused = None
+
+    # -- a full disk ---------------------------------------------------------------------
+
+    def pause(self, reason: str) -> None:
+        """Call Chroma no more until :meth:`resume` (a write failed for want of space)."""
+        if self.paused is None:
+            log.warning("vector writes paused: %s", reason)
+        self.paused = reason
+
+    def resume(self) -> None:
+        """Open the collection afresh after a pause (writes succeed again on its disk)."""
+        if self.paused is None:
+            return
+        self.reopen()
+        self.paused = None  # a Chroma server keeps its own state: nothing to open again
+
+    def _chroma(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``work()`` on the client, unless paused; an error that says the disk is full (or a
+        failed compaction, how embedded Chroma reports one) pauses the collection."""
+        if self.paused is not None:
+            raise VectorsPaused(self.paused)
+        try:
+            return work(*args, **kwargs)
+        except LlmEngError:
+            raise
+        except Exception as exc:
+            if is_disk_full(exc) or "compact" in str(exc).lower():
+                error = no_space_left(self._settings.data_dir)
+                self.pause(f"{error} (Chroma: {exc})")
+                raise VectorsPaused(str(error)) from exc
+            raise
 
     def _attach(self, collection: Any) -> None:
         from llama_index.vector_stores.chroma import ChromaVectorStore
@@ -158,7 +206,8 @@ class VectorIndex:
     def ensure(self, name: str, dimension: int) -> None:
         """Create the collection for this model if it does not exist; check it if it does."""
         if self._collection is None:
-            collection = self._client.get_or_create_collection(
+            collection = self._chroma(
+                self._client.get_or_create_collection,
                 self._name,
                 metadata={_MODEL_KEY: name, _DIM_KEY: dimension, "created_by": "llm-engineering"},
                 configuration={"hnsw": {"space": "cosine"}},
@@ -170,12 +219,12 @@ class VectorIndex:
     def drop(self) -> None:
         """Delete the collection (a rebuild with another model starts from nothing)."""
         if self._collection is not None:
-            self._client.delete_collection(self._name)
+            self._chroma(self._client.delete_collection, self._name)
         self._collection = None
         self._store = None
 
     def count(self) -> int:
-        return 0 if self._collection is None else int(self._collection.count())
+        return 0 if self._collection is None else int(self._chroma(self._collection.count))
 
     def add(self, records: Sequence[VectorRecord]) -> None:
         if not records:
@@ -192,13 +241,14 @@ class VectorIndex:
         # path, position and text, so an existing id already has this very vector. It
         # refuses more than about 5,000 at once (a 20 MB file has 20,000 chunks).
         for start in range(0, len(nodes), 5000):
-            self._store.add(nodes[start : start + 5000])
+            self._chroma(self._store.add, nodes[start : start + 5000])
 
     def delete(self, ids: Sequence[str]) -> None:
-        if self._collection is None or not ids:
+        """Delete vectors; skipped while paused (the repair after :meth:`resume` deletes them)."""
+        if self._collection is None or not ids or self.paused is not None:
             return
         for start in range(0, len(ids), 5000):
-            self._store.delete_nodes(node_ids=list(ids[start : start + 5000]))
+            self._chroma(self._store.delete_nodes, node_ids=list(ids[start : start + 5000]))
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, list[float]]:
         """Stored vectors by id (for reusing them instead of embedding equal text again)."""
@@ -206,7 +256,8 @@ class VectorIndex:
             return {}
         found: dict[str, list[float]] = {}
         for start in range(0, len(ids), 5000):
-            got = self._collection.get(ids=list(ids[start : start + 5000]), include=["embeddings"])
+            batch = list(ids[start : start + 5000])
+            got = self._chroma(self._collection.get, ids=batch, include=["embeddings"])
             for chunk_id, vector in zip(got["ids"], got["embeddings"], strict=True):
                 found[chunk_id] = [float(x) for x in vector]
         return found
@@ -217,7 +268,7 @@ class VectorIndex:
         ids: set[str] = set()
         offset = 0
         while True:
-            got = self._collection.get(include=[], limit=10000, offset=offset)
+            got = self._chroma(self._collection.get, include=[], limit=10000, offset=offset)
             if not got["ids"]:
                 return ids
             ids.update(got["ids"])
@@ -241,10 +292,10 @@ class VectorIndex:
             total = self.count()
             if self._collection is None or total == 0:
                 return []
-            result = self._store.query(
-                VectorStoreQuery(query_embedding=list(embedding), similarity_top_k=min(n, total)),
-                **kwargs,
+            request = VectorStoreQuery(
+                query_embedding=list(embedding), similarity_top_k=min(n, total)
             )
+            result = self._chroma(self._store.query, request, **kwargs)
         # ChromaVectorStore reports exp(-distance); with cosine space distance = 1 - cos.
         return [
             (node_id, 1.0 + math.log(sim) if sim > 0 else -1.0)
