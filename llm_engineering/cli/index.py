@@ -148,7 +148,9 @@ def search(
         config, log_level, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
         embedding_model=embedding_model,
     )  # fmt: skip
-    empty = index.status().documents == 0
+    status = index.status()
+    empty = status.documents == 0
+    under_way = status.under_way()  # a server is indexing the folders: results may be partial
     hits: list[Hit] = []
     took_ms = 0.0
     if not empty:  # an empty index needs no model loaded to find nothing
@@ -163,17 +165,27 @@ def search(
         except LlmEngError as exc:
             raise fail(str(exc)) from exc
     if as_json:
-        typer.echo(json.dumps({"results": [asdict(h) for h in hits], "took_ms": took_ms}, indent=2))
+        found = {"results": [asdict(h) for h in hits], "took_ms": took_ms, "indexing": under_way}
+        typer.echo(json.dumps(found, indent=2))
+    elif not hits and under_way:
+        typer.echo("no results yet")
     elif empty:
         typer.echo("no results")
     else:
         output.print_hits(hits, took_ms)
-    if empty:
+    if under_way:
+        writer = f" (llm-eng, pid {status.writer_pid})" if status.writer_pid else ""
+        typer.echo(
+            f"note: {under_way}{writer}, so results may be incomplete; search again when it is done",
+            err=True,
+        )
+    elif empty:
         typer.echo(
             f"note: nothing is indexed in {index.settings.data_dir} yet: index a folder with "
             "`llm-eng ingest FOLDER` (or add --watch FOLDER)",
             err=True,
         )
+    if empty:
         raise typer.Exit(1)
 
 

@@ -62,10 +62,11 @@ def overview_values(dashboard: Dashboard) -> dict[str, Any]:
     values["can_retry"] = status.role == "writer"
     done = status.documents + len(status.failed)
     values["progress"] = (done, done + status.pending)
-    # Straight from the ledger: the listing would walk the folders while an ingest runs.
-    values["recent"] = app.index.documents.listing(
-        status=["indexed"], sort="modified", limit=RECENT_SHOWN
-    ).documents
+    # Straight from the ledger, latest indexed first (a file's own time can be years old: one
+    # copied or unpacked keeps it), so each file a run adds shows at once.
+    values["recent"] = app.index.state.list_files(
+        "status = 'indexed'", [], "updated_at DESC", RECENT_SHOWN
+    )
     return values
 
 
@@ -141,9 +142,11 @@ async def search(request: Request) -> Response:
         "file_types": " ".join(file_types),
         "top_k": top_k,
         "hits": None,
+        "under_way": None,
     }
     if query:
         index = app.require_index()
+        values["under_way"] = (await in_thread(app.status)).under_way()
         hits, took_ms = await in_thread(
             lambda: index.search(
                 query,

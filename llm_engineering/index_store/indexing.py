@@ -99,6 +99,11 @@ class IndexRunner:
             watching=watcher is not None and watcher.watching,
             watch_problems=watcher.problems() if watcher is not None else [],
             error=self.error or status.error,
+            # From the start, before the first run has scanned a folder or counted a file.
+            building=status.building
+            or (
+                status.role == "writer" and self._thread.is_alive() and not self.reconciled.is_set()
+            ),
         )
 
     # -- the thread ----------------------------------------------------------------------

@@ -9,9 +9,11 @@ the writer lock, so a dead writer's last progress is never shown.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,8 @@ class Progress:
     indexing: str | None
     paused: str | None = None
     """Why the writer's indexing waits (a full disk), if it does."""
+    building: bool = False
+    """A run is under way (it may still be scanning the folders, with nothing pending yet)."""
 
 
 class ProgressFile:
@@ -46,14 +50,22 @@ class ProgressFile:
         self._written_at = 0.0
         self._last: Progress | None = None
 
-    def publish(self, pending: int, indexing: str | None, paused: str | None = None) -> None:
+    def publish(
+        self, pending: int, indexing: str | None, paused: str | None = None, building: bool = False
+    ) -> None:
         """Record the writer's progress; skipped when the last write is under ``interval``
-        seconds old, unless the run has ended (nothing being indexed)."""
-        progress = Progress(pending, indexing, paused)
+        seconds old, unless no file is being indexed (a run starting, ending or paused)."""
+        progress = Progress(pending, indexing, paused, building)
         now = time.monotonic()
         if progress == self._last or (indexing and now - self._written_at < self.interval):
             return
-        record = {"pid": os.getpid(), "pending": pending, "indexing": indexing, "paused": paused}
+        record = {
+            "pid": os.getpid(),
+            "pending": pending,
+            "indexing": indexing,
+            "paused": paused,
+            "building": building,
+        }
         try:
             write_whole(self.path, json.dumps(record))
         except OSError:
@@ -75,6 +87,7 @@ class ProgressFile:
             pending if isinstance(pending, int) and pending > 0 else 0,
             indexing if isinstance(indexing, str) else None,
             paused if isinstance(paused, str) else None,
+            record.get("building") is True,
         )
 
 
@@ -90,18 +103,39 @@ class RunProgress:
         self.paused: str | None = None
         self.stalled: list[FailedFile] = []
         """Files being written when the disk filled, each with that reason."""
+        self.building = False
+
+    @contextlib.contextmanager
+    def running(
+        self, progress: Callable[[int, int, str], None] | None = None
+    ) -> Iterator[Callable[[int, int, str], None]]:
+        """One run, from before its folders are scanned to its end; yields its ``track``,
+        which also calls ``progress``."""
+
+        def track(done: int, total: int, message: str) -> None:
+            self.track(done, total, message)
+            if progress is not None:
+                progress(done, total, message)
+
+        self.building = True
+        self.file.publish(self.pending, None, self.paused, True)
+        try:
+            yield track
+        finally:
+            self.building = False
+            self.ended()
 
     def track(self, done: int, total: int, message: str) -> None:
         self.pending = total - done
         self.current = (message or None) if done < total else None
-        self.file.publish(self.pending, self.current, self.paused)
+        self.file.publish(self.pending, self.current, self.paused, self.building)
 
     def ended(self) -> None:
         """The run is over (or paused: what it had not settled stays pending)."""
         if self.paused is None:
             self.pending = 0
         self.current = None
-        self.file.publish(self.pending, None, self.paused)
+        self.file.publish(self.pending, None, self.paused, self.building)
 
     def pause(self, error: DiskFullError) -> None:
         """A write failed for want of space; the files it was writing count as failed."""
@@ -109,7 +143,7 @@ class RunProgress:
         if error.paths:
             self.stalled = [FailedFile(path, str(error)) for path in dict.fromkeys(error.paths)]
             self.pending = max(0, self.pending - len(self.stalled))
-        self.file.publish(self.pending, None, self.paused)
+        self.file.publish(self.pending, None, self.paused, self.building)
 
     def resumed(self) -> None:
         self.paused, self.stalled, self.pending, self.current = None, [], 0, None

@@ -80,4 +80,17 @@ class IndexStatus:
     watch_problems: list[str] = field(default_factory=list)
     """Why a watched folder (or a subfolder) is not watched now; each is retried."""
     error: str | None = None
+    building: bool = False
+    """An ingest run is under way in the writing process (the start-up reconcile, changes
+    being indexed): searches answer from what is committed so far."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def under_way(self) -> str | None:
+        """While indexing is under way, how far it is: a sentence to show beside results,
+        which may then be incomplete. None when nothing is being indexed."""
+        if not (self.building or self.pending):
+            return None
+        if not self.pending:
+            return "indexing is under way: the watched folders are being scanned"
+        done = self.documents + len(self.failed)
+        return f"indexing is under way: {done:,} of {done + self.pending:,} files done"

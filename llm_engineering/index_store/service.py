@@ -335,17 +335,9 @@ class IndexService:
         self, work: Callable[[ProgressFn], IngestReport], progress: ProgressFn | None
     ) -> IngestReport:
         self._require_writer()
-        with self._write_lock, self.pause.guard():
-
-            def track(done: int, total: int, message: str) -> None:
-                self.run.track(done, total, message)
-                if progress is not None:
-                    progress(done, total, message)
-
-            try:
-                report = work(track)
-            finally:
-                self.run.ended()
+        # The pause is recorded (its error goes through it) before the run ends and is published.
+        with self._write_lock, self.run.running(progress) as track, self.pause.guard():
+            report = work(track)
             self.last_report = report
         self._observers.fire(IndexChange.of(report))
         return report
@@ -380,10 +372,11 @@ class IndexService:
         failed = [FailedFile(row.path, row.error or "") for row in self.state.failed_files()]
         failed += self.run.stalled
         _, dim = self.vectors.recorded_model
-        pending, indexing, paused = self.run.pending, self.run.current, self.run.paused
+        run = self.run
+        pending, indexing, paused, building = run.pending, run.current, run.paused, run.building
         if not self.is_writer:  # the live writing process's run, as it published it
             live = self.writer_pid if self.lock.taken() else None
-            pending, indexing, paused = astuple(self.progress_file.read(live))
+            pending, indexing, paused, building = astuple(self.progress_file.read(live))
         return IndexStatus(
             documents=counts["documents"],
             chunks=counts["chunks"],
@@ -406,6 +399,7 @@ class IndexService:
             role="writer" if self.is_writer else "reader",
             writer_pid=self.writer_pid,
             error=paused,
+            building=building,
         )
 
     def close(self) -> None:

@@ -48,6 +48,17 @@ class IndexCounts(BaseModel):
     pending: int = Field(
         description="Files still waiting to be indexed; results may be incomplete while > 0."
     )
+    building: bool = Field(
+        False,
+        description="True while indexing is under way (the first build after a start, or "
+        "changes being indexed): results come from the files indexed so far, so an empty or "
+        "short list does not mean the documents lack it. Search again once it is false.",
+    )
+    note: str | None = Field(
+        None,
+        description="While building: how far indexing is, e.g. 'indexing is under way: 12 of "
+        "150 files done'.",
+    )
 
 
 class SearchDocsResult(BaseModel):
@@ -96,7 +107,15 @@ class IndexStatusResult(BaseModel):
         description="Why a watched folder or subfolder is not watched now (deleted, moved away, "
         "unreadable); each is watched and indexed again once it is back.",
     )
-    error: str | None = Field(None, description="Why background indexing stopped, if it did.")
+    building: bool = Field(
+        False,
+        description="True while indexing is under way: searches may miss files not reached yet.",
+    )
+    error: str | None = Field(
+        None,
+        description="Why background indexing stopped or waits (e.g. no space left on the data "
+        "folder's disk: it resumes by itself once space is freed), if it does.",
+    )
     last_ingest: IngestSummary | None = Field(
         None, description="Counts from the most recent ingest."
     )
@@ -150,7 +169,12 @@ async def search_docs(
         took_ms=round(took_ms, 2),
         mode=mode,
         reranker=hits[0].reranker if hits else None,
-        index=IndexCounts(documents=status.documents, pending=status.pending),
+        index=IndexCounts(
+            documents=status.documents,
+            pending=status.pending,
+            building=status.under_way() is not None,
+            note=status.under_way(),
+        ),
     )
     content: list[ContentBlock] = [TextContent(text=result.model_dump_json(indent=2))]
     return CallToolResult(
@@ -200,6 +224,7 @@ async def index_status(ctx: Context) -> IndexStatusResult:
         writer_pid=status.writer_pid,
         watching=status.watching,
         watch_problems=status.watch_problems,
+        building=status.under_way() is not None,
         error=status.error,
         last_ingest=IngestSummary.of(status.last_ingest) if status.last_ingest else None,
     )
