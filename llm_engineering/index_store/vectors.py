@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _MODEL_KEY = "embedding_model"
+# Below this much free space, a failed compaction is taken for a full disk: merging the log
+# rewrites segment files of several MB.
+LOW_SPACE = 64 << 20
 _DIM_KEY = "embedding_dimension"
 
 
@@ -149,8 +153,9 @@ class VectorIndex:
         self.paused = None  # a Chroma server keeps its own state: nothing to open again
 
     def _chroma(self, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``work()`` on the client, unless paused; an error that says the disk is full (or a
-        failed compaction, how embedded Chroma reports one) pauses the collection."""
+        """``work()`` on the client, unless paused. An embedded client's error that says the
+        disk is full pauses the collection, and so does a failed compaction (how it reports a
+        full disk while merging its log), which leaves it in that state whatever the cause."""
         if self.paused is not None:
             raise VectorsPaused(self.paused)
         try:
@@ -158,11 +163,19 @@ class VectorIndex:
         except LlmEngError:
             raise
         except Exception as exc:
-            if is_disk_full(exc) or "compact" in str(exc).lower():
-                error = no_space_left(self._settings.data_dir)
-                self.pause(f"{error} (Chroma: {exc})")
-                raise VectorsPaused(str(error)) from exc
-            raise
+            compaction = "compact" in str(exc).lower()
+            if self._settings.chroma_url or not (compaction or is_disk_full(exc)):
+                raise  # a Chroma server's disk is its own
+            data_dir = self._settings.data_dir
+            if is_disk_full(exc) or shutil.disk_usage(data_dir).free < LOW_SPACE:
+                reason = str(no_space_left(data_dir))
+            else:
+                reason = (
+                    f"Chroma could not write its index in {self.location} ({exc}); it is "
+                    "opened afresh and indexing goes on at the next write"
+                )
+            self.pause(f"{reason} (Chroma: {exc})")
+            raise VectorsPaused(reason) from exc
 
     def _attach(self, collection: Any) -> None:
         from llama_index.vector_stores.chroma import ChromaVectorStore
