@@ -61,16 +61,24 @@ def test_a_damaged_state_file_is_named_with_the_command_that_remakes_it(
         assert "llm-eng ingest --rebuild" in message and "jobs and adapters are kept" in message
 
 
+def queued_job(store: JobStore, name: str) -> tuple[str, Path]:
+    """A job as start_job leaves it queued: its row and its job.json."""
+    job, folder = store.create(name, "smollm2-135m-instruct", {})
+    JobSpec(
+        id=job.id, name=name, base_model="smollm2-135m-instruct", base_cache=str(store.data_dir),
+        hyperparameters=QLoRAConfig.from_dict({}),
+        dataset=DatasetSummary(source="faq.jsonl", sha256="d" * 64, examples=12, formats={"chat": 12}),
+    ).write(folder)  # fmt: skip
+    store.update(job.id, status="queued", dataset_sha256="d" * 64, examples=12)
+    return job.id, folder
+
+
 def finished_job(data_dir: Path) -> tuple[str, str]:
     """A succeeded job with its folder records and its registered adapter, as training leaves
     them; returns (job id, adapter spec)."""
     store = JobStore(data_dir)
-    job, folder = store.create("faq", "smollm2-135m-instruct", {})
-    JobSpec(
-        id=job.id, name="faq", base_model="smollm2-135m-instruct", base_cache=str(data_dir),
-        hyperparameters=QLoRAConfig.from_dict({}),
-        dataset=DatasetSummary(source="faq.jsonl", sha256="d" * 64, examples=12, formats={"chat": 12}),
-    ).write(folder)  # fmt: skip
+    job_id, folder = queued_job(store, "faq")
+    job = store.get(job_id)
     JobResult("succeeded", step=30, total=30, final_loss=0.5, seconds=61.0).write(folder)
     peft = data_dir / "peft-out"
     peft.mkdir()
@@ -98,6 +106,9 @@ def test_rebuild_remakes_a_damaged_state_file_and_keeps_the_jobs_and_adapters(
     index.ingest([mixed_folder])
     index.close()
     job_id, adapter = finished_job(settings.data_dir)
+    store = JobStore(settings.data_dir)
+    waiting, _ = queued_job(store, "later")
+    store.close()
     card = settings.data_dir / "adapters" / "faq" / "1" / "card.json"
     card_text = card.read_text()
     damage(settings.state_path, DAMAGES[0])
@@ -116,10 +127,12 @@ def test_rebuild_remakes_a_damaged_state_file_and_keeps_the_jobs_and_adapters(
 
     store = JobStore(settings.data_dir)
     try:
-        job = store.get(job_id)
+        job, unfinished = store.get(job_id), store.get(waiting)
     finally:
         store.close()
     assert (job.name, job.status, job.adapter, job.examples) == ("faq", "succeeded", adapter, 12)
+    # What it was doing is not known any more: it waits to be resumed by hand.
+    assert unfinished.status == "interrupted" and "resume it" in (unfinished.error or "")
     assert card.read_text() == card_text
 
 
