@@ -186,6 +186,16 @@ class IndexRunner:
             except LlmEngError as exc:
                 log.error("could not index %d changed paths: %s", len(paths), exc)
                 continue
+            except Exception:
+                # A bug met on one path (as a name that was not UTF-8 once was) must not end
+                # the indexing of every later change: say so, and go on.
+                log.exception("could not index %s", _named(paths))
+                self.error = (
+                    f"could not index {_named(paths)} after an unexpected error (see the server "
+                    "log); later changes are indexed, and these again when they change"
+                )
+                continue
+            self.error = None
             log.info(
                 "indexed changes: %d added, %d updated, %d removed, %d failed",
                 report.added, report.updated, report.removed, len(report.failed),
@@ -247,3 +257,9 @@ class IndexRunner:
             self.watcher.unreadable(
                 Path(f.path) for f in report.failed if f.error.startswith(UNREADABLE_FOLDER)
             )
+
+
+def _named(paths: list[Path], most: int = 3) -> str:
+    """``a.md, b.md and 4 more``: a few of ``paths`` by name, then a count."""
+    names = ", ".join(str(path) for path in paths[:most])
+    return names + (f" and {len(paths) - most} more" if len(paths) > most else "")

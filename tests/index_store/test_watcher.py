@@ -309,6 +309,28 @@ def test_a_name_that_is_not_utf8_fails_alone_and_the_watcher_goes_on(
     assert keyword_paths(service, "murrelets") == [] and runner.status().error is None
 
 
+def test_an_unexpected_error_on_one_change_is_reported_and_later_changes_still_index(
+    start_runner, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    runner = start_runner()
+    service = runner.index
+    sync = service.sync
+
+    def a_bug_on_one_path(paths, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Stands for a bug met on one file (as a name that was not UTF-8 once was).
+        if any(path.name == "trigger.md" for path in paths):
+            raise RuntimeError("a bug")
+        return sync(paths, *args, **kwargs)
+
+    monkeypatch.setattr(service, "sync", a_bug_on_one_path)
+    (folder / "trigger.md").write_text("# Trigger\n\npetrels\n")
+    wait_until(lambda: runner.status().error)
+    assert "trigger.md after an unexpected error" in str(runner.status().error)
+    (folder / "later.md").write_text("# Later\n\nfulmars\n")
+    wait_until(lambda: keyword_paths(service, "fulmars") == ["later.md"])
+    assert runner.status().error is None and runner._thread.is_alive()
+
+
 def test_a_watched_folder_deleted_and_made_again_is_watched_again_and_reconciled(
     start_runner, folder: Path
 ) -> None:  # type: ignore[no-untyped-def]
