@@ -191,6 +191,13 @@ def print_status(info: IndexStatus) -> None:
         f"[bold]documents[/bold]       {info.documents}  ([bold]chunks[/bold] {info.chunks})"
     )
     console.print(f"[bold]watched[/bold]         {', '.join(info.watched) or '-'}")
+    for problem in info.watch_problems:
+        console.print(f"  [yellow]{problem}[/yellow]", highlight=False)
+    under_way = info.under_way()
+    if under_way:
+        console.print(f"[bold]indexing[/bold]        {under_way}", highlight=False)
+    if info.error:
+        console.print(f"[bold]error[/bold]           [red]{info.error}[/red]", highlight=False)
     console.print(
         f"[bold]file types[/bold]      {' '.join(sorted(SUPPORTED_EXTENSIONS))}", highlight=False
     )

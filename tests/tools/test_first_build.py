@@ -69,6 +69,8 @@ async def test_while_the_first_build_runs_every_search_says_how_far_it_is_and_th
                 cli = run("search", "quokka3 colony", "--data-dir", str(settings.data_dir))
                 assert cli.stdout.strip() == "no results yet", cli.stdout + cli.stderr
                 assert f"note: indexing is under way: 0 of {FILES} files done" in cli.stderr
+                shown = run("status", "--data-dir", str(settings.data_dir)).stdout
+                assert f"indexing        indexing is under way: 0 of {FILES} files done" in shown
 
                 late = folder / "unpacked-from-2001.md"  # kept its own time, as an archive does
                 late.write_text("# Unpacked\n\nThe okapi grazes by the river.\n")
