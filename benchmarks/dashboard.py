@@ -35,7 +35,7 @@ import httpx
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import load_settings
 from llm_engineering.dashboard import Dashboard
-from llm_engineering.index_store.indexing import IndexRunner
+from llm_engineering.index_store.background import IndexRunner
 from llm_engineering.index_store.service import IndexService
 from llm_engineering.server.context import AppContext
 

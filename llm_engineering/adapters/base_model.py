@@ -161,7 +161,7 @@ def _cached_hub_id(name: str, roots: list[Path] | None) -> str:
             f"model in the local Hugging Face cache ({cache}); this server does not download "
             f"models from the hub: {fetch} inside those folders"
         )
-    from llm_engineering.index_store.embeddings import hub_reachable
+    from llm_engineering.index_store.models.embeddings import hub_reachable
 
     if hub_reachable():
         return name
@@ -229,7 +229,7 @@ def prepare_base(base: str, cache_root: Path) -> tuple[str, Path | None, str | N
     if not is_gguf(base):
         return base, None, None
     from llm_engineering.generation.llamacpp import resolve_gguf
-    from llm_engineering.index_store.hashing import sha256_file
+    from llm_engineering.hashing import sha256_file
 
     gguf = resolve_gguf(base)
     digest = sha256_file(gguf)

@@ -17,7 +17,7 @@ from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.records import JobSpec
 from llm_engineering.config import Settings
 from llm_engineering.errors import UserError
-from llm_engineering.index_store.lock import WriterLock
+from llm_engineering.lock import WriterLock
 
 __all__ = ["JobControl"]
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from llm_engineering.adapters.jobs import EventLog, Job, JobStore
 from llm_engineering.adapters.records import JobResult
 from llm_engineering.adapters.registry import AdapterCard
-from llm_engineering.index_store.lock import WriterLock
+from llm_engineering.lock import WriterLock
 
 __all__ = ["JobRunner", "OnSuccess"]
 

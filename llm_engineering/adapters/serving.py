@@ -75,7 +75,7 @@ class AdapterResolver:
 
     def sha256(self, path: Path) -> str:
         """The file's sha256, computed once per (path, size, mtime)."""
-        from llm_engineering.index_store.hashing import sha256_file
+        from llm_engineering.hashing import sha256_file
 
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)

@@ -96,7 +96,7 @@ def ls(
     log_level: LogLevel = None,
 ) -> None:
     """List indexed, pending and failed documents."""
-    from llm_engineering.index_store.listing import parse_time
+    from llm_engineering.index_store.query.listing import parse_time
 
     index = open_watched(config, log_level, watch=watch, data_dir=data_dir)
     try:

@@ -26,8 +26,8 @@ from llm_engineering.cli.options import (
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
-    from llm_engineering.index_store.ingest import IngestReport
-    from llm_engineering.index_store.search import Hit
+    from llm_engineering.index_store.ingest.report import IngestReport
+    from llm_engineering.index_store.query.search import Hit
     from llm_engineering.index_store.service import IndexService
 
 __all__ = ["index_watched", "ingest", "open_watched", "search", "status"]

@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     from llm_engineering.adapters.registry import AdapterCard
     from llm_engineering.generation.answer import Answer
     from llm_engineering.generation.base import Availability
-    from llm_engineering.index_store.documents import DocumentSlice
     from llm_engineering.index_store.evaluation import EvalResult
-    from llm_engineering.index_store.ingest import IngestReport
-    from llm_engineering.index_store.listing import DocumentPage
-    from llm_engineering.index_store.search import Hit
+    from llm_engineering.index_store.ingest.report import IngestReport
+    from llm_engineering.index_store.query.documents import DocumentSlice
+    from llm_engineering.index_store.query.listing import DocumentPage
+    from llm_engineering.index_store.query.search import Hit
     from llm_engineering.index_store.service import IndexStatus
 
 __all__ = [
@@ -177,7 +177,7 @@ def _passage(text: str, limit: int = 300) -> list[str]:
 
 
 def print_status(info: IndexStatus) -> None:
-    from llm_engineering.index_store.readers import SUPPORTED_EXTENSIONS
+    from llm_engineering.index_store.read.readers import SUPPORTED_EXTENSIONS
 
     console = results_console()
     console.print(f"[bold]data dir[/bold]        {info.data_dir}")

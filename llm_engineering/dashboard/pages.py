@@ -16,7 +16,7 @@ from llm_engineering.dashboard.app import Dashboard, dashboard_of, in_thread, se
 from llm_engineering.dashboard.highlight import highlight
 from llm_engineering.dashboard.security import safe_next
 from llm_engineering.errors import UserError
-from llm_engineering.index_store.search import SEARCH_MODES
+from llm_engineering.index_store.query.search import SEARCH_MODES
 from llm_engineering.server.context import AppContext
 
 __all__ = ["routes"]
@@ -64,7 +64,7 @@ def overview_values(dashboard: Dashboard) -> dict[str, Any]:
     values["progress"] = (done, done + status.pending)
     # Straight from the ledger, latest indexed first (a file's own time can be years old: one
     # copied or unpacked keeps it), so each file a run adds shows at once.
-    values["recent"] = app.index.state.list_files(
+    values["recent"] = app.index.ledger.list_files(
         "status = 'indexed'", [], "updated_at DESC", RECENT_SHOWN
     )
     return values

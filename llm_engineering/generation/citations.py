@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from functools import cache
 
-from llm_engineering.index_store.keyword import analyze
+from llm_engineering.index_store.store.keyword import analyze
 
 __all__ = ["cited_numbers", "is_refusal", "support", "supporting_blocks"]
 

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llm_engineering.index_store.ingest import IngestReport
+from llm_engineering.index_store.ingest.report import IngestReport
 
 __all__ = ["ChangeObservers", "IndexChange"]
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
-from llm_engineering.index_store.search import Hit
+from llm_engineering.index_store.query.search import Hit
 from llm_engineering.index_store.service import IndexService
 
 __all__ = [

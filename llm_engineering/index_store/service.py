@@ -5,41 +5,35 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple
+from dataclasses import astuple, replace
 from pathlib import Path
 from typing import Any
 
 from llm_engineering.config import Settings
 from llm_engineering.errors import IndexBusyError, PathError
-from llm_engineering.index_store.backends import (
+from llm_engineering.index_store.changes import ChangeObservers, IndexChange
+from llm_engineering.index_store.ingest.full_disk import WritePause
+from llm_engineering.index_store.ingest.ingestor import EmbedderLike, Ingestor
+from llm_engineering.index_store.ingest.published import ProgressFile, RunProgress
+from llm_engineering.index_store.ingest.report import FailedFile, IngestReport
+from llm_engineering.index_store.ingest.run import GoneFn, MoreFn, ProgressFn, RunOptions
+from llm_engineering.index_store.models.backends import (
     embedding_location,
     make_embedder,
     make_reranker,
     reranker_location,
 )
-from llm_engineering.index_store.changes import ChangeObservers, IndexChange
-from llm_engineering.index_store.documents import Documents, DocumentSlice
-from llm_engineering.index_store.full_disk import WritePause
-from llm_engineering.index_store.ingest import (
-    EmbedderLike,
-    FailedFile,
-    GoneFn,
-    Ingestor,
-    IngestReport,
-    MoreFn,
-    ProgressFn,
-)
-from llm_engineering.index_store.keyword import KeywordIndex
-from llm_engineering.index_store.ledger import Ledger
-from llm_engineering.index_store.listing import DocumentPage
-from llm_engineering.index_store.lock import WriterLock
-from llm_engineering.index_store.parse_pool import ParseConfig, ParsePool
-from llm_engineering.index_store.progress import ProgressFile, RunProgress
-from llm_engineering.index_store.readers import ReadLimits
-from llm_engineering.index_store.report import IndexStatus
-from llm_engineering.index_store.search import Hit, Searcher, SearchMode
-from llm_engineering.index_store.tokens import model_spec, spec_of
-from llm_engineering.index_store.vectors import VectorIndex
+from llm_engineering.index_store.query.documents import Documents, DocumentSlice
+from llm_engineering.index_store.query.listing import DocumentPage
+from llm_engineering.index_store.query.search import Hit, Searcher, SearchMode
+from llm_engineering.index_store.read.parse_pool import ParseConfig, ParsePool
+from llm_engineering.index_store.read.readers import ReadLimits
+from llm_engineering.index_store.read.tokens import model_spec, spec_of
+from llm_engineering.index_store.status import IndexStatus
+from llm_engineering.index_store.store.keyword import KeywordIndex
+from llm_engineering.index_store.store.ledger import Ledger
+from llm_engineering.index_store.store.vectors import VectorIndex
+from llm_engineering.lock import WriterLock
 from llm_engineering.paths import confine
 from llm_engineering.storage import Storage
 
@@ -85,16 +79,16 @@ class IndexService:
             self._require_writer()
             self.damaged_file = self.storage.set_aside()
             log.warning("%s was damaged: moved it to %s", settings.state_path, self.damaged_file)
-        self.state = Ledger(self.storage)
+        self.ledger = Ledger(self.storage)
         self.keyword = KeywordIndex(self.storage)
-        self.documents = Documents(self.state, settings.watch)
+        self.documents = Documents(self.ledger, settings.watch)
         self.vectors = VectorIndex(settings)
         self._load_lock = threading.RLock()  # reranker() loads the embedder inside it
         self._write_lock = threading.Lock()
         if rebuild:
             self.rebuild()
         self.vectors.check_model(settings.embedding_model)
-        self._seen_generation = self.state.generation()
+        self._seen_generation = self.ledger.generation()
         self._embedder: Any = embedder
         self.on_model_load: Callable[[str], None] | None = None
         """Told the embedding model's name just before it loads (seconds): a progress note."""
@@ -108,13 +102,13 @@ class IndexService:
         self.last_report: IngestReport | None = None
         self._observers = ChangeObservers()
         self.ingestor = Ingestor(
-            settings, self.state, self.vectors, self.embedder, self.parsers, self.parse_config
+            settings, self.ledger, self.vectors, self.embedder, self.parsers, self.parse_config
         )
         self.pause = WritePause(settings.data_dir, self.vectors, self.run, self.ingestor.repair)
         """Writes wait while the data folder's disk is full (see :mod:`.full_disk`)."""
         self._reranker: Any = None
         self.searcher = Searcher(
-            self.state,
+            self.ledger,
             self.keyword,
             self.vectors,
             self.embedder,
@@ -269,7 +263,7 @@ class IndexService:
         with self._write_lock:
             log.info("dropping the index in %s", self.settings.data_dir)
             self.vectors.drop()
-            self.state.clear()
+            self.ledger.clear()
 
     def ingest(
         self,
@@ -290,10 +284,8 @@ class IndexService:
             IndexBusyError: another process is the writer of this data folder.
             PathError: a target does not exist or is not supported.
         """
-        return self._write(
-            lambda track: self.ingestor.ingest(targets, track, stop, gone, more, retry_failed),
-            progress,
-        )
+        options = RunOptions(progress, stop, gone, more, retry_failed)
+        return self._write(lambda given: self.ingestor.ingest(targets, given), options)
 
     def sync(
         self,
@@ -308,9 +300,8 @@ class IndexService:
         Deletions among them are applied first; ``gone``, ``more`` and ``stop`` as for
         :meth:`ingest`.
         """
-        return self._write(
-            lambda track: self.ingestor.sync(paths, track, stop, gone, more), progress
-        )
+        options = RunOptions(progress, stop, gone, more)
+        return self._write(lambda given: self.ingestor.sync(paths, given), options)
 
     def on_change(self, callback: Callable[[IndexChange], None]) -> Callable[[], None]:
         """Call ``callback`` after each ingest or sync that changed something, on the writing
@@ -332,12 +323,12 @@ class IndexService:
             return self.pause.resume()
 
     def _write(
-        self, work: Callable[[ProgressFn], IngestReport], progress: ProgressFn | None
+        self, work: Callable[[RunOptions], IngestReport], options: RunOptions
     ) -> IngestReport:
         self._require_writer()
         # The pause is recorded (its error goes through it) before the run ends and is published.
-        with self._write_lock, self.run.running(progress) as track, self.pause.guard():
-            report = work(track)
+        with self._write_lock, self.run.running(options.progress) as track, self.pause.guard():
+            report = work(replace(options, progress=track))
             self.last_report = report
         self._observers.fire(IndexChange.of(report))
         return report
@@ -362,14 +353,14 @@ class IndexService:
         """In a process that does not write, pick up what the writing process changed."""
         if self.is_writer:
             return
-        generation = self.state.generation()
+        generation = self.ledger.generation()
         if generation != self._seen_generation:
             self.vectors.reopen()
             self._seen_generation = generation
 
     def status(self) -> IndexStatus:
-        counts = self.state.counts()
-        failed = [FailedFile(row.path, row.error or "") for row in self.state.failed_files()]
+        counts = self.ledger.counts()
+        failed = [FailedFile(row.path, row.error or "") for row in self.ledger.failed_files()]
         failed += self.run.stalled
         _, dim = self.vectors.recorded_model
         run = self.run

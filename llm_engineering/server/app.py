@@ -18,7 +18,7 @@ from llm_engineering import __version__
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
 from llm_engineering.errors import LlmEngError
-from llm_engineering.index_store.indexing import IndexRunner
+from llm_engineering.index_store.background import IndexRunner
 from llm_engineering.index_store.service import IndexService
 from llm_engineering.server.context import AppContext
 from llm_engineering.server.notifications import ResourceNotifier

@@ -10,7 +10,7 @@ from llm_engineering.config import Settings
 from llm_engineering.errors import UserError
 from llm_engineering.generation.answer import Answerer
 from llm_engineering.generation.models import GeneratorCache
-from llm_engineering.index_store.indexing import IndexRunner
+from llm_engineering.index_store.background import IndexRunner
 from llm_engineering.index_store.service import IndexService, IndexStatus
 
 __all__ = ["AppContext"]

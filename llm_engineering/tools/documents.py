@@ -8,7 +8,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from llm_engineering.index_store.listing import MAX_LIMIT, DocumentInfo, parse_time
+from llm_engineering.index_store.query.listing import MAX_LIMIT, DocumentInfo, parse_time
 from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
 __all__ = ["DocumentList", "DocumentText", "register"]

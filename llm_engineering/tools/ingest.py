@@ -8,7 +8,7 @@ import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from llm_engineering.index_store.ingest import IngestReport
+from llm_engineering.index_store.ingest.report import IngestReport
 from llm_engineering.tools.common import ThreadProgress, app_of, tool_hints, user_errors
 
 __all__ = ["FailedFileInfo", "IngestResult", "IngestSummary", "register"]

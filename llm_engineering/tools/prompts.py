@@ -24,7 +24,7 @@ from mcp_types import (
 from pydantic import Field
 
 from llm_engineering.errors import UserError
-from llm_engineering.index_store.search import Hit
+from llm_engineering.index_store.query.search import Hit
 from llm_engineering.tools.common import app_of
 
 __all__ = ["register"]

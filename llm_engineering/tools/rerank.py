@@ -10,7 +10,11 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from llm_engineering.errors import UserError
-from llm_engineering.index_store.reranking import MAX_RERANK_DOCUMENTS, Candidate, check_documents
+from llm_engineering.index_store.models.reranking import (
+    MAX_RERANK_DOCUMENTS,
+    Candidate,
+    check_documents,
+)
 from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
 __all__ = ["RerankResult", "register"]

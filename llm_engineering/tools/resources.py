@@ -30,7 +30,7 @@ from mcp_types import (
 )
 
 from llm_engineering.errors import UserError
-from llm_engineering.index_store.documents import DocumentSlice, mime_type
+from llm_engineering.index_store.query.documents import DocumentSlice, mime_type
 from llm_engineering.index_store.service import IndexService
 from llm_engineering.server.notifications import ResourceNotifier
 from llm_engineering.tools.common import app_of

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry
 from llm_engineering.generation.llamacpp import resolve_gguf
-from llm_engineering.index_store.hashing import sha256_file
+from llm_engineering.hashing import sha256_file
 
 DEFAULT_BASE = "smollm2-135m-instruct"
 

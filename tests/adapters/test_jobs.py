@@ -18,7 +18,7 @@ from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
 from llm_engineering.errors import UserError
 from llm_engineering.generation.llamacpp import resolve_gguf
-from llm_engineering.index_store.hashing import sha256_file
+from llm_engineering.hashing import sha256_file
 from tests.adapters.fictional import fact_records
 from tests.test_cli import run
 

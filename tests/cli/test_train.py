@@ -18,7 +18,7 @@ from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.cli import app
 from llm_engineering.config import load_settings
-from llm_engineering.index_store.lock import WriterLock
+from llm_engineering.lock import WriterLock
 from tests.adapters.fictional import fact_records
 from tests.conftest import LLM_ENG, server_env, wait_until
 from tests.test_cli import run

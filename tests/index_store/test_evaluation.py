@@ -15,7 +15,7 @@ from llm_engineering.index_store.evaluation import (
     load_queries,
     score_run,
 )
-from llm_engineering.index_store.search import Hit
+from llm_engineering.index_store.query.search import Hit
 from tests.conftest import LLM_ENG, server_env
 
 DOCS = {

@@ -6,9 +6,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from llm_engineering.index_store.indexing import IndexRunner
+from llm_engineering.index_store.background import IndexRunner
 from llm_engineering.index_store.service import IndexService
-from tests.index_store.test_watcher import DEADLINE, wait_until
+from tests.index_store.ingest.test_watcher import DEADLINE, wait_until
 
 
 class LoadingService(IndexService):

@@ -14,7 +14,7 @@ from mcp import Client
 
 from tests.conftest import LLM_ENG, free_port
 from tests.full_disk import PHRASE, fill, small_disk
-from tests.index_store.test_full_disk import new_files
+from tests.index_store.ingest.test_full_disk import new_files
 from tests.server.helpers import call, error_of, indexed, running, search, wait_for_status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

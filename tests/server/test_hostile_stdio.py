@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LLM_ENG, server_env
-from tests.index_store.test_hostile_files import nested_html, write_raw
+from tests.index_store.ingest.test_hostile_files import nested_html, write_raw
 from tests.server.helpers import (
     PeakMemory,
     call,

@@ -117,7 +117,7 @@ async def test_kill_9_during_a_bulk_index_is_repaired_at_the_next_start(tmp_path
     try:
         # kill it once some files are in, well before all are
         deadline = time.monotonic() + 300
-        # A step embeds at most 512 texts (commits.BATCH), so the one that passes 100 leaves
+        # A step embeds at most 512 texts (pending.BATCH), so the one that passes 100 leaves
         # at least 200 of the 818 chunks to the restart, and the kill comes within 0.1 s.
         while len(index_ids(data_dir)) < 100:
             assert process.poll() is None, f"the server exited with {process.returncode}"

@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 
 from llm_engineering.generation.llamacpp import resolve_gguf
-from llm_engineering.index_store.hashing import sha256_file
+from llm_engineering.hashing import sha256_file
 from tests.adapters.fictional import (
     BRIDGE_HELD_OUT,
     BRIDGE_WORD,

@@ -20,8 +20,8 @@ from mcp import Client
 from llm_engineering.dashboard import Dashboard
 from llm_engineering.server.app import create_server
 from tests.index_store.http_stub import http_stub
-from tests.index_store.test_full_disk import new_files
-from tests.index_store.test_remote_embedder import embeddings
+from tests.index_store.ingest.test_full_disk import new_files
+from tests.index_store.models.test_remote_embedder import embeddings
 from tests.server.helpers import call, wait_for_status
 from tests.test_cli import run
 

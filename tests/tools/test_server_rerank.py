@@ -1,7 +1,7 @@
 """`rerank`, `search_docs(rerank=true)` and `index_status` with reranking on a server, over MCP stdio.
 
 The rerank server is a stub (no reranker model ships offline; see
-tests/index_store/test_remote_reranking.py), scoring by the query's words in each passage.
+tests/index_store/models/test_remote_reranking.py), scoring by the query's words in each passage.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import FACTS
 from tests.index_store.http_stub import http_stub
-from tests.index_store.test_remote_reranking import overlap
+from tests.index_store.models.test_remote_reranking import overlap
 from tests.server.helpers import call, indexed, names, stdio_client, wait_for_status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

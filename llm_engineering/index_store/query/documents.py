@@ -1,0 +1,390 @@
+"""Reading indexed documents back: a slice of one document, and listings of them all.
+
+``get_document`` serves the text a file was indexed from (stored with its chunks), so
+its line numbers are the ones search hits cite: a Markdown, text or code file's own
+lines; for HTML and DOCX the lines of the extracted text; a PDF page by page, lines
+counted within each page. Every path a caller names goes through the one path rule
+(``llm_engineering.paths``): nothing outside the watched folders is read.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict
+from urllib.parse import quote, unquote
+
+from llm_engineering.errors import PathError, UserError
+from llm_engineering.index_store.query.listing import DocumentPage, list_documents
+from llm_engineering.index_store.read.readers import CODE_LANGUAGES, document_units, read_document
+from llm_engineering.index_store.read.scanning import is_supported, scan_file
+from llm_engineering.index_store.store.ledger import FileRow, Ledger
+from llm_engineering.paths import confine
+
+__all__ = ["DocumentSlice", "Documents", "mime_type"]
+
+_MARKDOWN_LIKE = {"md", "markdown", "mdx", "rst", "html", "htm", "xhtml", "docx"}
+
+
+class _Head(TypedDict):
+    path: str
+    rel_path: str
+    uri: str
+    title: str
+    file_type: str
+    mime_type: str
+
+
+@dataclass
+class DocumentSlice:
+    path: str
+    rel_path: str
+    uri: str
+    title: str
+    file_type: str
+    mime_type: str
+    text: str
+    start_line: int | None
+    """First line returned (within ``page`` for a PDF)."""
+    end_line: int | None
+    total_lines: int | None
+    """Lines in the document (in ``page`` for a PDF)."""
+    page: int | None = None
+    end_page: int | None = None
+    total_pages: int | None = None
+    truncated: bool = False
+    next_start_line: int | None = None
+    """Where to continue (with ``next_page`` for a PDF); None when nothing is left."""
+    next_page: int | None = None
+    chunk_start_line: int | None = None
+    """Where the asked-for chunk lies (lines, in its page for a PDF), when it was found."""
+    chunk_end_line: int | None = None
+    chunk_page: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Documents:
+    """Reads documents and listings from the ledger, confined to the watched folders.
+
+    Args:
+        ledger: The index's files, chunks and stored document texts.
+        folders: The watched folders (the only place paths may point into).
+    """
+
+    def __init__(self, ledger: Ledger, folders: Sequence[Path]):
+        self._ledger = ledger
+        self._folders = [Path(os.path.realpath(f)) for f in folders]
+        self._names: dict[Path, str] = {}
+        for folder in self._folders:
+            name, n = folder.name or "root", 1
+            while name in self._names.values():
+                n += 1
+                name = f"{folder.name or 'root'}-{n}"
+            self._names[folder] = name
+
+    # -- URIs --------------------------------------------------------------------------
+
+    def uri(self, path: str) -> str:
+        """``doc://FOLDER/REL/PATH`` for a file inside a watched folder (FOLDER: its base name)."""
+        resolved = Path(path)
+        for folder, name in self._names.items():
+            if folder in resolved.parents:
+                return f"doc://{quote(name)}/{quote(str(resolved.relative_to(folder)))}"
+        return f"doc://{quote(resolved.name)}"
+
+    def path_for_uri(self, folder: str, rel_path: str) -> Path:
+        """The file a ``doc://`` URI names, confined to the watched folders.
+
+        Raises:
+            PathError: no watched folder has that name, or the path leaves it.
+        """
+        name = unquote(folder)
+        for root, root_name in self._names.items():
+            if root_name == name:
+                return confine(
+                    unquote(rel_path), [root], relative_to=root, roots_name="the watched folders"
+                )
+        known = ", ".join(self._names.values()) or "none"
+        raise PathError(f"no watched folder is called {name!r} (watched: {known})")
+
+    def listing(self, **filters: Any) -> DocumentPage:
+        """Indexed, pending and failed files: see :func:`listing.list_documents`."""
+        return list_documents(self._ledger, self._folders, self.uri, **filters)
+
+    # -- one document --------------------------------------------------------------------
+
+    def read(
+        self,
+        *,
+        path: str | None = None,
+        chunk_id: str | None = None,
+        start_line: int | None = None,
+        end_line: int | None = None,
+        page: int | None = None,
+        pages: str | None = None,
+        around: int | None = None,
+        max_chars: int = 20_000,
+    ) -> DocumentSlice:
+        """A slice of an indexed document's text; see the module docstring for the numbering.
+
+        Raises:
+            UserError: contradictory arguments, an unknown chunk, a page or line out of range.
+            PathError: the path lies outside the watched folders, does not exist, is not
+                indexed (yet), or failed to index (the message gives the reason).
+        """
+        if (path is None) == (chunk_id is None):
+            raise UserError("pass either path or chunk_id (a search hit's chunk_id)")
+        if max_chars < 100:
+            raise UserError("max_chars must be at least 100")
+        chunk = None
+        if chunk_id is not None:
+            chunk = self._ledger.chunk(chunk_id)
+            if chunk is None:
+                raise UserError(
+                    f"no chunk {chunk_id!r} in the index: its file was re-indexed or removed "
+                    "since that search; search again for fresh chunk ids"
+                )
+            path = chunk.path
+        assert path is not None
+        row = self._indexed_row(path)
+        units, unit_pages, notes = self._text(row)
+        base = self._info_fields(row)
+        if unit_pages is None:
+            text = units[0]
+            lines = _lines(text)
+            span = None
+            if chunk is not None:
+                span = (
+                    (chunk.start_line, chunk.end_line or chunk.start_line)
+                    if chunk.start_line is not None
+                    else _find_span(text, chunk.text)
+                )
+            first, last = _line_range(start_line, end_line, around, span, len(lines))
+            result = DocumentSlice(
+                **base, text="", start_line=first, end_line=last, total_lines=len(lines),
+                chunk_start_line=span[0] if span else None, chunk_end_line=span[1] if span else None,
+                notes=notes,
+            )  # fmt: skip
+            _fill(result, lines, first, last, max_chars)
+            return result
+        return self._get_pdf_pages(
+            base, units, unit_pages, chunk, start_line, end_line, page, pages, around, max_chars,
+            notes,
+        )  # fmt: skip
+
+    def _get_pdf_pages(
+        self,
+        base: _Head,
+        units: list[str],
+        unit_pages: list[int],
+        chunk: object,
+        start_line: int | None,
+        end_line: int | None,
+        page: int | None,
+        pages: str | None,
+        around: int | None,
+        max_chars: int,
+        notes: list[str],
+    ) -> DocumentSlice:
+        by_page = dict(zip(unit_pages, units, strict=True))
+        total = max(unit_pages)
+        span = None
+        chunk_page = getattr(chunk, "page", None)
+        if page is None and pages is None and chunk is not None:
+            page = chunk_page or unit_pages[0]
+            span = _find_span(by_page.get(page, ""), getattr(chunk, "text", ""))
+        first_page, last_page = _page_range(page, pages, total)
+        if first_page != last_page:
+            if start_line or end_line or around:
+                raise UserError("start_line, end_line and around need a single page (page=N)")
+            parts: list[str] = []
+            used, cut_at = 0, None
+            for number in range(first_page, last_page + 1):
+                part = f"--- page {number} ---\n{by_page.get(number, '')}"
+                if parts and used + len(part) > max_chars:
+                    cut_at = number
+                    break
+                parts.append(part)
+                used += len(part) + 2
+            result = DocumentSlice(
+                **base, text="\n\n".join(parts), start_line=None, end_line=None, total_lines=None,
+                page=first_page, end_page=(cut_at - 1) if cut_at else last_page, total_pages=total,
+                chunk_page=chunk_page, notes=notes,
+            )  # fmt: skip
+            if cut_at is not None:
+                result.truncated, result.next_page, result.next_start_line = True, cut_at, 1
+            elif len(result.text) > max_chars:  # one page alone is over the limit
+                lines = _lines(by_page.get(first_page, ""))
+                result.end_page = first_page
+                result.start_line, result.total_lines = 1, len(lines)
+                _fill(result, lines, 1, len(lines), max_chars)
+                result.next_page = first_page if result.truncated else first_page + 1
+            return result
+        text = by_page.get(first_page, "")
+        if not text:
+            notes.append(f"page {first_page} has no extractable text")
+        lines = _lines(text)
+        first, last = _line_range(start_line, end_line, around, span, len(lines))
+        result = DocumentSlice(
+            **base, text="", start_line=first, end_line=last, total_lines=len(lines),
+            page=first_page, end_page=first_page, total_pages=total, chunk_page=chunk_page,
+            chunk_start_line=span[0] if span else None, chunk_end_line=span[1] if span else None,
+            notes=notes,
+        )  # fmt: skip
+        _fill(result, lines, first, last, max_chars)
+        if result.next_start_line is not None:
+            result.next_page = first_page
+        elif first_page < total and start_line is None and end_line is None and not around:
+            result.next_page, result.next_start_line = first_page + 1, 1
+        return result
+
+    def _indexed_row(self, path: str) -> FileRow:
+        if not self._folders:
+            raise PathError("no folders are watched, so no document can be read")
+        try:
+            resolved = confine(
+                path, self._folders, relative_to=self._folders[0], roots_name="the watched folders"
+            )
+        except PathError:
+            # A failed entry's path as listed (a name that is not UTF-8, shown escaped, names
+            # no file): its reason says more than "does not exist". Nothing is read.
+            listed = self._ledger.file(str(self._folders[0] / Path(path).expanduser()))
+            if listed is not None and listed.status == "failed":
+                raise PathError(f"{listed.path} could not be indexed: {listed.error}") from None
+            raise
+        row = self._ledger.file(str(resolved))
+        if row is None:
+            why = (
+                "its type is not one that is indexed"
+                if not is_supported(resolved)
+                else "it is new and waits to be indexed (index_status shows pending files)"
+            )
+            raise PathError(f"{resolved} is not indexed: {why}")
+        if row.status == "failed":
+            raise PathError(f"{resolved} could not be indexed: {row.error}")
+        return row
+
+    def _text(self, row: FileRow) -> tuple[list[str], list[int] | None, list[str]]:
+        notes: list[str] = []
+        stored = self._ledger.document_text(row.path)
+        scanned = scan_file(Path(row.path), self._folders)
+        changed = scanned.size != row.size or scanned.mtime_ns != row.mtime_ns
+        if stored is not None:
+            if changed:
+                notes.append(
+                    "the file changed on disk after it was indexed; this is the indexed text"
+                )
+            return stored[0], stored[1], notes
+        # Indexed by a version that did not keep the text: read the file again.
+        from llm_engineering.hashing import sha256_bytes
+
+        data = Path(row.path).read_bytes()
+        if sha256_bytes(data) != row.sha256:
+            notes.append("the file changed on disk after it was indexed; this is its current text")
+        units, unit_pages = document_units(read_document(Path(row.path), data))
+        return units, unit_pages, notes
+
+    def _info_fields(self, row: FileRow) -> _Head:
+        return {
+            "path": row.path,
+            "rel_path": row.rel_path,
+            "uri": self.uri(row.path),
+            "title": row.title or Path(row.path).name,
+            "file_type": row.file_type,
+            "mime_type": mime_type(row.file_type),
+        }
+
+
+def mime_type(file_type: str) -> str:
+    """What the extracted text is: Markdown-style for structured formats, else by extension."""
+    if file_type in _MARKDOWN_LIKE:
+        return "text/markdown"
+    if file_type in CODE_LANGUAGES:
+        return mimetypes.guess_type(f"x.{file_type}")[0] or "text/plain"
+    return "text/plain"
+
+
+# -- slicing ------------------------------------------------------------------------------
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _find_span(text: str, chunk_text: str) -> tuple[int, int] | None:
+    found = text.find(chunk_text.strip()) if chunk_text.strip() else -1
+    if found < 0:
+        return None
+    first = text.count("\n", 0, found) + 1
+    return first, first + chunk_text.strip().count("\n")
+
+
+def _line_range(
+    start: int | None,
+    end: int | None,
+    around: int | None,
+    span: tuple[int, int] | None,
+    total: int,
+) -> tuple[int, int]:
+    if around is not None and around < 0:
+        raise UserError("around must be 0 or more")
+    if start is not None or end is not None:
+        first, last = start or 1, end or total
+    elif span is not None:
+        wing = 10 if around is None else around
+        first, last = span[0] - wing, span[1] + wing
+    else:
+        first, last = 1, total
+    if start is not None and start > max(total, 1):
+        raise UserError(f"start_line {start} is past the end: the text has {total} lines")
+    if (start is not None or end is not None) and (first < 1 or last < first):
+        raise UserError(f"bad line range {start}-{end}: lines are 1-based and start <= end")
+    return max(first, 1), min(last, max(total, 1))
+
+
+def _fill(result: DocumentSlice, lines: list[str], first: int, last: int, max_chars: int) -> None:
+    """Put lines first..last into ``result.text``, stopping before ``max_chars``."""
+    taken: list[str] = []
+    used = 0
+    line = first
+    while line <= last and line <= len(lines):
+        text = lines[line - 1]
+        if used + len(text) + 1 > max_chars:
+            if not taken:  # one line longer than the limit: cut it, move on past it
+                taken.append(text[: max_chars - 1])
+                result.notes.append(f"line {line} was cut at max_chars ({max_chars})")
+                line += 1
+            break
+        taken.append(text)
+        used += len(text) + 1
+        line += 1
+    result.text = "\n".join(taken)
+    result.end_line = line - 1 if taken else first
+    if line <= last and line <= len(lines):
+        result.truncated = True
+        result.next_start_line = line
+    elif last < len(lines):
+        result.next_start_line = last + 1
+
+
+def _page_range(page: int | None, pages: str | None, total: int) -> tuple[int, int]:
+    if page is not None and pages is not None:
+        raise UserError("pass page or pages, not both")
+    if pages is not None:
+        first_text, _, last_text = pages.partition("-")
+        try:
+            first = int(first_text)
+            last = int(last_text) if last_text else first
+        except ValueError:
+            raise UserError(f"pages must be N or N-M, got {pages!r}") from None
+    else:
+        first = last = page or 1
+    if first < 1 or last < first or first > total:
+        raise UserError(f"no page {first}-{last}: the PDF has {total} pages with text")
+    return first, min(last, total)

@@ -1,0 +1,295 @@
+"""Chunking that follows a document's structure, sized in embedding-model tokens.
+
+Markdown-like text (Markdown, reST, HTML, DOCX) is split at headings first
+(LlamaIndex ``MarkdownNodeParser``, which leaves headings inside code fences alone),
+then each section by sentences (``SentenceSplitter``). Source code goes through
+LlamaIndex's tree-sitter ``CodeSplitter`` when the grammar is installed and falls back
+to line windows otherwise. Each chunk keeps its heading path, PDF page, or line range.
+
+Large texts stream (:mod:`.streaming`): prose longer than ``STREAM_CHARS`` is cut into
+blocks at paragraph, line or sentence ends, and each block is packed into chunks from one
+tokenization with offsets, so no tokenizer or regular expression sees a whole
+multi-megabyte text (nltk's sentence regex gave up after 5 s on a 20 MB file), and line
+numbers are counted onwards, never from the start again. Anything shorter, which is every
+ordinary document, is split exactly as before.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llm_engineering.index_store.read.readers import ParsedDocument, Section
+from llm_engineering.index_store.read.streaming import (
+    STREAM_CHARS,
+    LineCounter,
+    pack_block,
+    stream_blocks,
+)
+
+__all__ = ["Chunk", "Chunker", "line_span"]
+
+log = logging.getLogger(__name__)
+
+# Rough characters per token for source code; only used to size tree-sitter chunks.
+_CODE_CHARS_PER_TOKEN = 3.5
+
+
+# language -> (module, attribute returning the grammar)
+_GRAMMARS: dict[str, tuple[str, str]] = {
+    "python": ("tree_sitter_python", "language"),
+    "javascript": ("tree_sitter_javascript", "language"),
+    "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "tsx": ("tree_sitter_typescript", "language_tsx"),
+    "go": ("tree_sitter_go", "language"),
+    "rust": ("tree_sitter_rust", "language"),
+    "java": ("tree_sitter_java", "language"),
+    "c": ("tree_sitter_c", "language"),
+    "cpp": ("tree_sitter_cpp", "language"),
+}
+
+
+@dataclass
+class Chunk:
+    text: str
+    ordinal: int
+    heading: str = ""
+    """Heading path (``Guide › Install › Linux``) or the title when there are no headings."""
+    page: int | None = None
+    start_line: int | None = None
+    end_line: int | None = None
+
+    def embedding_text(self) -> str:
+        """The text to embed: the chunk, led by its heading path when it does not start with one."""
+        if not self.heading or self.text.lstrip().startswith("#"):
+            return self.text
+        return f"{self.heading}\n{self.text}"
+
+
+def line_span(source: str, start: int, text: str, first_line: int) -> tuple[int, int]:
+    """1-based (start_line, end_line) of ``text`` found at offset ``start`` of ``source``."""
+    start_line = first_line + source.count("\n", 0, start)
+    return start_line, start_line + text.rstrip("\n").count("\n")
+
+
+class Chunker:
+    """Splits parsed documents into chunks. Build once; safe to share between threads.
+
+    Args:
+        chunk_size: Maximum chunk size in tokens of ``tokenizer``.
+        chunk_overlap: Tokens repeated between consecutive chunks of one section.
+        tokenizer: ``str -> list`` of tokens (the embedding model's tokenizer).
+    """
+
+    def __init__(self, chunk_size: int, chunk_overlap: int, tokenizer: Callable[[str], list[Any]]):
+        from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
+
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self._tokenizer = tokenizer
+        # Token offsets (``spans``) let a large text be packed in one pass; a tokenizer
+        # without them streams its blocks through the sentence splitter.
+        self._spans: Callable[[str], list[tuple[int, int]]] | None = getattr(
+            tokenizer, "spans", None
+        )
+        self._sentences = SentenceSplitter(
+            chunk_size=chunk_size, chunk_overlap=chunk_overlap, tokenizer=tokenizer
+        )
+        self._markdown = MarkdownNodeParser()
+        self._code_splitters: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load what the first split loads (nltk's sentence model, the Markdown parser)."""
+        from llama_index.core import Document
+
+        self._sentences.split_text("One. Two. " * self.chunk_size)
+        self._markdown.get_nodes_from_documents([Document(text="# A\n\nB.\n")])
+
+    def chunk(self, doc: ParsedDocument) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for section in doc.sections:
+            lines = LineCounter(section.text, section.first_line or 1)
+            if doc.kind in ("markdown", "html", "docx"):
+                chunks.extend(self._chunk_markdown(section, doc.title, lines))
+            elif doc.kind == "code":
+                chunks.extend(self._chunk_code(section, doc.language, doc.title, lines))
+            else:  # text, pdf
+                chunks.extend(self._chunk_prose(section, section.text, 0, doc.title, lines))
+        for ordinal, chunk in enumerate(chunks):
+            chunk.ordinal = ordinal
+        return chunks
+
+    # -- prose -------------------------------------------------------------------------
+
+    def _fits(self, text: str) -> bool:
+        return len(self._tokenizer(text)) <= self.chunk_size
+
+    def _chunk_prose(
+        self, section: Section, text: str, offset: int, heading: str, lines: LineCounter
+    ) -> list[Chunk]:
+        """Sentence-split ``text`` (found at ``offset`` of ``section.text``)."""
+        if not text or text.isspace():
+            return []
+        if len(text) > STREAM_CHARS:
+            return self._stream_prose(section, text, offset, heading, lines)
+        # The splitter returns a text that fits as one stripped piece: no need to count it first.
+        pieces = self._sentences.split_text(text)
+        chunks = []
+        cursor = 0
+        for piece in pieces:
+            found = text.find(piece, cursor)
+            if found == -1:  # the splitter normalised whitespace; keep the last known place
+                found = cursor
+            else:
+                cursor = found + 1
+            start_line = end_line = None
+            if section.first_line is not None:
+                start_line, end_line = lines.span(offset + found, piece)
+            chunks.append(Chunk(piece, 0, heading, section.page, start_line, end_line))
+        return chunks
+
+    def _stream_prose(
+        self, section: Section, text: str, offset: int, heading: str, lines: LineCounter
+    ) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for start, block in stream_blocks(text):
+            if self._spans is None:
+                chunks.extend(self._chunk_prose(section, block, offset + start, heading, lines))
+                continue
+            spans = self._spans(block)
+            for at, piece in pack_block(block, spans, self.chunk_size, self.chunk_overlap):
+                start_line = end_line = None
+                if section.first_line is not None:
+                    start_line, end_line = lines.span(offset + start + at, piece)
+                chunks.append(Chunk(piece, 0, heading, section.page, start_line, end_line))
+        return chunks
+
+    # -- markdown ------------------------------------------------------------------------
+
+    def _chunk_markdown(self, section: Section, title: str, lines: LineCounter) -> list[Chunk]:
+        from llama_index.core import Document
+
+        text = section.text
+        nodes = self._markdown.get_nodes_from_documents([Document(text=text)])
+        chunks: list[Chunk] = []
+        cursor = 0
+        folded: int | None = None
+        """Where heading-only sections waiting for the section they head begin."""
+        for i, node in enumerate(nodes):
+            body = node.get_content()
+            found = getattr(node, "start_char_idx", None)
+            start = max(found if found is not None else text.find(body, cursor), 0)
+            cursor = start + len(body)
+            if _only_headings(body) and i + 1 < len(nodes):
+                # A heading with no text of its own ("# Sourdough" then "## Oven") is not a
+                # chunk: alone it matches a query by its words and outranks the section
+                # that answers it. It leads the next section's text instead.
+                folded = start if folded is None else folded
+                continue
+            heading = _heading_path(title, node.metadata.get("header_path", "/"), body)
+            if folded is not None:
+                body, start, folded = text[folded:cursor], folded, None
+            chunks.extend(self._chunk_prose(section, body, start, heading, lines))
+        return chunks
+
+    # -- code ----------------------------------------------------------------------------
+
+    def _code_splitter(self, language: str | None) -> Any:
+        if language not in _GRAMMARS:
+            return None
+        with self._lock:
+            if language not in self._code_splitters:
+                splitter = None
+                module_name, attr = _GRAMMARS[language]
+                try:
+                    import tree_sitter
+                    from llama_index.core.node_parser import CodeSplitter
+
+                    grammar = getattr(importlib.import_module(module_name), attr)()
+                    parser = tree_sitter.Parser(tree_sitter.Language(grammar))
+                    splitter = CodeSplitter(
+                        language=language,
+                        parser=parser,
+                        max_chars=int(self.chunk_size * _CODE_CHARS_PER_TOKEN),
+                    )
+                except (ImportError, AttributeError, ValueError) as exc:
+                    log.info(
+                        "no tree-sitter grammar for %s (%s); splitting by lines", language, exc
+                    )
+                self._code_splitters[language] = splitter
+            return self._code_splitters[language]
+
+    def _chunk_code(
+        self, section: Section, language: str | None, title: str, lines: LineCounter
+    ) -> list[Chunk]:
+        text = section.text
+        splitter = self._code_splitter(language)
+        pieces: list[str] | None = None
+        if splitter is not None:
+            try:
+                pieces = [piece for piece in splitter.split_text(text) if piece.strip()]
+            except Exception as exc:  # a grammar that cannot parse this file: fall back to lines
+                log.info(
+                    "tree-sitter could not split %s code (%s); splitting by lines", language, exc
+                )
+        if pieces is None:
+            return self._line_windows(section, title)
+        chunks = []
+        cursor = 0
+        for piece in pieces:
+            found = text.find(piece, cursor)
+            if found == -1:
+                found = cursor
+            else:
+                cursor = found + 1
+            start_line, end_line = lines.span(found, piece)
+            if not self._fits(piece):  # one enormous statement: window it
+                sub = Section(piece, first_line=start_line)
+                chunks.extend(self._line_windows(sub, title))
+                continue
+            chunks.append(Chunk(piece, 0, title, None, start_line, end_line))
+        return chunks
+
+    def _line_windows(self, section: Section, title: str) -> list[Chunk]:
+        """Consecutive whole lines up to chunk_size tokens, overlapping by chunk_overlap."""
+        lines = section.text.split("\n")
+        sizes = [len(self._tokenizer(line)) + 1 for line in lines]
+        first_line = section.first_line or 1
+        chunks: list[Chunk] = []
+        start = 0
+        while start < len(lines):
+            end, total = start, 0
+            while end < len(lines) and (total + sizes[end] <= self.chunk_size or end == start):
+                total += sizes[end]
+                end += 1
+            body = "\n".join(lines[start:end])
+            if body.strip():
+                chunks.append(Chunk(body, 0, title, None, first_line + start, first_line + end - 1))
+            if end >= len(lines):
+                break
+            back, overlap = end, 0
+            while back > start + 1 and overlap + sizes[back - 1] <= self.chunk_overlap:
+                back -= 1
+                overlap += sizes[back]
+            start = back
+        return chunks
+
+
+def _only_headings(body: str) -> bool:
+    lines = [line for line in body.splitlines() if line.strip()]
+    return bool(lines) and all(line.lstrip().startswith("#") for line in lines)
+
+
+def _heading_path(title: str, header_path: str, body: str) -> str:
+    parts = [part for part in header_path.strip("/").split("/") if part]
+    first = body.lstrip().split("\n", 1)[0]
+    if first.startswith("#"):
+        parts.append(first.lstrip("#").strip())
+    if not parts or parts[0] != title:
+        parts.insert(0, title)
+    return " › ".join(parts)

@@ -1,0 +1,135 @@
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from llm_engineering.errors import DocumentError
+from llm_engineering.index_store.read.html_text import tidy
+from llm_engineering.index_store.read.readers import atx_heading, read_document, rst_to_markdown
+from llm_engineering.index_store.read.text_decoding import decode_text
+from tests.conftest import write_docx, write_pdf
+
+
+def read(path: Path):  # type: ignore[no-untyped-def]
+    return read_document(path, path.read_bytes())
+
+
+def test_markdown_title_comes_from_front_matter_or_first_heading(tmp_path: Path) -> None:
+    path = tmp_path / "a.md"
+    path.write_text("---\ntitle: 'From Front'\ntags: x\n---\n# Heading\n\nBody\n")
+    doc = read(path)
+    assert doc.title == "From Front"
+    assert doc.sections[0].first_line == 5  # lines after the front matter keep their numbers
+    assert doc.sections[0].text.startswith("# Heading")
+    path.write_text("```\n# not a title\n```\n\n## Real Title\n")
+    assert read(path).title == "Real Title"
+
+
+def test_html_keeps_headings_drops_scripts_and_takes_the_title(tmp_path: Path) -> None:
+    path = tmp_path / "p.html"
+    path.write_text(
+        "<html><head><title>Page T</title><style>.a{}</style></head><body><h2>Part</h2>"
+        "<p>Hello <b>bold</b> world</p><script>alert(1)</script><pre>code here</pre></body></html>"
+    )
+    doc = read(path)
+    assert doc.title == "Page T"
+    text = doc.sections[0].text
+    assert "## Part" in text and "Hello bold world" in text and "code here" in text
+    assert "alert" not in text and ".a{}" not in text
+
+
+def test_pdf_text_is_read_per_page(tmp_path: Path) -> None:
+    path = tmp_path / "r.pdf"
+    write_pdf(path, ["First page words.", "Second page words."])
+    doc = read(path)
+    assert [s.page for s in doc.sections] == [1, 2]
+    assert "Second page" in doc.sections[1].text
+
+
+def test_docx_headings_become_markdown_headings(tmp_path: Path) -> None:
+    path = tmp_path / "m.docx"
+    write_docx(path, "Minutes", ["Para one.", "Para two."])
+    doc = read(path)
+    assert doc.title == "Minutes"
+    assert doc.sections[0].text.startswith("# Minutes")
+    assert "Para two." in doc.sections[0].text
+
+
+def test_rst_section_titles_become_headings_without_moving_lines() -> None:
+    source = "=====\nTitle\n=====\n\nIntro.\n\nSection\n-------\n\nBody.\n"
+    converted = rst_to_markdown(source)
+    assert converted.count("\n") == source.count("\n")
+    lines = converted.split("\n")
+    assert lines[1] == "# Title" and lines[6] == "## Section"
+
+
+def test_code_title_is_the_file_name_and_language_is_known(tmp_path: Path) -> None:
+    path = tmp_path / "x.rs"
+    path.write_text("fn main() {}\n")
+    doc = read(path)
+    assert (doc.title, doc.kind, doc.language) == ("x.rs", "code", "rust")
+
+
+def test_text_in_latin1_is_decoded() -> None:
+    assert decode_text("café crème".encode("latin-1")).startswith("caf")
+    assert decode_text("naïve".encode("utf-16")) == "naïve"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("bin.txt", b"\x00\x01\x02binary" * 10, "binary data"),
+        ("empty.md", b"", "file is empty"),
+        ("blank.md", b"  \n\n \t\n", "no text content"),
+        (
+            "corrupt.pdf",
+            b"%PDF-1.4\nthis is not really a pdf\n%%EOF",
+            "not a readable PDF|no extractable text",
+        ),
+        ("corrupt.docx", b"PK\x03\x04 broken zip", "not a readable DOCX"),
+        ("x.unknown", b"data", "unsupported file type"),
+    ],
+)
+def test_unreadable_content_raises_a_document_error_with_the_reason(
+    tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(DocumentError, match=reason):
+        read(path)
+
+
+def test_truncated_pdf_is_reported_not_crashed(tmp_path: Path) -> None:
+    good = tmp_path / "good.pdf"
+    write_pdf(good, ["Some words here."])
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(good.read_bytes()[: os.path.getsize(good) // 3])
+    with pytest.raises(DocumentError):
+        read(broken)
+
+
+def random_lines(alphabet: str, count: int, longest: int) -> list[str]:
+    draw = random.Random(2026)
+    return [
+        "".join(draw.choice(alphabet) for _ in range(draw.randint(0, longest)))
+        for _ in range(count)
+    ]
+
+
+def test_atx_headings_are_read_as_the_regular_expression_they_replace_read_them() -> None:
+    # The regex backtracked quadratically on a long '# # # ... x' line; the function may not.
+    regex = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+    for line in [*random_lines("# \tab", 20_000, 12), "#", "# ", "#  ", "####### x", "# a #"]:
+        match = regex.match(line)
+        assert atx_heading(line) == (match.group(2) if match else None), repr(line)
+
+
+def test_html_whitespace_is_tidied_as_the_regular_expressions_did() -> None:
+    # They were '[ \t\r\f\v]+\n' (quadratic over a long run of spaces) and '\n{3,}'.
+    def by_regex(text: str) -> str:
+        return re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t\r\f\v]+\n", "\n", text)).strip()
+
+    for text in random_lines(" \t\r\n\f\vab", 20_000, 14):
+        assert tidy(text) == by_regex(text), repr(text)

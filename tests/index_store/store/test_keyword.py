@@ -1,0 +1,47 @@
+from pathlib import Path
+
+from llm_engineering.index_store.store.keyword import KeywordIndex, analyze, fts_query, query_terms
+from llm_engineering.index_store.store.ledger import ChunkRow, FileRow, Ledger
+from llm_engineering.storage import Storage
+
+
+def test_stop_words_are_dropped_unless_nothing_else_is_left() -> None:
+    assert query_terms("What is the capital of France?") == ["capital", "france"]
+    assert query_terms("what is it") == ["what", "is", "it"]
+
+
+def test_fts_syntax_in_user_text_is_quoted_not_interpreted() -> None:
+    assert fts_query('NEAR(a b) OR "x" *') == '"near" OR "b" OR "x"'
+    assert fts_query("   ?!  ") is None
+
+
+def test_bm25_filters_and_document_frequency_read_the_ledgers_chunks(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "state.sqlite")
+    ledger, keyword = Ledger(storage), KeywordIndex(storage)
+    for path, file_type, texts in [
+        ("/docs/notes/a.md", "md", ["The walrus hauls out on ice floes", "Kelp forests"]),
+        ("/docs/papers/b.pdf", "pdf", ["A walrus census from the air"]),
+    ]:
+        ledger.replace_file(
+            FileRow(path, "/docs", path.removeprefix("/docs/"), file_type, 1, 1, "sha", "indexed"),
+            [ChunkRow(f"{path}#{n}", path, n, f"{path}{n}", text) for n, text in enumerate(texts)],
+        )
+    match = fts_query("walrus")
+    assert match is not None
+    assert {cid for cid, _ in keyword.keyword_search(match, 10)} == {
+        "/docs/notes/a.md#0",
+        "/docs/papers/b.pdf#0",
+    }
+    assert [cid for cid, _ in keyword.keyword_search(match, 10, file_types=["pdf"])] == [
+        "/docs/papers/b.pdf#0"
+    ]
+    assert keyword.filtered_chunk_ids("notes/", None) == [
+        "/docs/notes/a.md#0",
+        "/docs/notes/a.md#1",
+    ]
+    assert keyword.filtered_chunk_ids("/docs/papers", ["pdf"]) == ["/docs/papers/b.pdf#0"]
+    scores = keyword.bm25_for(match, ["/docs/notes/a.md#0", "/docs/notes/a.md#1"])
+    assert list(scores) == ["/docs/notes/a.md#0"] and scores["/docs/notes/a.md#0"] > 0
+    walrus, kelp = analyze("walrus kelp")
+    assert keyword.document_frequency([walrus, kelp, walrus]) == ({walrus: 2, kelp: 1}, 3)
+    storage.close()
