@@ -116,3 +116,37 @@ def test_token_is_secret_and_loopback_is_detected() -> None:
     assert not settings.host_is_loopback
     assert load_settings(host="::1").host_is_loopback
     assert load_settings(host="localhost").host_is_loopback
+
+
+def test_each_setting_belongs_to_one_group_and_each_group_checks_its_own_fields() -> None:
+    from pydantic import ValidationError
+
+    from llm_engineering.config import (
+        AnswerSettings,
+        IndexSettings,
+        ModelSettings,
+        ServerSettings,
+        Settings,
+        TrainingSettings,
+    )
+
+    groups = [IndexSettings, ModelSettings, AnswerSettings, TrainingSettings, ServerSettings]
+    names = [name for group in groups for name in group.model_fields]
+    assert sorted(names) == sorted(Settings.model_fields)  # each once, none left out
+    with pytest.raises(ValidationError, match="must be smaller than chunk_size"):
+        IndexSettings(chunk_size=64, chunk_overlap=64)
+    with pytest.raises(ValidationError, match="needs reranker_url"):
+        ModelSettings(reranker="server")
+
+
+def test_the_list_settings_of_every_group_are_split_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Settings inherits every group's checks: one named like another group's would hide it.
+    monkeypatch.setenv("LLM_ENG_WATCH", f"{tmp_path / 'a'}:{tmp_path / 'b'}")
+    monkeypatch.setenv("LLM_ENG_TRAIN_ROOTS", f"{tmp_path / 'c'}:{tmp_path / 'c'}")
+    monkeypatch.setenv("LLM_ENG_ALLOWED_HOSTS", "example.org,example.net")
+    settings = load_settings()
+    assert settings.watch == [(tmp_path / "a").resolve(), (tmp_path / "b").resolve()]
+    assert settings.train_roots == [(tmp_path / "c").resolve()]
+    assert settings.allowed_hosts == ["example.org", "example.net"]
