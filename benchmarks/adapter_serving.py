@@ -185,7 +185,7 @@ def train_cheap() -> Path:
     training.close()
     if view.job.status != "succeeded":
         raise SystemExit(f"the 2-step job did not succeed: {view.job.status} {view.job.error}")
-    return training.registry.gguf_path(training.registry.get("bench"))
+    return training.adapter("bench").gguf
 
 
 def run_part(part: str, folder: Path, *extra: str) -> dict[str, float]:

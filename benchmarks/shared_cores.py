@@ -62,7 +62,7 @@ def train(training: Any, name: str, steps: int, on_running: Any = None) -> list[
             break
         time.sleep(0.2)
     assert view.job.status == "succeeded", view.job
-    return step_seconds(folder / "events.jsonl")
+    return step_seconds(folder.events_file)
 
 
 def search_loop(index: Any, queries: list[str], stop: threading.Event, out: list[float]) -> None:

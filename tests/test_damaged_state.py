@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from llm_engineering.adapters.hyperparams import QLoRAConfig
+from llm_engineering.adapters.job_folder import JobFolder
 from llm_engineering.adapters.jobs import JobStore
 from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
 from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry
@@ -61,14 +62,15 @@ def test_a_damaged_state_file_is_named_with_the_command_that_remakes_it(
         assert "llm-eng ingest --rebuild" in message and "jobs and adapters are kept" in message
 
 
-def queued_job(store: JobStore, name: str) -> tuple[str, Path]:
+def queued_job(store: JobStore, name: str) -> tuple[str, JobFolder]:
     """A job as start_job leaves it queued: its row and its job.json."""
     job, folder = store.create(name, "smollm2-135m-instruct", {})
-    JobSpec(
+    spec = JobSpec(
         id=job.id, name=name, base_model="smollm2-135m-instruct", base_cache=str(store.data_dir),
         hyperparameters=QLoRAConfig.from_dict({}),
         dataset=DatasetSummary(source="faq.jsonl", sha256="d" * 64, examples=12, formats={"chat": 12}),
-    ).write(folder)  # fmt: skip
+    )  # fmt: skip
+    folder.write_spec(spec)
     store.update(job.id, status="queued", dataset_sha256="d" * 64, examples=12)
     return job.id, folder
 
@@ -79,7 +81,7 @@ def finished_job(data_dir: Path) -> tuple[str, str]:
     store = JobStore(data_dir)
     job_id, folder = queued_job(store, "faq")
     job = store.get(job_id)
-    JobResult("succeeded", step=30, total=30, final_loss=0.5, seconds=61.0).write(folder)
+    folder.write_result(JobResult("succeeded", step=30, total=30, final_loss=0.5, seconds=61.0))
     peft = data_dir / "peft-out"
     peft.mkdir()
     (peft / "adapter_config.json").write_text("{}")

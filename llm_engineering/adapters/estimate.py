@@ -12,22 +12,33 @@ the base has reported yet, the estimate says so rather than guess.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from llm_engineering.adapters.datasets import Example
 from llm_engineering.adapters.defaults import MIN_STEPS, steps_per_epoch
 from llm_engineering.adapters.hyperparams import QLoRAConfig
-from llm_engineering.adapters.jobs import JobStore, read_events
 from llm_engineering.errors import UserError
 
-__all__ = ["MAX_PLANNED_STEPS", "Estimate", "Rate", "check_plan", "estimate", "measured_rate"]
+__all__ = [
+    "JOBS_SEARCHED",
+    "MAX_PLANNED_STEPS",
+    "Estimate",
+    "Rate",
+    "Run",
+    "check_plan",
+    "estimate",
+    "measured_rate",
+]
 
 MAX_PLANNED_STEPS = 1_000_000
 """Most optimizer steps one job may plan: more would hold the queue for weeks on any machine."""
 JOBS_SEARCHED = 50
 """How many of the newest jobs are searched for one on the same base that measured a rate."""
+
+Run = tuple[str, Sequence[dict[str, Any]]]
+"""A job's id and its events."""
 
 
 @dataclass(frozen=True)
@@ -66,14 +77,13 @@ def planned_steps(config: QLoRAConfig, given: Collection[str], examples: int) ->
     return steps
 
 
-def measured_rate(store: JobStore, base: str) -> Rate | None:
-    """The rate the newest job on ``base`` that trained a step reported, or None."""
-    for job in store.jobs(limit=JOBS_SEARCHED):
-        if job.base_model != base:
-            continue
+def measured_rate(runs: Iterable[Run]) -> Rate | None:
+    """The rate the first of ``runs`` (jobs on one base, newest first) that trained a step
+    reported, or None."""
+    for job_id, events in runs:
         started: dict[str, Any] | None = None
         last_step: dict[str, Any] | None = None
-        for event in read_events(store.folder(job.id)):
+        for event in events:
             if event.get("event") == "started":
                 started, last_step = event, None  # a resumed run measures anew
             elif event.get("event") == "step" and started is not None:
@@ -86,7 +96,7 @@ def measured_rate(store: JobStore, base: str) -> Rate | None:
         numbers = (tokens, chars, speed)
         if all(isinstance(n, int | float) and math.isfinite(n) and n > 0 for n in numbers):
             device = str(started.get("device") or "")
-            return Rate(float(speed), float(chars) / float(tokens), job.id, device)  # type: ignore[arg-type]
+            return Rate(float(speed), float(chars) / float(tokens), job_id, device)  # type: ignore[arg-type]
     return None
 
 

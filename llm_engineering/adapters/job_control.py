@@ -1,5 +1,5 @@
 """Following and changing queued jobs: the part of :class:`TrainingService` that works on jobs
-once they exist (views, follow, cancel, resume, and who runs them).
+once they exist (rows, views, events, follow, cancel, resume, and who runs them).
 
 A mixin so that :class:`~llm_engineering.adapters.service.TrainingService` stays one object
 for its callers while each module keeps to one job.
@@ -11,9 +11,11 @@ import os
 import time
 from collections.abc import Callable
 
+from llm_engineering.adapters.events import EventTail
+from llm_engineering.adapters.job_folder import JobFolder
 from llm_engineering.adapters.job_runner import JobRunner
+from llm_engineering.adapters.job_view import JobView
 from llm_engineering.adapters.jobs import ACTIVE, Job, JobStore
-from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.records import JobSpec
 from llm_engineering.config import Settings
 from llm_engineering.errors import UserError
@@ -23,7 +25,11 @@ __all__ = ["JobControl"]
 
 
 class JobControl:
-    """Jobs once queued: see them, follow them, cancel or resume them, stop running them."""
+    """Jobs once queued: see them, follow them, cancel or resume them, stop running them.
+
+    Callers see a job through these methods only (its row, its view, its events), never its
+    folder or the job store.
+    """
 
     settings: Settings
     store: JobStore
@@ -46,13 +52,29 @@ class JobControl:
             return None
         return lock.holder() or 0  # 0: held, its holder not yet written down
 
-    def spec(self, job_id: str) -> JobSpec:
-        """What job ``job_id`` was asked to do (its ``job.json``).
+    def job(self, job_id: str) -> Job:
+        """Job ``job_id``'s row: its status, attempts, adapter, error (no progress).
 
         Raises:
             UserError: unknown job.
         """
-        return JobSpec.read(self.store.folder(self.store.get(job_id).id))
+        return self.store.get(job_id)
+
+    def job_rows(self, status: str | None = None, limit: int = 50) -> list[Job]:
+        """The newest jobs' rows (only those with ``status`` when given), reading no folder."""
+        return self.store.jobs([status] if status else None, limit=limit)
+
+    def job_count(self) -> int:
+        """How many jobs there are (every status)."""
+        return self.store.count()
+
+    def spec(self, job_id: str) -> JobSpec:
+        """What job ``job_id`` was asked to do.
+
+        Raises:
+            UserError: unknown job.
+        """
+        return self._folder(job_id).spec()
 
     def view(self, job_id: str, tail: int = 10) -> JobView:
         """The job with its latest progress and its last ``tail`` events (0: none).
@@ -77,7 +99,7 @@ class JobControl:
         ):
             return self.store.get(job_id)
         if job.status == "running":
-            (self.store.folder(job_id) / "cancel").touch()
+            self.store.folder(job_id).request_cancel()
             self.store.update(job_id, cancel_requested=1)
             return self.store.get(job_id)
         raise UserError(f"job {job_id} has already ended ({job.status}); nothing to cancel")
@@ -101,14 +123,26 @@ class JobControl:
         ]
 
     def events(self, job_id: str) -> str:
-        """The job's ``events.jsonl`` as written so far ('' before its worker has started).
+        """The job's events as written so far, one JSON object per line ('' before its
+        worker has started).
 
         Raises:
             UserError: unknown job.
         """
-        self.store.get(job_id)
-        path = self.store.folder(job_id) / "events.jsonl"
-        return path.read_text(encoding="utf-8") if path.is_file() else ""
+        return self._folder(job_id).events_text()
+
+    def tail_events(self, job_id: str, offset: int = 0) -> EventTail:
+        """The job's events from byte ``offset`` on, read as they are appended.
+
+        Raises:
+            UserError: unknown job.
+        """
+        return self._folder(job_id).tail(offset)
+
+    def events_stamp(self, job: Job) -> tuple[int, int]:
+        """Changes whenever ``job`` (a row from :meth:`job_rows`) reports something: its
+        events' size and time. Cheap: reads no event."""
+        return self.store.folder(job.id).events_stamp()
 
     def follow(
         self,
@@ -153,6 +187,11 @@ class JobControl:
                 if wait <= 0:
                     return view
             sleep(wait)
+
+    def _folder(self, job_id: str) -> JobFolder:
+        """The folder of a job in the store (a UserError for an unknown id, so a made-up
+        one never names a path)."""
+        return self.store.folder(self.store.get(job_id).id)
 
     @property
     def runs_here(self) -> bool:

@@ -1,7 +1,7 @@
 """Job rows made again from the job folders, for a ``state.sqlite`` that lost them.
 
-A job's folder is its durable record: ``job.json`` says what it trains, ``result.json`` how
-its worker ended, and the adapter registry's cards name the job each adapter came from. When
+A job's folder is its durable record: its spec says what it trains, its result how its
+worker ended, and the adapter registry's cards name the job each adapter came from. When
 ``state.sqlite`` had to be remade (it was damaged), the jobs table starts empty; these rows
 bring every job back with its name, status, dataset and adapter. A job that had not ended
 comes back ``interrupted``, to be resumed by hand: what it was doing is not known any more.
@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llm_engineering.adapters.records import JobResult
+from llm_engineering.adapters.job_folder import JobFolder
+from llm_engineering.adapters.registry import CARD
 
 __all__ = ["rows_from_folders"]
 
@@ -30,7 +31,7 @@ LOST = (
 def _adapters_by_job(adapters: Path) -> dict[str, str]:
     """Job id -> ``NAME@VERSION`` of the adapter it registered, from the cards that read."""
     found: dict[str, str] = {}
-    for card in adapters.glob("*/*/card.json"):
+    for card in adapters.glob(f"*/*/{CARD}"):
         try:
             values = json.loads(card.read_text(encoding="utf-8"))
             found[str(values["job_id"])] = f"{values['name']}@{int(values['version'])}"
@@ -39,45 +40,49 @@ def _adapters_by_job(adapters: Path) -> dict[str, str]:
     return found
 
 
-def _created(job_id: str, folder: Path) -> float:
+def _created(folder: JobFolder) -> float:
     try:  # ids start with their creation time, YYYYmmdd-HHMMSS
-        return time.mktime(time.strptime(job_id[:15], "%Y%m%d-%H%M%S"))
+        return time.mktime(time.strptime(folder.id[:15], "%Y%m%d-%H%M%S"))
     except ValueError:
-        return folder.stat().st_mtime
+        return folder.path.stat().st_mtime
 
 
 def rows_from_folders(jobs: Path, adapters: Path) -> list[dict[str, Any]]:
-    """One jobs-table row (column -> value) per job folder under ``jobs`` whose ``job.json``
-    reads; a folder without one is skipped (logged)."""
+    """One jobs-table row (column -> value) per job folder under ``jobs`` whose spec reads;
+    a folder without one is skipped (logged)."""
     adapter_of = _adapters_by_job(adapters)
     rows = []
-    for folder in sorted(p for p in jobs.iterdir() if p.is_dir()) if jobs.is_dir() else []:
+    paths = sorted(p for p in jobs.iterdir() if p.is_dir()) if jobs.is_dir() else []
+    for folder in map(JobFolder, paths):
         try:
-            spec = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+            spec = folder.spec_values()
             dataset = spec.get("dataset") or {}
             row: dict[str, Any] = {
-                "id": folder.name,
+                "id": folder.id,
                 "name": str(spec["name"]),
                 "base_model": str(spec["base_model"]),
                 "dataset_sha256": dataset.get("sha256"),
                 "examples": int(dataset.get("examples") or 0),
                 "hyperparameters": json.dumps(spec.get("hyperparameters") or {}),
-                "created": _created(folder.name, folder),
+                "created": _created(folder),
             }
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning(
-                "job folder %s: its job.json cannot be read (%s); not restored", folder, exc
+                "job folder %s: its %s cannot be read (%s); not restored",
+                folder.path,
+                JobFolder.SPEC,
+                exc,
             )
             continue
-        result = JobResult.read(folder)
+        result = folder.result()
         if result is not None:
             row["status"] = result.status
             row["error"] = result.error or result.reason or result.verdict
-            row["finished"] = (folder / JobResult.FILE).stat().st_mtime
-        elif (folder / "cancel").exists():
+            row["finished"] = folder.result_file.stat().st_mtime
+        elif folder.cancelled:
             row["status"] = "cancelled"
         else:
             row["status"], row["error"] = "interrupted", LOST
-        row["adapter"] = adapter_of.get(folder.name)
+        row["adapter"] = adapter_of.get(folder.id)
         rows.append(row)
     return rows

@@ -23,18 +23,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
-from llm_engineering.adapters.jobs import EventLog, Job, JobStore
+from llm_engineering.adapters.job_folder import JobFolder
+from llm_engineering.adapters.jobs import Job, JobStore
 from llm_engineering.adapters.records import JobResult
-from llm_engineering.adapters.registry import AdapterCard
+from llm_engineering.adapters.registry import AdapterCard, AdapterRegistry
 from llm_engineering.lock import WriterLock
 
-__all__ = ["JobRunner", "OnSuccess"]
-
-OnSuccess = Callable[[Job, JobResult], AdapterCard]
-"""Registers a succeeded job's adapter; the job is then recorded with the card's spec."""
+__all__ = ["JobRunner", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +56,7 @@ def worker_env(environ: Mapping[str, str], threads: int = 0, nice: int = 0) -> d
     return env
 
 
-def worker_alive(pid: int | None, folder: Path) -> bool:
+def worker_alive(pid: int | None, folder: JobFolder) -> bool:
     """Whether ``pid`` is still this job's worker (not a recycled pid)."""
     if not pid:
         return False
@@ -66,7 +64,36 @@ def worker_alive(pid: int | None, folder: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return str(folder).encode() in cmdline and b"llm_engineering.adapters.worker" in cmdline
+    return str(folder.path).encode() in cmdline and b"llm_engineering.adapters.worker" in cmdline
+
+
+def register(
+    registry: AdapterRegistry, job: Job, folder: JobFolder, result: JobResult
+) -> AdapterCard:
+    """Move a succeeded job's adapter into ``registry`` as the next version of its name."""
+    if job.adapter:  # registered before the server went down
+        return registry.get(job.adapter)
+    spec = folder.spec()
+    card = AdapterCard(
+        name=job.name,
+        version=0,
+        base_model=job.base_model,
+        base_gguf=result.base_gguf or "",
+        base_gguf_sha256=result.base_gguf_sha256 or "",
+        dataset_sha256=spec.dataset.sha256,
+        dataset_examples=spec.dataset.examples,
+        dataset_formats=spec.dataset.formats,
+        hyperparameters=result.hyperparameters or spec.hyperparameters.to_dict(),
+        final_loss=result.final_loss,
+        best_loss=result.best_loss,
+        steps=result.step or 0,
+        train_tokens=result.train_tokens or 0,
+        job_id=job.id,
+        libraries=result.libraries or {},
+        metrics=result.metrics(),
+        system_prompt=spec.system_prompt,
+    )
+    return registry.add(card, folder.peft, folder.gguf if folder.gguf.is_file() else None)
 
 
 class JobRunner:
@@ -74,13 +101,13 @@ class JobRunner:
 
     Every ``poll_s`` (or when :meth:`wake` is called) the thread tries to take
     ``jobs.lock``; while it holds it, each :meth:`tick` records the workers that ended
-    (calling ``on_success`` to register a succeeded job's adapter), requeues jobs whose
+    (registering a succeeded job's adapter, :func:`register`), requeues jobs whose
     worker is gone and starts queued jobs up to ``max_concurrent``. :meth:`stop` asks the
     workers to checkpoint and exit, and frees the lock for the next runner.
 
     Args:
         store: The job rows and folders.
-        on_success: Registers a succeeded job's adapter and returns its card.
+        registry: Where a succeeded job's adapter goes.
         max_concurrent: Workers training at once.
         max_resumes: Automatic restarts of a job whose worker stopped without finishing.
         poll_s: Seconds between passes while this process holds the lock.
@@ -91,7 +118,7 @@ class JobRunner:
     def __init__(
         self,
         store: JobStore,
-        on_success: OnSuccess,
+        registry: AdapterRegistry,
         *,
         max_concurrent: int = 1,
         max_resumes: int = 3,
@@ -100,7 +127,7 @@ class JobRunner:
         nice: int = 0,
     ):
         self.store = store
-        self.on_success = on_success
+        self.registry = registry
         self.max_concurrent = max_concurrent
         self.max_resumes = max_resumes
         self.poll_s = poll_s
@@ -199,10 +226,10 @@ class JobRunner:
             error=None,
         ):
             return  # cancelled meanwhile
-        (folder / JobResult.FILE).unlink(missing_ok=True)
-        with (folder / "worker.log").open("ab") as log_file:
+        folder.clear_result()
+        with folder.worker_log.open("ab") as log_file:
             process = subprocess.Popen(
-                [sys.executable, "-m", "llm_engineering.adapters.worker", str(folder)],
+                [sys.executable, "-m", "llm_engineering.adapters.worker", str(folder.path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -216,7 +243,7 @@ class JobRunner:
     def _finish(
         self, job: Job, returncode: int | None, *, stopped: str | None = None, by_hand: bool = False
     ) -> None:
-        """Record how ``job``'s worker ended (its ``result.json``).
+        """Record how ``job``'s worker ended (the result it wrote).
 
         Args:
             returncode: The worker's exit code, None when it was not our child.
@@ -224,12 +251,12 @@ class JobRunner:
             by_hand: Record a stopped job ``interrupted`` rather than queue it to resume.
         """
         folder = self.store.folder(job.id)
-        # No result.json: the worker died before writing one, which is an interruption too.
-        result = JobResult.read(folder) or JobResult("interrupted")
+        # No result: the worker died before writing one, which is an interruption too.
+        result = folder.result() or JobResult("interrupted")
         now = time.time()
         if result.status == "succeeded":
             try:
-                card = self.on_success(job, result)
+                card = register(self.registry, job, folder, result)
             except Exception as exc:
                 log.exception("job %s: registering the adapter", job.id)
                 self.store.update(
@@ -270,7 +297,7 @@ class JobRunner:
                 )
             elif job.attempts <= self.max_resumes:
                 self.store.update(job.id, only_if=["running"], status="queued", pid=None)
-                events = EventLog(folder / "events.jsonl")  # the worker is gone: no other writer
+                events = folder.event_log()  # the worker is gone: no other writer
                 events.emit("requeued", reason=reason, attempt=job.attempts)
                 events.close()
                 log.info("job %s stopped (%s); resuming from its last checkpoint", job.id, reason)

@@ -4,10 +4,7 @@ Lifecycle: ``validating -> queued -> running -> succeeded | failed | cancelled``
 ``interrupted`` for a job whose worker stopped without finishing (a server restart, a
 crash) once its automatic resumes are used up; ``resume`` queues it again.
 
-A job folder holds ``job.json`` (what to train), ``dataset.jsonl`` (the validated
-examples), ``events.jsonl`` (what the worker reports, a JSON object per line),
-``checkpoints/last/``, ``worker.log``, ``result.json`` (how the worker ended),
-``cancel`` (present = stop at the next step), ``loss.png`` and ``adapter/``.
+What a job folder holds: :class:`~llm_engineering.adapters.job_folder.JobFolder`.
 Only the job runner and the service write rows; the worker writes only its folder.
 """
 
@@ -22,18 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from llm_engineering.adapters.job_folder import JobFolder
+from llm_engineering.adapters.job_rows import rows_from_folders
 from llm_engineering.errors import UserError
 from llm_engineering.storage import Migrations, Storage, run_script
 
-__all__ = [
-    "ACTIVE",
-    "MIGRATIONS",
-    "EventLog",
-    "Job",
-    "JobStatus",
-    "JobStore",
-    "read_events",
-]
+__all__ = ["ACTIVE", "MIGRATIONS", "Job", "JobStatus", "JobStore"]
 
 JobStatus = Literal[
     "validating", "queued", "running", "succeeded", "failed", "cancelled", "interrupted"
@@ -105,35 +96,6 @@ def _job(row: Sequence[Any]) -> Job:
     return Job(*values)
 
 
-def read_events(folder: Path) -> list[dict[str, Any]]:
-    """The worker's events, oldest first (a half-written last line is skipped)."""
-    path = folder / "events.jsonl"
-    if not path.is_file():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
-
-
-class EventLog:
-    """Appends one JSON object per line; each line is written whole, then flushed."""
-
-    def __init__(self, path: Path):
-        self._handle = path.open("a", encoding="utf-8")
-
-    def emit(self, event: str, **fields: Any) -> None:
-        line = json.dumps({"t": round(time.time(), 3), "event": event, **fields})
-        self._handle.write(line + "\n")
-        self._handle.flush()
-
-    def close(self) -> None:
-        self._handle.close()
-
-
 class JobStore:
     """Job rows (in the shared ``state.sqlite``) and job folders."""
 
@@ -151,8 +113,6 @@ class JobStore:
             or not self.root.is_dir()
         ):
             return
-        from llm_engineering.adapters.job_rows import rows_from_folders
-
         rows = rows_from_folders(self.root, self.data_dir / "adapters")
 
         def work(db: sqlite3.Connection) -> None:
@@ -168,16 +128,16 @@ class JobStore:
     def close(self) -> None:
         self.storage.close()
 
-    def folder(self, job_id: str) -> Path:
-        return self.root / job_id
+    def folder(self, job_id: str) -> JobFolder:
+        return JobFolder(self.root / job_id)
 
     def create(
         self, name: str, base_model: str, hyperparameters: dict[str, Any]
-    ) -> tuple[Job, Path]:
+    ) -> tuple[Job, JobFolder]:
         """A new job in ``validating``, with its (empty) folder."""
         job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         folder = self.folder(job_id)
-        folder.mkdir(parents=True)
+        folder.create()
         now = time.time()
 
         def work(db: sqlite3.Connection) -> None:
@@ -211,6 +171,9 @@ class JobStore:
             (*args, limit),
         ).fetchall()
         return [_job(row) for row in rows]
+
+    def count(self) -> int:
+        return int(self.storage.db.execute("SELECT count(*) FROM jobs").fetchone()[0])
 
     def update(self, job_id: str, *, only_if: Sequence[str] | None = None, **values: Any) -> bool:
         """Set columns; with ``only_if``, only while the status is one of those.

@@ -96,7 +96,7 @@ def _base_gguf(settings: Settings) -> Path:
 
 
 def _check_gguf(resolver: AdapterResolver, card: AdapterCard, gguf: Path) -> None:
-    if not card.base_gguf_sha256 or not resolver.registry.gguf_path(card).is_file():
+    if not card.base_gguf_sha256 or not card.gguf.is_file():
         raise UserError(f"{card.spec} has no GGUF export (trained on {card.base_model})")
     if resolver.sha256(gguf) != card.base_gguf_sha256:
         raise UserError(f"{card.spec} was trained on {card.base_gguf}, not on {gguf}")
@@ -113,7 +113,7 @@ def _llama_server(
         # Loaded at scale 0: a request without `lora` is answered by the base.
         command.append("--lora-init-without-apply")
     for card in cards:
-        command += ["--lora", paths.server(Path(card.path) / "adapter.gguf")]
+        command += ["--lora", paths.server(card.gguf)]
     return Launch("llama-server", shlex.join(command), [c.spec for c in cards])
 
 
@@ -150,7 +150,7 @@ def _llama_cpp_python(
 
 
 def _lora(paths: PathMap, card: AdapterCard) -> str:
-    return paths.server(Path(card.path) / "adapter.gguf")
+    return paths.server(card.gguf)
 
 
 def _vllm(
@@ -164,7 +164,7 @@ def _vllm(
     wanted = model_key(settings.llm_model)
     kept: list[tuple[AdapterCard, dict[str, Any]]] = []
     for card in cards:
-        config_file = Path(card.path) / "peft" / "adapter_config.json"
+        config_file = card.peft / "adapter_config.json"
         if not config_file.is_file():
             notes.append(f"left out: {card.spec} has no PEFT folder")
             continue
@@ -187,7 +187,7 @@ def _vllm(
         "--max-lora-rank", str(next((r for r in _VLLM_RANKS if r >= rank), rank)),
         "--max-loras", str(min(len(kept), 8)), "--lora-modules",
     ]  # fmt: skip
-    command += [f"{card.spec}={paths.server(Path(card.path) / 'peft')}" for card, _ in kept]
+    command += [f"{card.spec}={paths.server(card.peft)}" for card, _ in kept]
     return Launch(
         "vllm",
         shlex.join(command),

@@ -1,27 +1,26 @@
-"""A job folder's two records: ``job.json`` (what to train) and ``result.json`` (how it ended).
+"""A job's two records: :class:`JobSpec` (what to train) and :class:`JobResult` (how it ended).
 
-The service writes :class:`JobSpec` before a job is queued; the worker reads it, and writes
-:class:`JobResult` when it stops, whatever the reason; the job runner reads that to record
-the job's end and register its adapter. Both are plain dataclasses whose JSON keys are the
-field names, so folders written by earlier versions read unchanged.
+The service writes the spec before a job is queued; the worker reads it, and writes the
+result when it stops, whatever the reason; the job runner reads that to record the job's end
+and register its adapter (where each lies: :class:`~llm_engineering.adapters.job_folder.JobFolder`).
+Both are plain dataclasses whose JSON keys are the field names, so folders written by
+earlier versions read unchanged.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, Literal
 
 from llm_engineering.adapters.estimate import Estimate
 from llm_engineering.adapters.hyperparams import QLoRAConfig
-from llm_engineering.storage import write_whole
 
 __all__ = ["DatasetSummary", "JobResult", "JobSpec", "ResultStatus"]
 
 ResultStatus = Literal["succeeded", "failed", "cancelled", "interrupted"]
 
-# What a succeeded result.json has always held, even where the value is null.
+# What a succeeded result has always held, even where the value is null.
 _SUCCEEDED_ALWAYS = frozenset(
     ("first_loss", "final_loss", "best_loss", "time_to_first_step_s", "gguf_error")
 )
@@ -29,7 +28,7 @@ _SUCCEEDED_ALWAYS = frozenset(
 
 @dataclass(frozen=True)
 class DatasetSummary:
-    """The validated dataset a job trains on (its examples are in ``dataset.jsonl``)."""
+    """The validated dataset a job trains on (its examples are in the job's folder)."""
 
     source: str
     sha256: str
@@ -39,9 +38,7 @@ class DatasetSummary:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """``job.json``: everything the worker needs besides the examples."""
-
-    FILE = "job.json"
+    """What to train: everything the worker needs besides the examples."""
 
     id: str
     name: str
@@ -54,7 +51,7 @@ class JobSpec:
     """Hyperparameters the user set; the rest are chosen when the model loads. None (a job
     queued by an older version): every value is used as it is."""
     eval_examples: int = 0
-    """Examples held out in ``eval.jsonl`` (split off the dataset, or given apart)."""
+    """Examples held out (split off the dataset, or given apart)."""
     system_prompt: str | None = None
     """The system message every chat example starts with (None: none, or they differ)."""
     estimate: Estimate | None = None
@@ -96,24 +93,15 @@ class JobSpec:
     def from_json(cls, text: str) -> JobSpec:
         return cls.from_dict(json.loads(text))
 
-    def write(self, folder: Path) -> None:
-        (folder / self.FILE).write_text(self.to_json())
-
-    @classmethod
-    def read(cls, folder: Path) -> JobSpec:
-        return cls.from_json((folder / cls.FILE).read_text())
-
 
 @dataclass
 class JobResult:
-    """``result.json``: how a worker ended.
+    """How a worker ended.
 
     ``succeeded`` fills the training figures; ``failed`` gives ``error``; ``interrupted``
     gives ``reason`` (the job resumes from its last checkpoint); ``cancelled`` only ``step``.
     On disk a field left at None is left out, as the worker has always written it.
     """
-
-    FILE = "result.json"
 
     status: ResultStatus
     step: int | None = None
@@ -180,17 +168,3 @@ class JobResult:
     @classmethod
     def from_json(cls, text: str) -> JobResult:
         return cls.from_dict(json.loads(text))
-
-    def write(self, folder: Path) -> None:
-        write_whole(folder / self.FILE, self.to_json())
-
-    @classmethod
-    def read(cls, folder: Path) -> JobResult | None:
-        """The worker's result, or None while there is none (or it cannot be read)."""
-        path = folder / cls.FILE
-        if not path.is_file():
-            return None
-        try:
-            return cls.from_json(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, TypeError):
-            return None

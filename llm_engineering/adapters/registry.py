@@ -27,13 +27,17 @@ from llm_engineering.errors import UserError
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
 
-__all__ = ["AdapterCard", "AdapterRegistry", "RegistryScan", "parse_spec", "valid_name"]
+__all__ = ["CARD", "AdapterCard", "AdapterRegistry", "RegistryScan", "parse_spec", "valid_name"]
 
 log = logging.getLogger(__name__)
 
 # fullmatch, never match with ^...$: "$" lets a final newline through ("ok\n").
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DIGITS = re.compile(r"[0-9]+")
+
+CARD = "card.json"
+_PEFT = "peft"
+_GGUF = "adapter.gguf"
 
 
 def valid_name(name: str) -> str:
@@ -84,6 +88,16 @@ class AdapterCard:
     def spec(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @property
+    def peft(self) -> Path:
+        """Its peft folder (what vLLM and transformers load)."""
+        return Path(self.path) / _PEFT
+
+    @property
+    def gguf(self) -> Path:
+        """Its GGUF export (what llama.cpp loads; absent when the base was not a GGUF)."""
+        return Path(self.path) / _GGUF
+
 
 @dataclass
 class RegistryScan:
@@ -118,9 +132,7 @@ class AdapterRegistry:
         if not folder.is_dir():
             return []
         return sorted(
-            int(p.name)
-            for p in folder.iterdir()
-            if p.name.isdigit() and (p / "card.json").is_file()
+            int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / CARD).is_file()
         )
 
     def next_version(self, name: str) -> int:
@@ -144,11 +156,11 @@ class AdapterRegistry:
         staging = folder / f".incoming-{card.version}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        shutil.copytree(peft_dir, staging / "peft")
+        shutil.copytree(peft_dir, staging / _PEFT)
         if gguf_path is not None:
-            shutil.copy2(gguf_path, staging / "adapter.gguf")
+            shutil.copy2(gguf_path, staging / _GGUF)
         card.path = str(target)
-        (staging / "card.json").write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
+        (staging / CARD).write_text(json.dumps(asdict(card), indent=2, sort_keys=True))
         staging.rename(target)  # the version appears whole or not at all
         (folder / ".last_version").write_text(str(card.version))
         return card
@@ -208,7 +220,7 @@ class AdapterRegistry:
 
     @staticmethod
     def _read(folder: Path, version: int) -> AdapterCard:
-        path = folder / str(version) / "card.json"
+        path = folder / str(version) / CARD
         try:
             card = _card_type().validate_python(json.loads(path.read_text(encoding="utf-8")))
         except UNREADABLE as exc:
@@ -248,9 +260,3 @@ class AdapterRegistry:
             known = ", ".join(c.spec for c in self.cards()) or "none"
             raise UserError(f"no adapter {spec!r} to delete; registered: {known}")
         return targets
-
-    def gguf_path(self, card: AdapterCard) -> Path:
-        return Path(card.path) / "adapter.gguf"
-
-    def peft_path(self, card: AdapterCard) -> Path:
-        return Path(card.path) / "peft"

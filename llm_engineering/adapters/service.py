@@ -1,33 +1,40 @@
 """``TrainingService``: what the tools and the CLI call to train, follow and serve adapters.
 
 It validates a request (name, hyperparameters, base model, dataset and where the dataset
-lives) before anything is queued, keeps the job rows, registers a finished job's adapter
-and resolves ``NAME[@VERSION]`` for answers (:mod:`llm_engineering.adapters.serving`).
+lives) before anything is queued and writes it to the job's folder; its runner trains the
+job and registers its adapter (:mod:`~llm_engineering.adapters.job_runner`); it resolves
+``NAME[@VERSION]`` for answers (:mod:`~llm_engineering.adapters.serving`). Its callers
+(tools, CLI, dashboard) see jobs and adapters through its methods only, never a job folder,
+the job store or the registry.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_engineering.adapters.datasets import (
     DatasetLimits,
-    Example,
     ValidatedDataset,
     load_jsonl,
     system_prompt_of,
     validate_records,
 )
-from llm_engineering.adapters.estimate import check_plan, estimate, measured_rate
+from llm_engineering.adapters.estimate import (
+    JOBS_SEARCHED,
+    Run,
+    check_plan,
+    estimate,
+    measured_rate,
+)
 from llm_engineering.adapters.heldout import split_heldout
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 from llm_engineering.adapters.job_control import JobControl
 from llm_engineering.adapters.job_runner import JobRunner
 from llm_engineering.adapters.jobs import Job, JobStore
-from llm_engineering.adapters.records import DatasetSummary, JobResult, JobSpec
+from llm_engineering.adapters.records import DatasetSummary, JobSpec
 from llm_engineering.adapters.registry import (
     AdapterCard,
     AdapterRegistry,
@@ -35,11 +42,15 @@ from llm_engineering.adapters.registry import (
     parse_spec,
     valid_name,
 )
-from llm_engineering.adapters.serving import AdapterResolver
+from llm_engineering.adapters.serving import AdapterResolver, availability
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
-from llm_engineering.generation.base import ServedAdapter
+from llm_engineering.generation.base import Availability, ServedAdapter
 from llm_engineering.paths import confine
+
+if TYPE_CHECKING:
+    from llm_engineering.adapters.launch import Launch
+    from llm_engineering.generation.models import GeneratorCache
 
 __all__ = ["TrainingService"]
 
@@ -52,11 +63,14 @@ class TrainingService(JobControl):
     Starting a job validates everything first and queues it (:meth:`start_job` returns at
     once); :meth:`start_runner` makes this process train queued jobs whenever it holds
     ``jobs.lock`` (otherwise another server or ``llm-eng train`` does). :meth:`view`,
-    :meth:`jobs`, :meth:`events` and :meth:`follow` report progress; :meth:`cancel` and
-    :meth:`resume` change a job (those from :class:`~llm_engineering.adapters.job_control.JobControl`); :meth:`adapters`, :meth:`adapter`, :meth:`resolve_adapter`
-    and :meth:`delete_adapter` serve the registry. Call :meth:`close` when done: it stops
-    the runner (its workers checkpoint and their jobs are queued to resume) and closes the
-    job store.
+    :meth:`jobs`, :meth:`job`, :meth:`job_rows`, :meth:`events`, :meth:`tail_events` and
+    :meth:`follow` report progress; :meth:`cancel` and
+    :meth:`resume` change a job (those from
+    :class:`~llm_engineering.adapters.job_control.JobControl`); :meth:`adapters`,
+    :meth:`adapter`, :meth:`resolve_adapter`, :meth:`where_served`, :meth:`launch` and
+    :meth:`delete_adapter` serve the registry. Call :meth:`close` when done: it stops the
+    runner (its workers checkpoint and their jobs are queued to resume) and closes the job
+    store.
 
     Args:
         settings: Where the data folder is, which model to train and serve, which folders a
@@ -78,7 +92,7 @@ class TrainingService(JobControl):
         """Run queued jobs in this process whenever it holds ``jobs.lock``."""
         self.runner = JobRunner(
             self.store,
-            self.register,
+            self.registry,
             max_concurrent=self.settings.jobs_max_concurrent,
             max_resumes=self.settings.job_max_resumes,
             threads=self.settings.train_threads,
@@ -168,13 +182,11 @@ class TrainingService(JobControl):
         else:
             train = dataset.examples
         given = tuple(sorted(hyperparameters or {}))
-        planned = estimate(config, given, train, measured_rate(self.store, base))
+        planned = estimate(config, given, train, measured_rate(self._runs_on(base)))
         check_plan(config, planned)
         # Only now, with everything checked, does the job exist: a refused request leaves no row.
         job, folder = self.store.create(name, base, config.to_dict())
-        _write_examples(folder / "dataset.jsonl", train)
-        _write_examples(folder / "eval.jsonl", held)
-        JobSpec(
+        spec = JobSpec(
             id=job.id,
             name=name,
             base_model=base,
@@ -190,7 +202,8 @@ class TrainingService(JobControl):
             eval_examples=len(held),
             system_prompt=system_prompt_of(train),
             estimate=planned,
-        ).write(folder)
+        )
+        folder.write_request(spec, train, held)
         self.store.update(
             job.id, status="queued", dataset_sha256=dataset.sha256, examples=dataset.count
         )
@@ -200,6 +213,12 @@ class TrainingService(JobControl):
         if self.runner is not None:
             self.runner.wake()
         return accepted
+
+    def _runs_on(self, base: str) -> Iterator[Run]:
+        """The newest jobs on ``base`` with their events, newest first (read as needed)."""
+        for job in self.store.jobs(limit=JOBS_SEARCHED):
+            if job.base_model == base:
+                yield job.id, self.store.folder(job.id).events()
 
     def _check_targets(self, config: QLoRAConfig, base: str) -> None:
         """Every ``target_modules`` entry must name layers of ``base`` (peft would train a
@@ -234,36 +253,6 @@ class TrainingService(JobControl):
 
     # -- adapters ----------------------------------------------------------------------
 
-    def register(self, job: Job, result: JobResult) -> AdapterCard:
-        """Move a succeeded job's adapter into the registry as the next version of its name."""
-        if job.adapter:  # registered before the server went down
-            return self.registry.get(job.adapter)
-        folder = self.store.folder(job.id)
-        spec = JobSpec.read(folder)
-        card = AdapterCard(
-            name=job.name,
-            version=0,
-            base_model=job.base_model,
-            base_gguf=result.base_gguf or "",
-            base_gguf_sha256=result.base_gguf_sha256 or "",
-            dataset_sha256=spec.dataset.sha256,
-            dataset_examples=spec.dataset.examples,
-            dataset_formats=spec.dataset.formats,
-            hyperparameters=result.hyperparameters or spec.hyperparameters.to_dict(),
-            final_loss=result.final_loss,
-            best_loss=result.best_loss,
-            steps=result.step or 0,
-            train_tokens=result.train_tokens or 0,
-            job_id=job.id,
-            libraries=result.libraries or {},
-            metrics=result.metrics(),
-            system_prompt=spec.system_prompt,
-        )
-        gguf = folder / "adapter" / "adapter.gguf"
-        return self.registry.add(
-            card, folder / "adapter" / "peft", gguf if gguf.is_file() else None
-        )
-
     def resolve_adapter(self, spec: str) -> ServedAdapter:
         """``NAME[@VERSION]`` -> the adapter to answer with (see :class:`AdapterResolver`).
 
@@ -280,6 +269,28 @@ class TrainingService(JobControl):
     def adapter_listing(self, name: str | None = None) -> RegistryScan:
         """The adapter versions (of ``name`` when given), and apart those whose card is damaged."""
         return self.registry.scan(name)
+
+    def where_served(
+        self, generators: GeneratorCache, cards: Sequence[AdapterCard] | None = None
+    ) -> list[Availability]:
+        """Where each of ``cards`` (default: every version whose card reads) can answer now
+        through ``generators``, or why not, in order. In process this loads no model; with
+        ``llm_url`` it asks the server."""
+        return availability(self.resolver, generators, self.adapters() if cards is None else cards)
+
+    def launch(self, kind: str) -> Launch:
+        """What to start a ``kind`` model server (vllm, llama-server, llama-cpp-python) with
+        to serve the registered adapters; damaged versions are noted as left out.
+
+        Raises:
+            UserError: an unknown kind, or no base model to serve.
+        """
+        from llm_engineering.adapters.launch import launch
+
+        listing = self.registry.scan()
+        result = launch(kind, self.settings, self.resolver, listing.cards)
+        result.notes += [f"left out: {found.describe()}" for found in listing.damaged]
+        return result
 
     def adapter(self, spec: str) -> AdapterCard:
         """The card of ``NAME`` (its latest version) or ``NAME@VERSION``.
@@ -300,10 +311,3 @@ class TrainingService(JobControl):
         """
         name, _ = parse_spec(spec)
         return [f"{name}@{n}" for n in self.registry.deletable(spec)]
-
-
-def _write_examples(path: Path, examples: Sequence[Example]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for example in examples:
-            row = {**example.to_json(), "line": example.line}
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

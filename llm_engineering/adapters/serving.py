@@ -36,8 +36,8 @@ class AdapterResolver:
     def served(self, card: AdapterCard) -> ServedAdapter:
         """The card as the answer path uses it, unchecked."""
         return ServedAdapter(
-            card.spec, self.registry.gguf_path(card), card.system_prompt,
-            peft=self.registry.peft_path(card), base_model=card.base_model,
+            card.spec, card.gguf, card.system_prompt,
+            peft=card.peft, base_model=card.base_model,
             base_gguf=card.base_gguf,
         )  # fmt: skip
 
@@ -58,7 +58,7 @@ class AdapterResolver:
         """Raise a UserError unless llama.cpp can serve ``card`` over ``llm_model`` here."""
         from llm_engineering.generation.llamacpp import resolve_gguf
 
-        if not card.base_gguf_sha256 or not self.registry.gguf_path(card).is_file():
+        if not card.base_gguf_sha256 or not card.gguf.is_file():
             raise UserError(
                 f"adapter {card.spec} was trained on {card.base_model}, which is not a GGUF model, "
                 "so llama.cpp cannot serve it; train it on the served GGUF (the default base), or "

@@ -1,11 +1,12 @@
 """One training job in its own process: ``python -m llm_engineering.adapters.worker JOB_DIR``.
 
-The worker reads ``job.json`` and ``dataset.jsonl``, appends to ``events.jsonl``, saves
-a checkpoint every ``checkpoint_every`` steps and, when it ends, writes ``result.json``
-with a status: ``succeeded`` (the adapter is in ``adapter/``), ``failed`` (with the
-reason), ``cancelled`` (the ``cancel`` file appeared) or ``interrupted`` (SIGTERM or
-SIGINT, or the process that started it went away: it saves a checkpoint first, so the
-job resumes where it stopped). Nothing here touches ``state.sqlite``.
+The worker reads its job folder's spec and examples
+(:class:`~llm_engineering.adapters.job_folder.JobFolder`), appends to its events, saves a
+checkpoint every ``checkpoint_every`` steps and, when it ends, writes its result with a
+status: ``succeeded`` (the adapter is in the folder), ``failed`` (with the reason),
+``cancelled`` (a cancel was asked for) or ``interrupted`` (SIGTERM or SIGINT, or the process
+that started it went away: it saves a checkpoint first, so the job resumes where it
+stopped). Nothing here touches ``state.sqlite``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from llm_engineering.adapters.datasets import Example
-from llm_engineering.adapters.jobs import EventLog
+from llm_engineering.adapters.events import EventLog
+from llm_engineering.adapters.job_folder import JobFolder
 from llm_engineering.adapters.records import JobResult, JobSpec
 from llm_engineering.errors import ExportError, TrainingFailed
 
@@ -50,10 +51,10 @@ def _peak_rss_mib() -> float:
 
 
 class _Stop:
-    """Why training should stop early: set by signals, the parent watch or the cancel file."""
+    """Why training should stop early: set by signals, the parent watch or a cancel."""
 
-    def __init__(self, folder: Path):
-        self.cancel_file = folder / "cancel"
+    def __init__(self, folder: JobFolder):
+        self.folder = folder
         self.reason: str | None = None
         self.event = threading.Event()
 
@@ -64,7 +65,7 @@ class _Stop:
 
     @property
     def cancelled(self) -> bool:
-        return self.cancel_file.exists()
+        return self.folder.cancelled
 
     def stopping(self) -> bool:
         """Whether to stop now (a signal, the server gone, or a cancel)."""
@@ -87,7 +88,7 @@ def _watch_parent(stop: _Stop, parent: int) -> None:
             return
 
 
-def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResult:
+def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResult:
     from llm_engineering.adapters.base_model import prepare_base
     from llm_engineering.adapters.defaults import choose
     from llm_engineering.adapters.encoding import encode_examples
@@ -105,8 +106,8 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
     model, tokenizer = load_for_training(source, config, device)
     if stop.stopping():
         return JobResult("interrupted", step=0, reason=stop.reason)
-    examples = _examples(folder / "dataset.jsonl")
-    held = _examples(folder / "eval.jsonl")
+    examples = folder.examples()
+    held = folder.heldout()
     chosen: dict[str, str] = {}
     if spec.given is not None:
         choice = choose(
@@ -125,7 +126,7 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
             eval_losses.append((step, round(loss, 5)))
             events.emit("eval", step=step, eval_loss=round(loss, 5))
 
-    checkpoint = folder / "checkpoints" / "last"
+    checkpoint = folder.checkpoint
     if (checkpoint / "state.pt").is_file():
         trainer.load_checkpoint(checkpoint)
         events.emit("resumed", step=trainer.step, total=trainer.total_steps)
@@ -181,8 +182,7 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
         return JobResult("interrupted", step=trainer.step, reason=stop.reason)
 
     events.emit("saving", step=trainer.step)
-    adapter_dir = folder / "adapter"
-    model.save_pretrained(str(adapter_dir / "peft"))
+    model.save_pretrained(str(folder.peft))
     losses = trainer.losses
     window = max(1, min(len(losses), trainer.steps_per_epoch))
     result = JobResult(
@@ -232,9 +232,7 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
 
         base_config = json.loads((Path(source) / "config.json").read_text())
         try:
-            result.export = export_gguf_lora(
-                adapter_dir / "peft", adapter_dir / "adapter.gguf", base_config
-            )
+            result.export = export_gguf_lora(folder.peft, folder.gguf, base_config)
         except ExportError as exc:
             result.gguf_error = str(exc)
     else:
@@ -245,8 +243,8 @@ def train(folder: Path, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResu
     if losses:
         from llm_engineering.adapters.plot import write_loss_plot
 
-        title = f"{spec.name} (job {folder.name})"
-        write_loss_plot(losses, folder / "loss.png", title, eval_losses)
+        title = f"{spec.name} (job {folder.id})"
+        write_loss_plot(losses, folder.loss_plot_file, title, eval_losses)
     return result
 
 
@@ -265,13 +263,6 @@ def share_cores() -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-def _examples(path: Path) -> list[Example]:
-    if not path.is_file():  # a job queued before held-out examples existed
-        return []
-    with path.open(encoding="utf-8") as handle:
-        return [Example(**json.loads(line)) for line in handle if line.strip()]
 
 
 def base_parameters(model: Any) -> int:
@@ -295,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m llm_engineering.adapters.worker JOB_DIR", file=sys.stderr)
         return 2
-    folder = Path(args[0])
+    folder = JobFolder(Path(args[0]))
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
@@ -304,16 +295,17 @@ def main(argv: list[str] | None = None) -> int:
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda signum, _frame: stop.interrupt(f"signal {signum}"))
     threading.Thread(target=_watch_parent, args=(stop, os.getppid()), daemon=True).start()
-    events = EventLog(folder / "events.jsonl")
+    events = folder.event_log()
     events.emit("worker", pid=os.getpid())
     try:
         # Read inside the try: hyperparameters this version refuses fail the job.
-        result = train(folder, JobSpec.read(folder), events, stop)
+        result = train(folder, folder.spec(), events, stop)
     except TrainingFailed as exc:
         result = JobResult("failed", error=str(exc))
     except Exception as exc:
         traceback.print_exc()
-        result = JobResult("failed", error=f"{type(exc).__name__}: {exc} (see worker.log)")
+        why = f"{type(exc).__name__}: {exc} (see {JobFolder.WORKER_LOG})"
+        result = JobResult("failed", error=why)
     if result.status == "interrupted" and stop.cancelled:
         # Cancelled while it was stopping for another reason, or while loading: the user's
         # cancel wins, so the job ends cancelled rather than being resumed.
@@ -322,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         result.peak_rss_mib = _peak_rss_mib()
     events.emit("finished", status=result.status, error=result.error)
     events.close()
-    result.write(folder)
+    folder.write_result(result)
     stop.event.set()
     return 0
 

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 
 from llm_engineering.adapters.damaged import Damaged
 from llm_engineering.adapters.registry import AdapterCard
-from llm_engineering.adapters.serving import availability
 from llm_engineering.generation.base import Availability
 from llm_engineering.tools.common import app_of, tool_hints, user_errors
 
@@ -103,7 +102,7 @@ async def list_adapters(
 
     def work() -> AdapterList:
         listing = training.adapter_listing(name)
-        found = availability(training.resolver, app.require_generators(), listing.cards)
+        found = training.where_served(app.require_generators(), listing.cards)
         return AdapterList(
             adapters=[
                 AdapterInfo.of(card, where)

@@ -13,7 +13,7 @@ from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import BaseModel, Field
 
 from llm_engineering.adapters.defaults import auto_names
-from llm_engineering.adapters.progress import JobView
+from llm_engineering.adapters.job_view import JobView
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.tools.adapters import DamagedInfo
 from llm_engineering.tools.common import app_of, tool_hints, user_errors

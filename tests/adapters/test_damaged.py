@@ -69,7 +69,7 @@ def test_a_corrupt_job_json_marks_that_job_damaged_and_every_job_still_lists(
     training = service(tmp_path)
     good = training.start_job("good", records=fact_records(12))
     bad = training.start_job("bad", records=fact_records(12))
-    spec_file = training.store.folder(bad.id) / "job.json"
+    spec_file = training.store.folder(bad.id).spec_file
     spec_file.write_text('{"id": "' + bad.id + '", "name": ')
     with caplog.at_level(logging.WARNING):
         views = {view.job.id: view for view in training.jobs()}

@@ -89,7 +89,7 @@ def test_versions_are_monotonic_even_after_a_delete(tmp_path: Path) -> None:
     assert registry.get("faq").version == 4 and registry.get("faq@v2").version == 2
     stored = json.loads((tmp_path / "adapters" / "faq" / "4" / "card.json").read_text())
     assert stored["dataset_sha256"] == "cd" * 32 and stored["hyperparameters"] == {"r": 16}
-    assert (registry.peft_path(registry.get("faq")) / "adapter_config.json").is_file()
+    assert (registry.get("faq").peft / "adapter_config.json").is_file()
 
 
 def test_deleting_needs_the_spec_repeated_and_unknown_specs_say_what_exists(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def test_a_valid_request_is_queued_with_its_dataset_and_resolved_hyperparameters
     training = service(tmp_path)
     job = training.start_job("faq", records=fact_records(12), hyperparameters={"r": 8})
     assert job.status == "queued" and job.examples == 12 and job.hyperparameters["r"] == 8
-    folder = training.store.folder(job.id)
+    folder = training.store.folder(job.id).path
     spec = json.loads((folder / "job.json").read_text())
     assert spec["base_model"] == "smollm2-135m-instruct" and spec["dataset"]["examples"] == 12
     assert len((folder / "dataset.jsonl").read_text().splitlines()) == 12
@@ -74,8 +74,8 @@ def test_a_job_stopped_more_often_than_allowed_is_interrupted_and_can_be_resumed
 ) -> None:
     training = service(tmp_path, job_max_resumes=1)
     job = training.start_job("faq", records=fact_records(12))
-    runner = JobRunner(training.store, training.register, max_resumes=1)
-    folder = training.store.folder(job.id)
+    runner = JobRunner(training.store, training.registry, max_resumes=1)
+    folder = training.store.folder(job.id).path
 
     def worker_stopped(attempt: int) -> None:
         # what a dead worker leaves: its row still running, a result that says interrupted
@@ -195,7 +195,7 @@ def test_a_job_cancelled_while_its_model_loads_ends_cancelled_before_training(
     interrupted, which would resume it)."""
     training = service(tmp_path)
     job = training.start_job("faq", records=fact_records(12), hyperparameters={"max_steps": 3})
-    folder = training.store.folder(job.id)
+    folder = training.store.folder(job.id).path
     training.store.update(job.id, status="running", cancel_requested=1)
     (folder / "cancel").touch()
     worker = subprocess.run(
@@ -210,7 +210,7 @@ def test_a_job_cancelled_while_its_model_loads_ends_cancelled_before_training(
     ]
     assert "started" not in events and events[-1] == "finished"
     training.store.update(job.id, pid=None)  # its worker has exited
-    runner = JobRunner(training.store, training.register)
+    runner = JobRunner(training.store, training.registry)
     runner.tick()  # what a server's runner does with a worker that has gone
     assert training.store.get(job.id).status == "cancelled"
     runner.lock.release()
@@ -323,8 +323,6 @@ def test_target_modules_must_name_layers_of_the_base_model(tmp_path: Path) -> No
 def test_a_job_that_cannot_finish_within_max_minutes_at_the_measured_rate_is_refused(
     tmp_path: Path,
 ) -> None:
-    from llm_engineering.adapters.jobs import EventLog
-
     training = service(tmp_path)
     long = {"max_steps": 100_000, "max_minutes": 1}
     unknown = training.start_job("first", records=fact_records(40), hyperparameters=long)
@@ -333,7 +331,7 @@ def test_a_job_that_cannot_finish_within_max_minutes_at_the_measured_rate_is_ref
     assert "no training rate measured on this base here yet" in estimate.basis
     # What the worker of a job on the same base reported: its tokens per epoch, the
     # characters they came from, and its rate at each step.
-    events = EventLog(training.store.folder(unknown.id) / "events.jsonl")
+    events = training.store.folder(unknown.id).event_log()
     events.emit("started", step=0, total=100_000, tokens_per_epoch=1000, chars_per_epoch=4000)
     for step in (1, 2, 3):
         events.emit(

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from llm_engineering.adapters.hyperparams import QLoRAConfig
-from llm_engineering.adapters.records import JobResult, JobSpec
+from llm_engineering.adapters.job_folder import JobFolder
+from llm_engineering.adapters.records import JobResult
 
 SUCCEEDED = {
     "status": "succeeded", "step": 2, "total": 2, "budget_reached": False, "first_loss": 2.5,
@@ -28,9 +29,9 @@ def test_each_kind_of_result_written_by_the_worker_round_trips_with_the_same_key
         {"status": "cancelled", "step": 3, "peak_rss_mib": 2.0},
     ):
         (tmp_path / "result.json").write_text(json.dumps(written))
-        result = JobResult.read(tmp_path)
+        result = JobFolder(tmp_path).result()
         assert result is not None and result.status == written["status"]
-        result.write(tmp_path)
+        JobFolder(tmp_path).write_result(result)
         assert json.loads((tmp_path / "result.json").read_text()) == written
 
 
@@ -41,9 +42,9 @@ def test_an_adapter_card_keeps_only_the_metrics_the_worker_reported() -> None:
 
 
 def test_a_missing_or_half_written_result_reads_as_none(tmp_path: Path) -> None:
-    assert JobResult.read(tmp_path) is None
+    assert JobFolder(tmp_path).result() is None
     (tmp_path / "result.json").write_text('{"status": "succ')
-    assert JobResult.read(tmp_path) is None
+    assert JobFolder(tmp_path).result() is None
 
 
 def test_a_job_spec_round_trips_with_its_hyperparameters_resolved(tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def test_a_job_spec_round_trips_with_its_hyperparameters_resolved(tmp_path: Path
         "dataset": {"source": "records", "sha256": "cd" * 32, "examples": 12, "formats": {"chat": 12}},
     }  # fmt: skip
     (tmp_path / "job.json").write_text(json.dumps(written, indent=2))
-    spec = JobSpec.read(tmp_path)  # written by a version before held-out examples
+    spec = JobFolder(tmp_path).spec()  # written by a version before held-out examples
     assert spec.hyperparameters.r == 8 and spec.dataset.examples == 12
     assert spec.given is None and spec.eval_examples == 0 and spec.system_prompt is None
     estimate = {"steps": 30, "minutes": 0.5, "basis": "30 steps, about 2,400 tokens"}
@@ -62,6 +63,6 @@ def test_a_job_spec_round_trips_with_its_hyperparameters_resolved(tmp_path: Path
         "estimate": estimate,
     }  # fmt: skip
     (tmp_path / "job.json").write_text(json.dumps(newer))
-    spec = JobSpec.read(tmp_path)
+    spec = JobFolder(tmp_path).spec()
     assert spec.given == ("r",) and json.loads(spec.to_json()) == newer
     assert spec.estimate is not None and spec.estimate.minutes == 0.5

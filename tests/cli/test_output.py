@@ -7,8 +7,8 @@ import time
 
 from rich.console import Console
 
+from llm_engineering.adapters.job_view import JobView
 from llm_engineering.adapters.jobs import Job
-from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.records import JobResult
 from llm_engineering.cli.job_progress import event_line, training_progress
 from llm_engineering.cli.output import job_line

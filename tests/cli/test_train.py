@@ -216,7 +216,7 @@ def test_adapters_and_jobs_list_the_rest_and_name_each_damaged_record(tmp_path: 
     damaged = damaged_registry(data_dir)
     training = TrainingService(load_settings(data_dir=data_dir))
     bad = training.start_job("bad", records=fact_records(12))
-    spec_file = training.store.folder(bad.id) / "job.json"
+    spec_file = training.store.folder(bad.id).spec_file
     spec_file.write_text("{")
     training.close()
     data = ["--data-dir", str(data_dir)]

@@ -1,10 +1,9 @@
-"""The dashboard's small parts: marking query words, tailing events, reading hyperparameters,
-and the vendored front-end files being the pinned ones."""
+"""The dashboard's small parts: marking query words, reading hyperparameters, and the vendored
+front-end files being the pinned ones."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import pytest
 
 from llm_engineering.dashboard.highlight import highlight
 from llm_engineering.dashboard.jobs import chart_data, parse_hyperparameters
-from llm_engineering.dashboard.tail import EventTail
 from llm_engineering.errors import UserError
 
 VENDOR = Path(__file__).parents[2] / "llm_engineering" / "dashboard" / "static" / "vendor"
@@ -25,27 +23,6 @@ def test_query_words_are_marked_and_everything_else_is_escaped() -> None:
         "&#39;s <mark>calving</mark>"
     )
     assert str(highlight("<script>x</script>", "the of")) == "&lt;script&gt;x&lt;/script&gt;"
-
-
-def test_the_tail_reads_only_whole_appended_lines_and_resumes_at_its_offset(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "events.jsonl"
-    tail = EventTail(path)
-    assert tail.read() == []  # no file yet
-    with path.open("a") as handle:
-        handle.write(json.dumps({"event": "step", "step": 1, "loss": 2.0}) + "\n")
-        handle.write('{"event": "step", "st')  # a line still being written
-        handle.flush()
-        assert [e["step"] for e in tail.read()] == [1]
-        first_offset = tail.offset
-        assert tail.read() == []
-        handle.write('ep": 2, "loss": 1.5}\nnot json\n')
-        handle.flush()
-    assert [e["step"] for e in tail.read()] == [2]
-    assert tail.offset == path.stat().st_size
-    again = EventTail(path, first_offset)  # a browser reconnecting with Last-Event-ID
-    assert [e["step"] for e in again.read_all()] == [2]
 
 
 def test_hyperparameters_are_a_json_object_or_name_value_lines() -> None:

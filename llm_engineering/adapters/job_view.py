@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from llm_engineering.adapters.damaged import UNREADABLE, Damaged, damaged
-from llm_engineering.adapters.jobs import ACTIVE, Job, read_events
+from llm_engineering.adapters.job_folder import JobFolder
+from llm_engineering.adapters.jobs import ACTIVE, Job
 from llm_engineering.adapters.records import JobResult, JobSpec
 from llm_engineering.errors import UserError
 
@@ -34,19 +35,19 @@ class JobView:
     spec: JobSpec | None = None
     """What was asked (None while the job is still being validated, or when damaged)."""
     damaged: Damaged | None = None
-    """Set when its ``job.json`` cannot be read; the rest of the view still is."""
+    """Set when its spec cannot be read; the rest of the view still is."""
     events: list[dict[str, Any]] = field(default_factory=list)
     result: JobResult | None = None
     loss_plot: Path | None = None
 
     @classmethod
-    def read(cls, job: Job, folder: Path, tail: int = 10) -> JobView:
+    def read(cls, job: Job, folder: JobFolder, tail: int = 10) -> JobView:
         """``job`` with the progress in its folder's events, result and loss plot.
 
         Args:
             tail: How many of the latest events to keep in ``events`` (0: none).
         """
-        events = read_events(folder)
+        events = folder.events()
         view = cls(job=job, events=events[-tail:] if tail else [])
         for event in events:
             if event.get("event") == "step":  # .get: a line edited by hand shows what it has
@@ -67,19 +68,18 @@ class JobView:
             view.stage = str(event.get("event", ""))
         if job.status not in ACTIVE:
             view.eta_s = None
-        view.result = JobResult.read(folder)
-        if (folder / JobSpec.FILE).is_file():
+        view.result = folder.result()
+        if folder.has_spec():
             try:
-                view.spec = JobSpec.read(folder)
+                view.spec = folder.spec()
             # Values this version refuses (UserError) too: the row and events still show.
             except (*UNREADABLE, UserError) as exc:
-                view.damaged = damaged(f"job {job.id}", folder / JobSpec.FILE, exc)
-        plot = folder / "loss.png"
-        view.loss_plot = plot if plot.is_file() else None
+                view.damaged = damaged(f"job {job.id}", folder.spec_file, exc)
+        view.loss_plot = folder.loss_plot()
         return view
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; ``result`` with the keys its ``result.json`` has."""
+        """JSON-ready; ``result`` with the keys its worker wrote."""
         data = asdict(self)
         data["result"] = self.result.to_dict() if self.result is not None else None
         data["spec"] = self.spec.to_dict() if self.spec is not None else None

@@ -1,16 +1,51 @@
-"""Following a job's ``events.jsonl`` from a byte offset: only what was appended is read."""
+"""A job's event log: what its worker (and its runner) report, one JSON object per line.
+
+Each line is ``{"t": UNIX_TIME, "event": NAME, ...}`` and is written whole, then flushed, by
+the one process that writes the log at a time (the worker while it runs; its runner once it
+has gone). Readers skip a line that is not JSON (the last one may be half-written).
+:class:`EventTail` follows the log from a byte offset, reading only what was appended.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EventTail"]
+__all__ = ["EventLog", "EventTail", "read_events"]
 
 MAX_READ = 4 * 1024 * 1024
-"""Most bytes one call reads, so a huge backlog is sent in pieces."""
+"""Most bytes one :meth:`EventTail.read` reads, so a huge backlog is sent in pieces."""
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events in ``path``, oldest first ([] while there is no file)."""
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
+class EventLog:
+    """Appends one JSON object per line; each line is written whole, then flushed."""
+
+    def __init__(self, path: Path):
+        self._handle = path.open("a", encoding="utf-8")
+
+    def emit(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"t": round(time.time(), 3), "event": event, **fields})
+        self._handle.write(line + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 class EventTail:
