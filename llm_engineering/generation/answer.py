@@ -66,7 +66,7 @@ class Answer:
     """``repetition`` or ``time_limit`` when generation was cut short for that reason."""
 
 
-AdapterResolver = Callable[[str], ServedAdapter]
+ResolveAdapter = Callable[[str], ServedAdapter]
 """adapter spec (``NAME[@VERSION]``) -> the adapter to answer with; raises UserError."""
 
 
@@ -92,7 +92,7 @@ class Answerer:
         generators: Callable[[ServedAdapter | None], Generator],
         index: IndexService | None = None,
         rerank: bool = True,
-        adapters: AdapterResolver | None = None,
+        adapters: ResolveAdapter | None = None,
         time_limit_s: float | None = None,
     ):
         self._generators = generators
@@ -107,7 +107,7 @@ class Answerer:
         settings: Settings,
         generators: GeneratorCache,
         index: IndexService | None,
-        adapters: AdapterResolver | None = None,
+        adapters: ResolveAdapter | None = None,
     ) -> Answerer:
         """The answerer the server and the CLI both use: the settings' generators and reranking."""
         return cls(
