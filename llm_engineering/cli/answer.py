@@ -4,32 +4,29 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llm_engineering.cli import output
-from llm_engineering.cli.app import app
 from llm_engineering.cli.index import index_watched
 from llm_engineering.cli.options import (
+    INDEX_FLAGS,
     AsJson,
-    ChromaUrl,
-    Config,
-    DataDir,
-    EmbeddingModel,
-    LogLevel,
-    Watch,
     fail,
-    load_settings,
     open_index,
     open_training,
+    with_settings,
 )
+from llm_engineering.cli.output import print_answer, streamed_reply
 from llm_engineering.errors import LlmEngError
+
+if TYPE_CHECKING:
+    from llm_engineering.config import Settings
 
 __all__ = ["ask"]
 
 
-@app.command()
+@with_settings("llm_model", "llm_url", *INDEX_FLAGS, log_level="ERROR")
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     top_k: Annotated[
@@ -47,24 +44,11 @@ def ask(
     path_prefix: Annotated[
         str | None, typer.Option(help="Only retrieve from paths starting with this.")
     ] = None,
-    llm_model: Annotated[
-        str | None,
-        typer.Option(help="GGUF path or packaged name; with --llm-url the server's model."),
-    ] = None,
-    llm_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
     as_json: AsJson = False,
-    watch: Watch = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    chroma_url: ChromaUrl = None,
-    embedding_model: EmbeddingModel = None,
-    log_level: LogLevel = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Answer a question from the index with the local model, and show the sources."""
-    settings = load_settings(
-        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url, embedding_model=embedding_model,
-        llm_model=llm_model, llm_url=llm_url, log_level=log_level or "ERROR",
-    )  # fmt: skip
     from llm_engineering.generation.answer import Answerer
     from llm_engineering.generation.models import GeneratorCache
 
@@ -77,7 +61,7 @@ def ask(
         answerer = Answerer.from_settings(
             settings, generators, index, adapters=training.resolve_adapter
         )
-        with output.streamed_reply() as show:
+        with streamed_reply() as show:
             result = answerer.answer(
                 question, top_k=top_k, adapter=adapter, max_tokens=max_tokens,
                 temperature=temperature, contexts=context, path_prefix=path_prefix,
@@ -90,4 +74,4 @@ def ask(
     if as_json:
         typer.echo(json.dumps(asdict(result), indent=2))
         return
-    output.print_answer(result)
+    print_answer(result)

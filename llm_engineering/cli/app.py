@@ -1,15 +1,25 @@
-"""The ``llm-eng`` typer app; the command modules register their commands on it."""
+"""The ``llm-eng`` typer app: each command module's commands, registered here in the order
+``llm-eng --help`` lists them, and help that reads naturally."""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from llm_engineering import __version__
+from llm_engineering.cli.answer import ask
+from llm_engineering.cli.dashboard import dashboard
+from llm_engineering.cli.documents import ls, show
+from llm_engineering.cli.evaluate import eval_retrieval
+from llm_engineering.cli.index import ingest, search, status
+from llm_engineering.cli.serve import serve
+from llm_engineering.cli.train import adapters, jobs, train
 
-__all__ = ["Command", "app", "eval_app"]
+__all__ = ["Command", "app", "eval_app", "main"]
 
 HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
 
@@ -117,3 +127,20 @@ def _main(
     ] = False,
 ) -> None:
     """Search, answer from, and fine-tune on a folder of documents, as an MCP server."""
+
+
+for _command in (ingest, search, status, ask, dashboard, show, ls, serve, train, jobs, adapters):
+    app.command()(_command)
+eval_app.command("retrieval")(eval_retrieval)
+
+
+def main() -> None:
+    # OpenMP threads (torch's, for the embedding model and the reranker) sleep while they
+    # wait instead of spinning, as a training worker's do: this process shares the cores
+    # with llama.cpp, a worker and the user's own programs. Set before torch loads; a
+    # user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -2,49 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
-from llm_engineering.cli.app import app
-from llm_engineering.cli.options import (
-    ChromaUrl,
-    Config,
-    DataDir,
-    EmbeddingModel,
-    LogLevel,
-    Watch,
-    fail,
-    load_settings,
-)
+from llm_engineering.cli.options import INDEX_FLAGS, fail, with_settings
 from llm_engineering.errors import LlmEngError
+
+if TYPE_CHECKING:
+    from llm_engineering.config import Settings
 
 __all__ = ["dashboard"]
 
 DEFAULT_PORT = 8766
 
 
-@app.command()
-def dashboard(
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = DEFAULT_PORT,
-    token: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(help="Token to log in with (or LLM_ENG_TOKEN). Required off loopback."),
-    ] = None,
-    watch: Watch = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    chroma_url: ChromaUrl = None,
-    embedding_model: EmbeddingModel = None,
-    log_level: LogLevel = None,
-) -> None:
+# Its own address, beside a server's (which keeps host and port): these beat the environment.
+@with_settings("host", "port", "token", *INDEX_FLAGS, host="127.0.0.1", port=DEFAULT_PORT)
+def dashboard(*, settings: Settings) -> None:
     """Serve the web dashboard alone (for servers run over stdio): it reads the data folder
     and never takes the index's writer lock. Pass the same --watch as the server."""
-    settings = load_settings(
-        config, watch=watch, data_dir=data_dir, host=host, port=port, token=token,
-        chroma_url=chroma_url, embedding_model=embedding_model, log_level=log_level,
-    )  # fmt: skip
     from llm_engineering.dashboard.standalone import build_standalone, run_standalone
 
     try:

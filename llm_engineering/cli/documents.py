@@ -5,24 +5,22 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llm_engineering.cli import output
-from llm_engineering.cli.app import app
 from llm_engineering.cli.index import open_watched
-from llm_engineering.cli.options import (
-    AsJson,
-    Config,
-    DataDir,
-    LogLevel,
-    Watch,
-    fail,
-)
+from llm_engineering.cli.options import AsJson, fail, with_settings
+from llm_engineering.cli.output import document_footer, print_documents
 from llm_engineering.errors import LlmEngError
 
+if TYPE_CHECKING:
+    from llm_engineering.config import Settings
+
 __all__ = ["ls", "show", "split_range"]
+
+_FLAGS = ("watch", "data_dir", "log_level")
+"""What reading the index takes: which folders, where the index is (no model is loaded)."""
 
 _RANGE = re.compile(r"(?P<path>.+):(?P<start>[0-9]+)(?:-(?P<end>[0-9]+)?)?")
 
@@ -36,7 +34,7 @@ def split_range(target: str) -> tuple[str, int | None, int | None]:
     return match.group("path"), int(match.group("start")), int(end) if end else None
 
 
-@app.command()
+@with_settings(*_FLAGS, log_level="ERROR")
 def show(
     target: Annotated[
         str | None,
@@ -50,16 +48,14 @@ def show(
     pages: Annotated[str | None, typer.Option(help="PDF pages, N-M.")] = None,
     max_chars: Annotated[int, typer.Option(min=100)] = 20_000,
     as_json: AsJson = False,
-    watch: Watch = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    log_level: LogLevel = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Print an indexed document's text (as indexed), or the lines or pages asked for."""
     if (target is None) == (chunk is None):
         raise fail("give a PATH[:FROM[-TO]] or --chunk ID", 2)
     path, start, end = split_range(target) if target else (None, None, None)
-    index = open_watched(config, log_level, watch=watch, data_dir=data_dir)
+    index = open_watched(settings)
     try:
         result = index.get_document(
             path=path, chunk_id=chunk, start_line=start, end_line=end, page=page, pages=pages,
@@ -71,10 +67,10 @@ def show(
         typer.echo(json.dumps(asdict(result), indent=2))
         return
     typer.echo(result.text)
-    output.document_footer(result)
+    document_footer(result)
 
 
-@app.command()
+@with_settings(*_FLAGS, log_level="ERROR")
 def ls(
     path_prefix: Annotated[str | None, typer.Option(help="Only paths starting with this.")] = None,
     file_type: Annotated[
@@ -90,15 +86,13 @@ def ls(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
     cursor: Annotated[str | None, typer.Option(help="Continue a listing.")] = None,
     as_json: AsJson = False,
-    watch: Watch = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    log_level: LogLevel = None,
+    *,
+    settings: Settings,
 ) -> None:
     """List indexed, pending and failed documents."""
     from llm_engineering.index_store.query.listing import parse_time
 
-    index = open_watched(config, log_level, watch=watch, data_dir=data_dir)
+    index = open_watched(settings)
     try:
         page = index.list_documents(
             path_prefix=path_prefix, file_types=file_type, status=status,
@@ -110,4 +104,4 @@ def ls(
     if as_json:
         typer.echo(json.dumps(asdict(page), indent=2))
         return
-    output.print_documents(page)
+    print_documents(page)

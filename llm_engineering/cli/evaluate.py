@@ -5,29 +5,23 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llm_engineering.cli import output
-from llm_engineering.cli.app import eval_app
-from llm_engineering.cli.options import (
-    AsJson,
-    Config,
-    DataDir,
-    EmbeddingModel,
-    LogLevel,
-    fail,
-    load_settings,
-)
+from llm_engineering.cli.options import AsJson, fail, with_settings
+from llm_engineering.cli.output import print_eval
 from llm_engineering.errors import LlmEngError
+
+if TYPE_CHECKING:
+    from llm_engineering.config import Settings
 
 __all__ = ["eval_retrieval"]
 
 MODES = ("dense", "keyword", "hybrid", "hybrid+rerank")
 
 
-@eval_app.command("retrieval")
+@with_settings("data_dir", "embedding_model", "log_level", log_level="WARNING")
 def eval_retrieval(
     corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl")],
     queries: Annotated[Path, typer.Option(help="BEIR queries.jsonl")],
@@ -41,10 +35,8 @@ def eval_retrieval(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N judged queries.")] = None,
     as_json: AsJson = False,
-    data_dir: DataDir = None,
-    config: Config = None,
-    embedding_model: EmbeddingModel = None,
-    log_level: LogLevel = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Index a BEIR dataset through the normal ingestion path and report nDCG@10, R@10, R@100, MRR@10."""
     from rich.console import Console
@@ -55,9 +47,6 @@ def eval_retrieval(
     unknown = sorted(set(wanted) - set(MODES))
     if unknown:
         raise fail(f"unknown mode(s) {', '.join(unknown)}: use {', '.join(MODES)}", 2)
-    settings = load_settings(
-        config, data_dir=data_dir, embedding_model=embedding_model, log_level=log_level or "WARNING"
-    )
     try:
         judged = evaluation.load_qrels(qrels)
         texts = {
@@ -87,4 +76,4 @@ def eval_retrieval(
     if as_json:
         typer.echo(json.dumps([asdict(r) for r in results], indent=2))
         return
-    output.print_eval(results, len(texts), index.status().documents)
+    print_eval(results, len(texts), index.status().documents)

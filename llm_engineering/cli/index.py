@@ -5,27 +5,22 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llm_engineering.cli import output
-from llm_engineering.cli.app import app
-from llm_engineering.cli.options import (
-    AsJson,
-    ChromaUrl,
-    Config,
-    DataDir,
-    EmbeddingModel,
-    LogLevel,
-    Watch,
-    fail,
-    load_settings,
-    open_index,
+from llm_engineering.cli.options import INDEX_FLAGS, AsJson, fail, open_index, with_settings
+from llm_engineering.cli.output import (
+    file_progress,
+    print_hits,
+    print_report,
+    print_status,
+    status_note,
 )
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
+    from llm_engineering.config import Settings
     from llm_engineering.index_store.ingest.report import IngestReport
     from llm_engineering.index_store.query.search import Hit
     from llm_engineering.index_store.service import IndexService
@@ -34,7 +29,7 @@ __all__ = ["index_watched", "ingest", "open_watched", "search", "status"]
 
 
 def _ingest(index: IndexService, targets: list[Path], retry_failed: bool = True) -> IngestReport:
-    with output.file_progress() as progress:
+    with file_progress() as progress:
         index.on_model_load = lambda name: progress.note(f"loading the embedding model {name}")
         try:
             return index.ingest(targets, progress, retry_failed=retry_failed)
@@ -58,9 +53,9 @@ def index_watched(index: IndexService) -> None:
         typer.echo(f"note: llm-eng (pid {index.writer_pid}) keeps this index up to date", err=True)
 
 
-def open_watched(config: Path | None, log_level: str | None, **flags: Any) -> IndexService:
+def open_watched(settings: Settings) -> IndexService:
     """The index, with the --watch folders indexed first (what search, status, show, ls read)."""
-    index = open_index(load_settings(config, log_level=log_level or "ERROR", **flags))
+    index = open_index(settings)
     try:
         index_watched(index)
     except LlmEngError as exc:
@@ -68,7 +63,7 @@ def open_watched(config: Path | None, log_level: str | None, **flags: Any) -> In
     return index
 
 
-@app.command()
+@with_settings(*INDEX_FLAGS, log_level="ERROR")
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to index.")],
     rebuild: Annotated[
@@ -79,47 +74,39 @@ def ingest(
             "state.sqlite is damaged: training jobs and adapters are kept).",
         ),
     ] = False,
-    watch: Watch = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    chroma_url: ChromaUrl = None,
-    embedding_model: EmbeddingModel = None,
-    log_level: LogLevel = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Index files and folders: new and changed files are embedded, deleted ones removed."""
-    settings = load_settings(
-        config, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
-        embedding_model=embedding_model, log_level=log_level or "ERROR",
-    )  # fmt: skip
     index = open_index(settings, rebuild=rebuild)
     if index.damaged_file is not None:
         typer.echo(
             f"note: {settings.state_path} was damaged and is kept as {index.damaged_file}; "
             "the index is made again; training jobs restored from their folders: "
-            f"{_jobs_kept(settings.data_dir)} (adapters are kept as they were)",
+            f"{_jobs_kept(settings)} (adapters are kept as they were)",
             err=True,
         )
     try:
         report = _ingest(index, [*paths, *settings.watch])
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
-    output.print_report(report)
+    print_report(report)
     if report.failed:
         raise typer.Exit(3)
 
 
-def _jobs_kept(data_dir: Path) -> int:
-    """Open the job store now, which brings the jobs table back from the job folders."""
-    from llm_engineering.adapters.jobs import JobStore
+def _jobs_kept(settings: Settings) -> int:
+    """Open the jobs now, which brings the jobs table back from the job folders."""
+    from llm_engineering.adapters.service import TrainingService
 
-    store = JobStore(data_dir)
+    training = TrainingService(settings)
     try:
-        return int(store.storage.db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+        return training.job_count()
     finally:
-        store.close()
+        training.close()
 
 
-@app.command()
+@with_settings(*INDEX_FLAGS, log_level="ERROR")
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=50)] = 5,
@@ -132,22 +119,15 @@ def search(
         bool, typer.Option("--rerank", help="Rerank a larger candidate pool first.")
     ] = False,
     as_json: AsJson = False,
-    watch: Watch = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    chroma_url: ChromaUrl = None,
-    embedding_model: EmbeddingModel = None,
-    log_level: LogLevel = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Search the index (hybrid by default) and print the best passages."""
     if mode not in ("hybrid", "dense", "keyword"):
         raise fail(f"unknown mode {mode!r}: use hybrid, dense or keyword", 2)
     if not query.strip():
         raise fail("the query is empty", 2)
-    index = open_watched(
-        config, log_level, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
-        embedding_model=embedding_model,
-    )  # fmt: skip
+    index = open_watched(settings)
     status = index.status()
     empty = status.documents == 0
     under_way = status.under_way()  # a server is indexing the folders: results may be partial
@@ -155,7 +135,7 @@ def search(
     took_ms = 0.0
     if not empty:  # an empty index needs no model loaded to find nothing
         try:
-            with output.status_note(
+            with status_note(
                 "searching" if index.embedder_loaded else "loading the embedding model to search"
             ):
                 hits, took_ms = index.search(
@@ -172,7 +152,7 @@ def search(
     elif empty:
         typer.echo("no results")
     else:
-        output.print_hits(hits, took_ms)
+        print_hits(hits, took_ms)
     if under_way:
         writer = f" (llm-eng, pid {status.writer_pid})" if status.writer_pid else ""
         typer.echo(
@@ -189,23 +169,11 @@ def search(
         raise typer.Exit(1)
 
 
-@app.command()
-def status(
-    as_json: AsJson = False,
-    watch: Watch = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    chroma_url: ChromaUrl = None,
-    embedding_model: EmbeddingModel = None,
-    log_level: LogLevel = None,
-) -> None:
+@with_settings(*INDEX_FLAGS, log_level="ERROR")
+def status(as_json: AsJson = False, *, settings: Settings) -> None:
     """Show what is indexed, what failed and why, and where the data lives."""
-    index = open_watched(
-        config, log_level, watch=watch, data_dir=data_dir, chroma_url=chroma_url,
-        embedding_model=embedding_model,
-    )  # fmt: skip
-    info = index.status()
+    info = open_watched(settings).status()
     if as_json:
         typer.echo(json.dumps(asdict(info), indent=2, default=str))
         return
-    output.print_status(info)
+    print_status(info)

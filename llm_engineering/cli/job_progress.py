@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from llm_engineering.adapters.progress import JobView
+    from llm_engineering.adapters.job_view import JobView
 
 __all__ = ["event_line", "job_stage", "training_progress"]
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-    from llm_engineering.adapters.progress import JobView
+    from llm_engineering.adapters.job_view import JobView
     from llm_engineering.adapters.registry import AdapterCard
     from llm_engineering.generation.answer import Answer
     from llm_engineering.generation.base import Availability

@@ -6,39 +6,24 @@ import os
 import signal
 import sys
 import threading
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llm_engineering.cli.app import app
-from llm_engineering.cli.options import (
-    ChromaUrl,
-    Config,
-    DataDir,
-    EmbeddingModel,
-    LogLevel,
-    Watch,
-    fail,
-    load_settings,
-)
+from llm_engineering.cli.options import INDEX_FLAGS, fail, with_settings
 from llm_engineering.errors import LlmEngError
+
+if TYPE_CHECKING:
+    from llm_engineering.config import Settings
 
 __all__ = ["serve"]
 
 
-@app.command()
+@with_settings("host", "port", "token", *INDEX_FLAGS)
 def serve(
     http: Annotated[
         bool, typer.Option("--http", help="Serve streamable HTTP at /mcp instead of stdio.")
     ] = False,
-    host: Annotated[str | None, typer.Option(help="HTTP bind address (default 127.0.0.1).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="HTTP port (default 8765).")] = None,  # noqa: UP045
-    token: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            help="Bearer token HTTP clients must send (or LLM_ENG_TOKEN). Required off loopback."
-        ),
-    ] = None,
     read_only: Annotated[
         bool, typer.Option("--read-only", help="Never write to the index.")
     ] = False,
@@ -46,18 +31,10 @@ def serve(
         bool,
         typer.Option("--dashboard/--no-dashboard", help="With --http, the web dashboard at /."),
     ] = True,
-    watch: Watch = None,
-    data_dir: DataDir = None,
-    config: Config = None,
-    chroma_url: ChromaUrl = None,
-    embedding_model: EmbeddingModel = None,
-    log_level: LogLevel = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Run the MCP server (stdio by default; --http for streamable HTTP)."""
-    settings = load_settings(
-        config, watch=watch, data_dir=data_dir, host=host, port=port, token=token,
-        chroma_url=chroma_url, embedding_model=embedding_model, log_level=log_level,
-    )  # fmt: skip
     if not http and sys.stdin.isatty():
         # Someone ran this by hand: say what is going on, on stderr (stdout is the protocol's).
         typer.echo(

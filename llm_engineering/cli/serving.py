@@ -28,28 +28,21 @@ def where_served(
 ) -> list[Availability]:
     """Where each of ``cards`` (default: every registered version) answers now, as
     ``list_adapters`` says (no model loads; with ``llm_url`` the server is asked)."""
-    from llm_engineering.adapters.serving import availability
     from llm_engineering.generation.models import GeneratorCache
 
     generators = GeneratorCache(training.settings)
     try:
-        return availability(
-            training.resolver, generators, training.adapters() if cards is None else cards
-        )
+        return training.where_served(generators, cards)
     finally:
         generators.close()
 
 
 def print_launch(kind: str, training: TrainingService) -> None:
     """Print the ``kind`` server's command or config for the registered adapters."""
-    from llm_engineering.adapters.launch import launch
-
-    listing = training.adapter_listing()
     try:
-        result = launch(kind, training.settings, training.resolver, listing.cards)
+        result = training.launch(kind)
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
-    result.notes += [f"left out: {found.describe()}" for found in listing.damaged]
     typer.echo(result.text)
     served = ", ".join(result.adapters) or "none"
     typer.echo(f"{result.kind}: the base and {len(result.adapters)} adapter(s): {served}", err=True)

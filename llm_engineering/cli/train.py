@@ -10,22 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from llm_engineering.adapters.jobs import ACTIVE
-from llm_engineering.cli import job_progress, output
-from llm_engineering.cli.app import app
-from llm_engineering.cli.options import (
-    AsJson,
-    Config,
-    DataDir,
-    LogLevel,
-    fail,
-    load_settings,
-    open_training,
-)
+from llm_engineering.cli.job_progress import event_line, training_progress
+from llm_engineering.cli.options import AsJson, fail, open_training, with_settings
+from llm_engineering.cli.output import job_line, print_adapters
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
-    from llm_engineering.adapters.progress import JobView
+    from llm_engineering.adapters.job_view import JobView
     from llm_engineering.adapters.service import TrainingService
+    from llm_engineering.config import Settings
 
 __all__ = ["adapters", "jobs", "train"]
 
@@ -43,7 +36,7 @@ def _hyperparameters(pairs: list[str] | None, **named: Any) -> dict[str, Any]:
     return values
 
 
-@app.command()
+@with_settings("data_dir", "log_level", log_level="WARNING")
 def train(
     dataset: Annotated[
         Path, typer.Argument(help="JSONL: chat, alpaca, prompt/completion or text.")
@@ -81,12 +74,10 @@ def train(
             help="Queue it and return; a running server (or `jobs ID --follow`) trains it.",
         ),
     ] = False,
-    data_dir: DataDir = None,
-    config: Config = None,
-    log_level: LogLevel = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Fine-tune the local model with QLoRA on DATASET and register the adapter as NAME."""
-    settings = load_settings(config, data_dir=data_dir, log_level=log_level or "WARNING")
     hyperparameters = _hyperparameters(
         set_,
         epochs=epochs,
@@ -139,7 +130,7 @@ def _follow(training: TrainingService, job_id: str) -> JobView:
     """
     training.start_runner()
     try:
-        with job_progress.training_progress() as show:
+        with training_progress() as show:
             training.follow(
                 job_id, on_step=lambda view: show(view, training.runs_here), stages=True
             )
@@ -160,15 +151,15 @@ def _follow(training: TrainingService, job_id: str) -> JobView:
         else:
             message = f"job {job_id} ended ({view.job.status})"
         training.close()
-        typer.echo(output.job_line(view))
+        typer.echo(job_line(view))
         raise fail(message, code=130) from None
     view = training.view(job_id, tail=0)
     training.close()
-    typer.echo(output.job_line(view))
+    typer.echo(job_line(view))
     return view
 
 
-@app.command()
+@with_settings("data_dir", log_level="WARNING")
 def jobs(
     job_id: Annotated[str | None, typer.Argument(help="Show this job in full.")] = None,
     cancel: Annotated[bool, typer.Option("--cancel", help="Cancel JOB_ID.")] = False,
@@ -182,13 +173,13 @@ def jobs(
         ),
     ] = False,
     as_json: AsJson = False,
-    data_dir: DataDir = None,
-    config: Config = None,
+    *,
+    settings: Settings,
 ) -> None:
     """List training jobs, or show, cancel, resume or follow one."""
     if job_id is None and (cancel or resume or follow):
         raise fail("--cancel, --resume and --follow need a JOB_ID", code=2)
-    training = open_training(load_settings(config, data_dir=data_dir, log_level="WARNING"))
+    training = open_training(settings)
     if job_id is None:
         try:
             views = training.jobs(limit=50)
@@ -199,7 +190,7 @@ def jobs(
         elif not views:
             typer.echo("no training jobs yet (llm-eng train DATA.jsonl --name NAME)")
         for view in [] if as_json else views:
-            typer.echo(output.job_line(view))
+            typer.echo(job_line(view))
             if view.damaged:
                 typer.echo(f"  damaged: {view.damaged.path} cannot be read ({view.damaged.reason})")
         return
@@ -228,16 +219,16 @@ def jobs(
     if as_json:
         typer.echo(json.dumps(view.to_dict(), indent=2))
         return
-    typer.echo(output.job_line(view))
+    typer.echo(job_line(view))
     if view.damaged:
         typer.echo(f"  damaged: {view.damaged.path} cannot be read ({view.damaged.reason})")
     for event in view.events:
-        typer.echo(f"  {job_progress.event_line(event)}")
+        typer.echo(f"  {event_line(event)}")
     if view.loss_plot:
         typer.echo(f"  loss plot: {view.loss_plot}")
 
 
-@app.command()
+@with_settings("data_dir", log_level="WARNING")
 def adapters(
     delete: Annotated[
         str | None, typer.Option("--delete", help="Delete NAME@VERSION (or every version of NAME).")
@@ -251,16 +242,16 @@ def adapters(
         ),
     ] = None,
     as_json: AsJson = False,
-    data_dir: DataDir = None,
-    config: Config = None,
+    *,
+    settings: Settings,
 ) -> None:
     """List fine-tuned adapters, delete one, or print how to serve them on a model server."""
-    from llm_engineering.cli import serving
+    from llm_engineering.cli.serving import print_launch, release, where_served
 
-    training = open_training(load_settings(config, data_dir=data_dir, log_level="WARNING"))
+    training = open_training(settings)
     try:
         if serve:
-            return serving.print_launch(serve, training)
+            return print_launch(serve, training)
         if delete:
             doomed = ", ".join(training.adapters_to_delete(delete))  # fails for an unknown one
             if not yes and not typer.confirm(f"delete {doomed}? This cannot be undone"):
@@ -268,12 +259,12 @@ def adapters(
             deleted = training.delete_adapter(delete, delete)
             for spec in deleted:
                 typer.echo(f"deleted {spec}")
-            for note in serving.release(training.settings, deleted):
+            for note in release(training.settings, deleted):
                 typer.echo(f"note: {note}", err=True)
             return
         listing = training.adapter_listing()
         cards = listing.cards
-        found = serving.where_served(training, cards)
+        found = where_served(training, cards)
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
     finally:
@@ -285,7 +276,8 @@ def adapters(
         ]
         typer.echo(json.dumps(listed, indent=2))
     else:
-        output.print_adapters(cards, found)
+        print_adapters(cards, found)
+
     for damaged in listing.damaged:  # beside the JSON, never in it: stdout stays the list
         typer.echo(
             f"damaged: {damaged.describe()}; restore it or delete it: "

@@ -33,7 +33,8 @@ class IndexSettings(BaseModel):
     )
     watch: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
-        description="Folders to index (and, with the watcher, keep indexed).",
+        description="Folders to index: at start, and as they change while a server runs.",
+
     )
     chunk_size: int = Field(
         default=256, ge=32, le=8192, description="Chunk size in embedding-model tokens."

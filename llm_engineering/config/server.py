@@ -19,7 +19,9 @@ class ServerSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="HTTP bind address.")
     port: int = Field(default=8765, ge=0, le=65535, description="HTTP port.")
     token: SecretStr | None = Field(
-        default=None, description="Bearer token for HTTP; required off loopback."
+        default=None,
+        description="Bearer token HTTP clients (and the dashboard's login) must give; required "
+        "off loopback.",
     )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -28,7 +30,9 @@ class ServerSettings(BaseModel):
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra browser Origin values the HTTP server accepts."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR; logs go to stderr."
+    )
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
