@@ -34,7 +34,6 @@ class IndexSettings(BaseModel):
     watch: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Folders to index: at start, and as they change while a server runs.",
-
     )
     chunk_size: int = Field(
         default=256, ge=32, le=8192, description="Chunk size in embedding-model tokens."
