@@ -34,10 +34,10 @@ import httpx
 
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import load_settings
-from llm_engineering.dashboard import Dashboard
+from llm_engineering.context import AppContext
+from llm_engineering.dashboard import Dashboard, create_dashboard
 from llm_engineering.index_store.background import IndexRunner
 from llm_engineering.index_store.service import IndexService
-from llm_engineering.server.context import AppContext
 
 FILES = 10_000
 RENDERS = 100
@@ -82,7 +82,7 @@ def overview_render(data: Path) -> tuple[dict[str, Any], Dashboard, AppContext]:
         time.sleep(0.2)
     app = AppContext(settings=settings, read_only=False, index=index, runner=runner)
     app.training = TrainingService(settings)
-    dashboard = Dashboard(settings)
+    dashboard = create_dashboard(settings)
     dashboard.attach(app)
 
     async def measure() -> tuple[float, list[float], list[float]]:
@@ -135,7 +135,7 @@ def chart_latency(dashboard: Dashboard, app: AppContext) -> dict[str, Any]:
     training = app.require_training()
     job, folder = training.store.create("bench", "none", {"max_steps": 1000})
     training.store.update(job.id, status="running", started=time.time())
-    events = folder / "events.jsonl"
+    events = folder.events_file
     with events.open("a") as handle:
         handle.write(json.dumps({"t": time.time(), "event": "started", "step": 0}) + "\n")
     with socket.socket() as sock:

@@ -30,11 +30,11 @@ __all__ = ["index_watched", "ingest", "open_watched", "search", "status"]
 
 def _ingest(index: IndexService, targets: list[Path], retry_failed: bool = True) -> IngestReport:
     with file_progress() as progress:
-        index.on_model_load = lambda name: progress.note(f"loading the embedding model {name}")
+        index.models.on_load = lambda name: progress.note(f"loading the embedding model {name}")
         try:
             return index.ingest(targets, progress, retry_failed=retry_failed)
         finally:
-            index.on_model_load = None
+            index.models.on_load = None
 
 
 def index_watched(index: IndexService) -> None:

@@ -50,9 +50,9 @@ def serve(
 
     web = None
     if http and dashboard:
-        from llm_engineering.dashboard import Dashboard
+        from llm_engineering.dashboard import create_dashboard
 
-        web = Dashboard(settings)
+        web = create_dashboard(settings)
     server = create_server(settings, read_only=read_only, on_open=web.attach if web else None)
     if http:
         from llm_engineering.server.http import run_http

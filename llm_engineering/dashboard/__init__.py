@@ -8,6 +8,20 @@ without ever taking the index's writer lock. :mod:`.security` holds its guard (H
 Origin checks, the token, CSRF).
 """
 
-from llm_engineering.dashboard.app import Dashboard
+from __future__ import annotations
 
-__all__ = ["Dashboard"]
+from llm_engineering.config import Settings
+from llm_engineering.dashboard import adapters, jobs, pages
+from llm_engineering.dashboard.app import Dashboard, Lifespan
+
+__all__ = ["Dashboard", "create_dashboard"]
+
+
+def create_dashboard(
+    settings: Settings, *, standalone: bool = False, lifespan: Lifespan | None = None
+) -> Dashboard:
+    """The dashboard with every page: overview, search, documents, jobs, adapters."""
+    routes = [*pages.routes(), *jobs.routes(), *adapters.routes()]
+    dashboard = Dashboard(settings, routes, standalone=standalone, lifespan=lifespan)
+    dashboard.job_views = jobs.JobViews()
+    return dashboard

@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from llm_engineering.context import AppContext
 from llm_engineering.dashboard.app import dashboard_of, in_thread, see_other
 from llm_engineering.errors import LlmEngError, UserError
 from llm_engineering.generation.answer import Answer
-from llm_engineering.server.context import AppContext
 
 __all__ = ["routes"]
 

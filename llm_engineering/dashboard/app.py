@@ -1,6 +1,6 @@
 """``Dashboard``: the Starlette app, its templates, and the services it shows.
 
-The dashboard reads the same :class:`~llm_engineering.server.context.AppContext` the MCP
+The dashboard reads the same :class:`~llm_engineering.context.AppContext` the MCP
 tools do (``serve --http`` attaches the one its lifespan opened; ``llm-eng dashboard``
 opens its own, as a reader) and calls the services on it, never the tools. Pages are
 rendered on the server by Jinja2 with autoescaping, so every path, reason and passage is
@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,9 +28,9 @@ from starlette.staticfiles import StaticFiles
 
 from llm_engineering import __version__
 from llm_engineering.config import Settings
+from llm_engineering.context import AppContext
 from llm_engineering.dashboard.security import Guard, GuardPolicy
 from llm_engineering.errors import LlmEngError, PathError, UserError
-from llm_engineering.server.context import AppContext
 
 __all__ = ["Dashboard", "Unavailable"]
 
@@ -50,6 +50,8 @@ class Dashboard:
 
     Args:
         settings: Host, port and token (the guard's rules), models and folders shown.
+        pages: The routes of its pages (:func:`llm_engineering.dashboard.create_dashboard`
+            gives them all).
         standalone: Served by ``llm-eng dashboard`` beside, not inside, an MCP server.
         lifespan: Opens and closes the services, when the dashboard is served alone.
 
@@ -58,14 +60,18 @@ class Dashboard:
     """
 
     def __init__(
-        self, settings: Settings, *, standalone: bool = False, lifespan: Lifespan | None = None
+        self,
+        settings: Settings,
+        pages: Sequence[BaseRoute],
+        *,
+        standalone: bool = False,
+        lifespan: Lifespan | None = None,
     ):
-        from llm_engineering.dashboard import adapters, jobs, pages
-
         self.settings = settings
         self.standalone = standalone
         self.context: AppContext | None = None
-        self.job_views = jobs.JobViews()
+        self.job_views: Any = None
+        """The jobs pages' cache of job views (:func:`~llm_engineering.dashboard.create_dashboard` sets it)."""
         self.started = time.time()
         self.templates = Environment(
             loader=FileSystemLoader(HERE / "templates"),
@@ -81,9 +87,7 @@ class Dashboard:
         for name in self.templates.list_templates():
             self.templates.get_template(name)
         routes: list[BaseRoute] = [
-            *pages.routes(),
-            *jobs.routes(),
-            *adapters.routes(),
+            *pages,
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
         inner = Starlette(

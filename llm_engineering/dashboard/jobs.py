@@ -17,10 +17,10 @@ from starlette.routing import BaseRoute, Route
 from llm_engineering.adapters.jobs import ACTIVE, Job
 from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.service import TrainingService
+from llm_engineering.context import AppContext
 from llm_engineering.dashboard.app import dashboard_of, in_thread, see_other
 from llm_engineering.dashboard.tail import EventTail
 from llm_engineering.errors import DatasetError, UserError
-from llm_engineering.server.context import AppContext
 
 __all__ = ["JobViews", "parse_hyperparameters", "routes"]
 

@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from llm_engineering.context import AppContext
 from llm_engineering.dashboard.app import Dashboard, dashboard_of, in_thread, see_other
 from llm_engineering.dashboard.highlight import highlight
 from llm_engineering.dashboard.security import safe_next
 from llm_engineering.errors import UserError
 from llm_engineering.index_store.query.search import SEARCH_MODES
-from llm_engineering.server.context import AppContext
 
 __all__ = ["routes"]
 

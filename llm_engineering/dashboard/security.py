@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from llm_engineering.config import Settings
+from llm_engineering.origins import allowed_hosts, allowed_origins
 from llm_engineering.throttle import TokenThrottle, client_of
 
 __all__ = ["Guard", "GuardPolicy", "csrf_token_of", "safe_next"]
@@ -60,11 +61,9 @@ class GuardPolicy:
 
     @classmethod
     def of(cls, settings: Settings) -> GuardPolicy:
-        from llm_engineering.server.http import transport_security
-
-        rules = transport_security(settings)
         token = settings.token.get_secret_value() if settings.token else ""
-        return cls(tuple(rules.allowed_hosts), tuple(rules.allowed_origins), token, settings.port)
+        hosts, origins = allowed_hosts(settings), allowed_origins(settings)
+        return cls(tuple(hosts), tuple(origins), token, settings.port)
 
     def host_allowed(self, host: str) -> bool:
         return _matches(host, self.allowed_hosts)

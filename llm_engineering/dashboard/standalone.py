@@ -5,7 +5,6 @@ server, or ``llm-eng train``, to run)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,37 +12,11 @@ import anyio.to_thread
 from starlette.applications import Starlette
 
 from llm_engineering.config import Settings
-from llm_engineering.dashboard.app import Dashboard
-from llm_engineering.errors import ConfigError, LlmEngError
-from llm_engineering.server.context import AppContext
+from llm_engineering.context import AppContext
+from llm_engineering.dashboard import Dashboard, create_dashboard
+from llm_engineering.errors import ConfigError
 
-__all__ = ["build_standalone", "close_reader", "open_reader", "run_standalone"]
-
-log = logging.getLogger(__name__)
-
-
-def open_reader(settings: Settings) -> AppContext:
-    """The services over ``settings.data_dir``, opened to read: no writer lock, no job runner."""
-    from llm_engineering.adapters.service import TrainingService
-    from llm_engineering.index_store.service import IndexService
-
-    app = AppContext(settings=settings, read_only=False)
-    try:
-        app.index = IndexService(settings)
-    except LlmEngError as exc:
-        app.index_error = str(exc)
-        log.error("cannot open the index: %s", exc)
-    app.training = TrainingService(settings)
-    return app
-
-
-def close_reader(app: AppContext) -> None:
-    if app.training is not None:
-        app.training.close()
-    if app.generators is not None:
-        app.generators.close()
-    if app.index is not None:
-        app.index.close()
+__all__ = ["build_standalone", "run_standalone"]
 
 
 def build_standalone(settings: Settings) -> Dashboard:
@@ -61,15 +34,15 @@ def build_standalone(settings: Settings) -> Dashboard:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        app = await anyio.to_thread.run_sync(open_reader, settings)
+        app = await anyio.to_thread.run_sync(AppContext.open, settings, "reader")
         dashboard.attach(app)
         try:
             yield
         finally:
             dashboard.attach(None)
-            await anyio.to_thread.run_sync(close_reader, app)
+            await anyio.to_thread.run_sync(app.close)
 
-    dashboard = Dashboard(settings, standalone=True, lifespan=lifespan)
+    dashboard = create_dashboard(settings, standalone=True, lifespan=lifespan)
     return dashboard
 
 

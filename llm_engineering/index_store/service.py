@@ -17,12 +17,7 @@ from llm_engineering.index_store.ingest.ingestor import EmbedderLike, Ingestor
 from llm_engineering.index_store.ingest.published import ProgressFile, RunProgress
 from llm_engineering.index_store.ingest.report import FailedFile, IngestReport
 from llm_engineering.index_store.ingest.run import GoneFn, MoreFn, ProgressFn, RunOptions
-from llm_engineering.index_store.models.backends import (
-    embedding_location,
-    make_embedder,
-    make_reranker,
-    reranker_location,
-)
+from llm_engineering.index_store.models.lazy import IndexModels
 from llm_engineering.index_store.query.documents import Documents, DocumentSlice
 from llm_engineering.index_store.query.listing import DocumentPage
 from llm_engineering.index_store.query.search import Hit, Searcher, SearchMode
@@ -83,19 +78,16 @@ class IndexService:
         self.keyword = KeywordIndex(self.storage)
         self.documents = Documents(self.ledger, settings.watch)
         self.vectors = VectorIndex(settings)
-        self._load_lock = threading.RLock()  # reranker() loads the embedder inside it
+        self._parsers_lock = threading.Lock()
         self._write_lock = threading.Lock()
         if rebuild:
             self.rebuild()
         self.vectors.check_model(settings.embedding_model)
         self._seen_generation = self.ledger.generation()
-        self._embedder: Any = embedder
-        self.on_model_load: Callable[[str], None] | None = None
-        """Told the embedding model's name just before it loads (seconds): a progress note."""
+        self.models = IndexModels(settings, self.vectors, self.keyword.document_frequency, embedder)
         self._parsers = parsers
         self._own_parsers = parsers is None
         self._parse_config: ParseConfig | None = None
-        self._owns_embedder = embedder is None
         self.progress_file = ProgressFile(settings.data_dir / "progress.json")
         """Where this process, when it writes, tells readers how far its run is."""
         self.run = RunProgress(self.progress_file)
@@ -106,7 +98,6 @@ class IndexService:
         )
         self.pause = WritePause(settings.data_dir, self.vectors, self.run, self.ingestor.repair)
         """Writes wait while the data folder's disk is full (see :mod:`.full_disk`)."""
-        self._reranker: Any = None
         self.searcher = Searcher(
             self.ledger,
             self.keyword,
@@ -122,42 +113,20 @@ class IndexService:
     # -- models ------------------------------------------------------------------------
 
     def embedder(self) -> Any:
-        """The embedder (in process, or ``embedding_url``), loaded on first call (thread-safe)."""
-        if self._embedder is None:
-            with self._load_lock:
-                if self._embedder is None:
-                    if self.on_model_load is not None:
-                        self.on_model_load(self.settings.embedding_model)
-                    embedder = make_embedder(self.settings)
-                    try:
-                        self.vectors.check_model(embedder.name, embedder.dimension)
-                    except Exception:
-                        getattr(embedder, "close", lambda: None)()
-                        raise
-                    self._embedder = embedder
-        return self._embedder
+        """The embedder, loaded on first call (see :class:`~.models.lazy.IndexModels`)."""
+        return self.models.embedder()
 
     def reranker(self) -> Any:
-        """The reranker the settings choose (see :func:`make_reranker`), loaded on first call.
-
-        Raises:
-            ModelLoadError: the cross-encoder cannot be loaded.
-        """
-        if self._reranker is None:
-            with self._load_lock:
-                if self._reranker is None:
-                    self._reranker = make_reranker(
-                        self.settings, self.embedder, self.keyword.document_frequency
-                    )
-        return self._reranker
+        """The reranker, loaded on first call."""
+        return self.models.reranker()
 
     @property
     def embedder_loaded(self) -> bool:
-        return self._embedder is not None
+        return self.models.embedder_loaded
 
     def parsers(self) -> ParsePool:
         """The parse worker processes (they start on the first file they are given)."""
-        with self._load_lock:
+        with self._parsers_lock:
             if self._parsers is None:
                 self._parsers = ParsePool(
                     self.settings.parse_workers, self.settings.parse_memory_bytes
@@ -178,23 +147,53 @@ class IndexService:
     def _tokenizer_spec(self) -> str | None:
         """The model's tokenizer for the parse workers: read from its ``tokenizer.json`` (as the
         embedders read it) until the model is loaded, which waits for a chunk to embed."""
-        spec = model_spec(self.settings.embedding_model) if self._embedder is None else None
+        spec = model_spec(self.settings.embedding_model) if not self.embedder_loaded else None
         return spec or spec_of(getattr(self.embedder(), "tokenizer", None))
 
     # -- documents ---------------------------------------------------------------------
 
-    def get_document(self, **request: Any) -> DocumentSlice:
-        """A slice of an indexed document's text; arguments as :meth:`Documents.get`."""
-        return self.documents.read(**request)
+    def get_document(
+        self,
+        *,
+        path: str | None = None,
+        chunk_id: str | None = None,
+        start_line: int | None = None,
+        end_line: int | None = None,
+        page: int | None = None,
+        pages: str | None = None,
+        around: int | None = None,
+        max_chars: int = 20_000,
+    ) -> DocumentSlice:
+        """A slice of an indexed document's text: see :meth:`Documents.read`."""
+        return self.documents.read(
+            path=path, chunk_id=chunk_id, start_line=start_line, end_line=end_line, page=page,
+            pages=pages, around=around, max_chars=max_chars,
+        )  # fmt: skip
 
-    def list_documents(self, *, pending: Iterable[Path] = (), **filters: Any) -> DocumentPage:
-        """Indexed, pending and failed files; filters as :meth:`Documents.list`.
+    def list_documents(
+        self,
+        *,
+        path_prefix: str | None = None,
+        file_types: Sequence[str] | None = None,
+        status: Sequence[str] | None = None,
+        modified_after: float | None = None,
+        sort: str = "path",
+        limit: int = 50,
+        cursor: str | None = None,
+        pending: Iterable[Path] = (),
+    ) -> DocumentPage:
+        """Indexed, pending and failed files, filtered, sorted and paged: see
+        :func:`~.query.listing.list_documents`.
 
         Args:
             pending: Paths the caller knows wait for indexing (the watcher's queue). While an
                 ingest runs, the watched folders are walked for the files it has not reached.
         """
-        return self.documents.listing(pending=pending, scan=self.run.pending > 0, **filters)
+        return self.documents.listing(
+            path_prefix=path_prefix, file_types=file_types, status=status,
+            modified_after=modified_after, sort=sort, limit=limit, cursor=cursor,
+            pending=pending, scan=self.run.pending > 0,
+        )  # fmt: skip
 
     def document_uri(self, path: str) -> str:
         """The ``doc://FOLDER/REL/PATH`` URI of a file in a watched folder."""
@@ -368,6 +367,7 @@ class IndexService:
         if not self.is_writer:  # the live writing process's run, as it published it
             live = self.writer_pid if self.lock.taken() else None
             pending, indexing, paused, building = astuple(self.progress_file.read(live))
+        embeddings, reranking = self.models.where()
         return IndexStatus(
             documents=counts["documents"],
             chunks=counts["chunks"],
@@ -382,10 +382,10 @@ class IndexService:
                 else f"embedded chroma {self.settings.chroma_dir}"
             ),
             embedding_model=self.settings.embedding_model,
-            embedding_dimension=getattr(self._embedder, "dimension", None) or dim,
+            embedding_dimension=getattr(self.models.loaded_embedder, "dimension", None) or dim,
             embedding_loaded=self.embedder_loaded,
-            embeddings=embedding_location(self.settings, self._embedder),
-            reranking=reranker_location(self.settings, self._reranker),
+            embeddings=embeddings,
+            reranking=reranking,
             last_ingest=self.last_report,
             role="writer" if self.is_writer else "reader",
             writer_pid=self.writer_pid,
@@ -396,10 +396,6 @@ class IndexService:
     def close(self) -> None:
         if self._own_parsers and self._parsers is not None:
             self._parsers.close()
-        # An embedder passed in belongs to the caller.
-        for model in (self._embedder if self._owns_embedder else None, self._reranker):
-            closing = getattr(model, "close", None)
-            if closing is not None:
-                closing()
+        self.models.close()
         self.lock.release()
         self.storage.close()

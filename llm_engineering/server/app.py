@@ -15,13 +15,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
 from llm_engineering import __version__
-from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
-from llm_engineering.errors import LlmEngError
-from llm_engineering.index_store.background import IndexRunner
-from llm_engineering.index_store.service import IndexService
-from llm_engineering.server.context import AppContext
-from llm_engineering.server.notifications import ResourceNotifier
+from llm_engineering.context import AppContext, Role
 from llm_engineering.tools import adapters as adapter_tools
 from llm_engineering.tools import answer as answer_tools
 from llm_engineering.tools import completions as completion_tools
@@ -32,6 +27,7 @@ from llm_engineering.tools import rerank as rerank_tools
 from llm_engineering.tools import resources as resource_tools
 from llm_engineering.tools import search as search_tools
 from llm_engineering.tools import train as train_tools
+from llm_engineering.tools.notifications import ResourceNotifier
 
 __all__ = ["create_server"]
 
@@ -71,55 +67,22 @@ def create_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
-        app = AppContext(settings=settings, read_only=read_only)
+        role: Role = "read-only" if read_only else "server"
+        app = await anyio.to_thread.run_sync(lambda: AppContext.open(settings, role, watch=watch))
         async with anyio.create_task_group() as notifying:
             await notifying.start(notifier.run)
             try:
-                await _open(app)
+                if app.index is not None:  # before the indexer starts: it tells of changes
+                    notifier.follow(app.index)
+                await anyio.to_thread.run_sync(app.start)
                 if on_open is not None:
                     on_open(app)
                 yield app
             finally:
                 if on_open is not None:
                     on_open(None)
-                await _close(app)
+                await anyio.to_thread.run_sync(app.close)
                 notifying.cancel_scope.cancel()
-
-    async def _open(app: AppContext) -> None:
-        try:
-            app.index = await anyio.to_thread.run_sync(IndexService, settings)
-        except LlmEngError as exc:
-            app.index_error = str(exc)
-            log.error("cannot open the index: %s", exc)
-        if app.index is not None:
-            notifier.follow(app.index)
-            app.runner = IndexRunner(
-                app.index,
-                settings.watch,
-                read_only=read_only,
-                watch=watch,
-                debounce=settings.watch_debounce,
-            )
-            app.runner.start()
-        try:
-            app.training = await anyio.to_thread.run_sync(TrainingService, settings)
-        except LlmEngError as exc:  # its jobs table lives in state.sqlite too (damaged?)
-            app.training_error = str(exc)
-            log.error("training is not available: %s", exc)
-            return
-        if not read_only:
-            # Runs queued jobs whenever this copy holds jobs.lock; resumes ones a restart stopped.
-            app.training.start_runner()
-
-    async def _close(app: AppContext) -> None:
-        if app.training is not None:
-            await anyio.to_thread.run_sync(app.training.close)
-        if app.runner is not None:
-            await anyio.to_thread.run_sync(app.runner.stop)
-        if app.generators is not None:
-            app.generators.close()
-        if app.index is not None:
-            app.index.close()
 
     server = MCPServer(
         "llm-engineering",

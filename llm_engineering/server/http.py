@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import socket
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -13,6 +12,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from llm_engineering.config import Settings
 from llm_engineering.errors import ConfigError
+from llm_engineering.origins import allowed_hosts, allowed_origins
 from llm_engineering.throttle import TokenThrottle, client_of
 
 __all__ = ["BearerAuth", "BesideMcp", "build_http_app", "run_http", "transport_security"]
@@ -27,27 +27,12 @@ unread (after the process was stopped, suspended or starved), and the kernel the
 under the client; a longer wait covers such pauses of up to a minute."""
 
 
-def _allowed_hosts(settings: Settings) -> list[str]:
-    hosts = ["127.0.0.1", "localhost", "[::1]"]
-    if not settings.host_is_loopback:
-        if settings.host in ("0.0.0.0", "::", ""):
-            hosts += [socket.gethostname(), socket.getfqdn()]
-        else:
-            hosts.append(f"[{settings.host}]" if ":" in settings.host else settings.host)
-    hosts += settings.allowed_hosts
-    return list(dict.fromkeys(h for h in hosts if h))
-
-
 def transport_security(settings: Settings) -> TransportSecuritySettings:
     """DNS-rebinding protection: only known Host headers, and browser Origins of those hosts."""
-    hosts = _allowed_hosts(settings)
-    allowed_hosts = [entry for host in hosts for entry in (host, f"{host}:*")]
-    origins = [f"{scheme}://{host}:*" for host in hosts for scheme in ("http", "https")]
-    origins += [f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=allowed_hosts,
-        allowed_origins=origins + list(settings.allowed_origins),
+        allowed_hosts=allowed_hosts(settings),
+        allowed_origins=allowed_origins(settings),
     )
 
 

@@ -16,8 +16,8 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 
+from llm_engineering.context import AppContext
 from llm_engineering.errors import LlmEngError, UserError
-from llm_engineering.server.context import AppContext
 
 __all__ = ["ThreadProgress", "TokenStream", "app_of", "tool_hints", "user_errors"]
 
@@ -28,7 +28,7 @@ R = TypeVar("R")
 
 
 def app_of(ctx: Context | ServerRequestContext[Any, Any]) -> AppContext:
-    """The :class:`~llm_engineering.server.context.AppContext` opened by the lifespan.
+    """The :class:`~llm_engineering.context.AppContext` opened by the lifespan.
 
     ``ctx``: a tool's Context, or the request context a lowlevel handler gets.
     """

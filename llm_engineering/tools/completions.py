@@ -15,8 +15,8 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CompleteRequestParams, CompleteResult, Completion, PromptReference
 
+from llm_engineering.context import AppContext
 from llm_engineering.errors import UserError
-from llm_engineering.server.context import AppContext
 from llm_engineering.tools.common import app_of
 from llm_engineering.tools.resources import DOC_TEMPLATE
 

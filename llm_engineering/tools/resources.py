@@ -32,8 +32,8 @@ from mcp_types import (
 from llm_engineering.errors import UserError
 from llm_engineering.index_store.query.documents import DocumentSlice, mime_type
 from llm_engineering.index_store.service import IndexService
-from llm_engineering.server.notifications import ResourceNotifier
 from llm_engineering.tools.common import app_of
+from llm_engineering.tools.notifications import ResourceNotifier
 
 __all__ = ["DOC_SCHEME", "DOC_TEMPLATE", "read_document", "register"]
 

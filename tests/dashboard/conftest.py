@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from llm_engineering.adapters.service import TrainingService
-from llm_engineering.dashboard import Dashboard
-from llm_engineering.server.context import AppContext
+from llm_engineering.context import AppContext
+from llm_engineering.dashboard import Dashboard, create_dashboard
 
 SCRIPT_NAME = "<script>alert(1)</script>.md"
 """A file name that is markup: its '/' makes it a folder '<script>alert(1)<' holding 'script>.md'."""
@@ -40,7 +40,7 @@ def dashboard_factory(service_factory, mixed_folder: Path) -> Iterator:  # type:
         index.ingest([mixed_folder])
         training = TrainingService(index.settings)
         opened.append(training)
-        dashboard = Dashboard(index.settings)
+        dashboard = create_dashboard(index.settings)
         dashboard.attach(
             AppContext(settings=index.settings, read_only=False, index=index, training=training)
         )

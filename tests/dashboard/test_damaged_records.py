@@ -9,8 +9,8 @@ import pytest
 
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
-from llm_engineering.dashboard import Dashboard
-from llm_engineering.server.context import AppContext
+from llm_engineering.context import AppContext
+from llm_engineering.dashboard import create_dashboard
 from tests.adapters.fictional import fact_records
 from tests.adapters.test_damaged import damaged_registry
 from tests.dashboard.conftest import client
@@ -23,7 +23,7 @@ async def test_the_adapters_and_jobs_pages_list_damaged_records_and_the_rest(
 ) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     training = TrainingService(settings)
-    dashboard = Dashboard(settings)
+    dashboard = create_dashboard(settings)
     dashboard.attach(AppContext(settings=settings, read_only=False, training=training))
     damaged = damaged_registry(settings.data_dir)
     good = training.start_job("good", records=fact_records(12))

@@ -12,7 +12,7 @@ import pytest
 
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
-from llm_engineering.server.context import AppContext
+from llm_engineering.context import AppContext
 from llm_engineering.tools.adapters import list_adapters
 from llm_engineering.tools.train import get_job, list_jobs
 from tests.adapters.fictional import fact_records

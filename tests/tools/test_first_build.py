@@ -17,7 +17,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from llm_engineering.dashboard import Dashboard
+from llm_engineering.dashboard import create_dashboard
 from llm_engineering.server.app import create_server
 from tests.index_store.http_stub import http_stub
 from tests.index_store.ingest.test_full_disk import new_files
@@ -50,7 +50,7 @@ async def test_while_the_first_build_runs_every_search_says_how_far_it_is_and_th
 
     with http_stub(held_documents) as stub:
         settings = settings_factory(watch=[folder], embedding_url=stub.url)
-        dashboard = Dashboard(settings)
+        dashboard = create_dashboard(settings)
         web = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=dashboard.app, client=("127.0.0.1", 123)),
             base_url="http://127.0.0.1:8765",

@@ -13,7 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
-from llm_engineering.server.context import AppContext
+from llm_engineering.context import AppContext
 from llm_engineering.tools.train import start_qlora_job
 from tests.adapters.fictional import fact_records
 

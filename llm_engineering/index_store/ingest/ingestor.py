@@ -122,6 +122,6 @@ class Ingestor:
         broken: set[str] = set()
         if missing:
             for chunk in self._ledger.chunks_by_ids(sorted(missing)).values():
-                broken.add(chunk["path"])
+                broken.add(chunk.path)
             self._ledger.remove_files(broken)
         return len(orphans), len(broken)

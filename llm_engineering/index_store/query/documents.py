@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 from urllib.parse import quote, unquote
 
 from llm_engineering.errors import PathError, UserError
@@ -110,9 +110,25 @@ class Documents:
         known = ", ".join(self._names.values()) or "none"
         raise PathError(f"no watched folder is called {name!r} (watched: {known})")
 
-    def listing(self, **filters: Any) -> DocumentPage:
-        """Indexed, pending and failed files: see :func:`listing.list_documents`."""
-        return list_documents(self._ledger, self._folders, self.uri, **filters)
+    def listing(
+        self,
+        *,
+        path_prefix: str | None = None,
+        file_types: Sequence[str] | None = None,
+        status: Sequence[str] | None = None,
+        modified_after: float | None = None,
+        sort: str = "path",
+        limit: int = 50,
+        cursor: str | None = None,
+        pending: Iterable[Path] = (),
+        scan: bool = False,
+    ) -> DocumentPage:
+        """Indexed, pending and failed files: see :func:`~.listing.list_documents`."""
+        return list_documents(
+            self._ledger, self._folders, self.uri, path_prefix=path_prefix,
+            file_types=file_types, status=status, modified_after=modified_after, sort=sort,
+            limit=limit, cursor=cursor, pending=pending, scan=scan,
+        )  # fmt: skip
 
     # -- one document --------------------------------------------------------------------
 

@@ -103,9 +103,9 @@ def list_documents(
     *,
     path_prefix: str | None = None,
     file_types: Sequence[str] | None = None,
-    status: Sequence[Status] | None = None,
+    status: Sequence[str] | None = None,
     modified_after: float | None = None,
-    sort: Sort = "path",
+    sort: str = "path",
     limit: int = 50,
     cursor: str | None = None,
     pending: Iterable[Path] = (),
@@ -124,11 +124,12 @@ def list_documents(
         raise UserError(f"limit must be between 1 and {MAX_LIMIT}")
     if sort not in ("path", "modified"):
         raise UserError("sort must be path or modified")
+    by: Sort = "modified" if sort == "modified" else "path"
     wanted = set(status or ("indexed", "pending", "failed"))
     if not wanted <= {"indexed", "pending", "failed"}:
         raise UserError("status must be indexed, pending or failed")
     types = [t.lower().lstrip(".") for t in file_types or []]
-    after = _decode_cursor(cursor, sort) if cursor else None
+    after = _decode_cursor(cursor, by) if cursor else None
 
     waiting = _pending_rows(ledger, folders, pending, scan)
     candidates = [r for r in waiting if _matches(r, path_prefix, types, modified_after)]
@@ -149,19 +150,19 @@ def list_documents(
         page_where += f" AND status IN ({','.join('?' * len(ledger_statuses))})"
         page_params += ledger_statuses
         if after is not None:
-            clause, values = _after_sql(sort, after)
+            clause, values = _after_sql(by, after)
             page_where += f" AND {clause}"
             page_params += values
-        order = "path" if sort == "path" else "mtime_ns DESC, path"
+        order = "path" if by == "path" else "mtime_ns DESC, path"
         fetched = ledger.list_files(page_where, page_params, order, limit + 1 + len(stale))
         rows = [r for r in fetched if r.path not in stale]
     if "pending" in wanted:
-        rows += [r for r in candidates if after is None or _is_after(r, sort, after)]
-    rows.sort(key=lambda r: _sort_key(r, sort))
+        rows += [r for r in candidates if after is None or _is_after(r, by, after)]
+    rows.sort(key=lambda r: _sort_key(r, by))
     page, more = rows[:limit], len(rows) > limit
     return DocumentPage(
         documents=[_info(r, uri) for r in page],
-        next_cursor=_encode_cursor(page[-1], sort) if more and page else None,
+        next_cursor=_encode_cursor(page[-1], by) if more and page else None,
         totals=totals,
     )
 

@@ -18,7 +18,7 @@ from llm_engineering.index_store.models.reranking import Candidate, Reranker
 from llm_engineering.index_store.query.fusion import reciprocal_rank_fusion
 from llm_engineering.index_store.query.query_batch import QueryBatcher
 from llm_engineering.index_store.store.keyword import KeywordIndex, fts_query
-from llm_engineering.index_store.store.ledger import Ledger
+from llm_engineering.index_store.store.ledger import ChunkInFile, Ledger
 from llm_engineering.index_store.store.vectors import VectorIndex, VectorsPaused
 
 __all__ = ["Hit", "SearchMode", "Searcher", "normalize_file_types"]
@@ -156,14 +156,14 @@ class Searcher:
                 break
             row = rows[cid]
             # Deleted a moment ago and not yet forgotten (the watcher's latency): not a hit.
-            if not os.path.exists(row["path"]):
+            if not os.path.exists(row.path):
                 continue
             hits.append(
                 Hit(
-                    chunk_id=cid, path=row["path"], rel_path=row["rel_path"], title=row["title"] or "",
-                    text=row["text"], score=round(float(score), 6), heading=row["heading"],
-                    file_type=row["file_type"], page=row["page"], start_line=row["start_line"],
-                    end_line=row["end_line"], retrieved_by=by.get(cid, []),
+                    chunk_id=cid, path=row.path, rel_path=row.rel_path, title=row.title or "",
+                    text=row.text, score=round(float(score), 6), heading=row.heading,
+                    file_type=row.file_type, page=row.page, start_line=row.start_line,
+                    end_line=row.end_line, retrieved_by=by.get(cid, []),
                     reranker=reranker.name if reranker is not None else None,
                 )
             )  # fmt: skip
@@ -175,7 +175,7 @@ class Searcher:
         query: str,
         match: str | None,
         fused: list[tuple[str, float]],
-        rows: dict[str, dict],
+        rows: dict[str, ChunkInFile],
         size: int,
     ) -> list[tuple[str, float]]:
         head, tail = fused[:size], fused[size:]
@@ -187,8 +187,8 @@ class Searcher:
         bm25 = self._keyword.bm25_for(match, ids) if match else {}
         candidates = [
             Candidate(
-                text=rows[cid]["text"],
-                heading=rows[cid]["heading"],
+                text=rows[cid].text,
+                heading=rows[cid].heading,
                 embedding=vectors.get(cid),
                 bm25=bm25.get(cid, 0.0),
             )

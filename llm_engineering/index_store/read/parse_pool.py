@@ -20,10 +20,7 @@ import json
 import logging
 import os
 import queue
-import select
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -34,17 +31,13 @@ from typing import Any, Literal
 
 from llm_engineering.errors import ParserStartError
 from llm_engineering.index_store.read.chunking import Chunk
-from llm_engineering.index_store.read.parse_worker import write_frame
+from llm_engineering.index_store.read.parse_process import STARTUP_S, WorkerDied, WorkerProcess
 from llm_engineering.index_store.read.readers import ReadLimits
 
 __all__ = ["ParseConfig", "ParsePool", "ParseRequest", "ParseResult"]
 
 log = logging.getLogger(__name__)
 
-_HEADER_SIZE = 8
-# How long a worker may take to start (imports) or to take a config (a tokenizer): never
-# counted against a file, and only a broken installation comes near it.
-_STARTUP_S = 300.0
 _SPARE_AFTER_S = 1.0
 """Files that waited this long for the busy workers start one more (up to ``workers``)."""
 
@@ -93,109 +86,6 @@ class ParseResult:
     pages: list[int] | None = None
 
 
-class _Dead(Exception):
-    """The worker process ended, or broke the protocol."""
-
-
-class _Worker:
-    """One worker process and the config ids it knows."""
-
-    def __init__(self, memory_bytes: int):
-        env = dict(os.environ)
-        # One thread and one malloc arena: nothing else claims the capped address space.
-        env.update({"TOKENIZERS_PARALLELISM": "false", "MALLOC_ARENA_MAX": "1"})
-        env.setdefault("OMP_NUM_THREADS", "1")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llm_engineering.index_store.read.parse_worker",
-                str(memory_bytes),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self._in = self.process.stdin
-        self._out = self.process.stdout.fileno()
-        self.known: set[str] = set()
-
-    def wait_ready(self) -> None:
-        """Wait for the worker's imports to finish.
-
-        Raises:
-            ParserStartError: it exited or did not say ready within the start-up bound.
-        """
-        try:
-            header = self._read(_HEADER_SIZE, time.monotonic() + _STARTUP_S)
-            body = (
-                self._read(int.from_bytes(header, "big"), time.monotonic() + _STARTUP_S)
-                if header
-                else None
-            )
-        except _Dead:
-            body = None
-        if body is None or json.loads(body).get("status") != "ready":
-            self.stop()
-            raise ParserStartError(
-                f"a parse worker process did not start ({sys.executable} -m "
-                "llm_engineering.index_store.read.parse_worker; see its errors above)"
-            )
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def ask(self, message: dict[str, Any], deadline: float) -> dict[str, Any] | None:
-        """The answer, or None once ``deadline`` (monotonic) passes first.
-
-        Raises:
-            _Dead: the process ended (or closed its pipe) before answering.
-        """
-        try:
-            write_frame(self._in, message)
-        except (BrokenPipeError, OSError) as exc:
-            raise _Dead(str(exc)) from exc
-        header = self._read(_HEADER_SIZE, deadline)
-        if header is None:
-            return None
-        body = self._read(int.from_bytes(header, "big"), deadline)
-        if body is None:
-            return None
-        answer: dict[str, Any] = json.loads(body)
-        return answer
-
-    def _read(self, length: int, deadline: float) -> bytes | None:
-        buffer = bytearray(length)
-        view = memoryview(buffer)
-        done = 0
-        while done < length:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            ready, _, _ = select.select([self._out], [], [], left)
-            if not ready:
-                continue
-            got = os.readv(self._out, [view[done : done + (1 << 22)]])
-            if got == 0:
-                raise _Dead("the worker closed its output")
-            done += got
-        return bytes(buffer)
-
-    def stop(self) -> int | None:
-        """Kill the process (if it still runs) and reap it; its exit status."""
-        if self.process.poll() is None:
-            self.process.kill()
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # unkillable (D state): leave it to the OS
-            return None
-        finally:
-            self._in.close()
-            if self.process.stdout is not None:
-                self.process.stdout.close()
-
-
 class ParsePool:
     """Persistent parse worker processes, each served by a thread: the first starts with the
     first file, the others when files wait for it (``_SPARE_AFTER_S``).
@@ -212,7 +102,7 @@ class ParsePool:
             queue.SimpleQueue()
         )
         self._threads: list[threading.Thread] = []
-        self._live: set[_Worker] = set()
+        self._live: set[WorkerProcess] = set()
         self._lock = threading.Lock()
         self._closed = False
         self._one_ready = threading.Event()
@@ -301,7 +191,7 @@ class ParsePool:
             time.sleep(0.1)
 
     def _serve(self) -> None:
-        worker: _Worker | None = None
+        worker: WorkerProcess | None = None
         try:
             while True:
                 job = self._jobs.get()
@@ -321,8 +211,8 @@ class ParsePool:
                 self._retire(worker)
 
     def _run(
-        self, request: ParseRequest, worker: _Worker | None
-    ) -> tuple[ParseResult, _Worker | None]:
+        self, request: ParseRequest, worker: WorkerProcess | None
+    ) -> tuple[ParseResult, WorkerProcess | None]:
         """Parse one file; returns its result and the worker to keep (None: it was stopped)."""
         for attempt in range(2):
             if worker is None or not worker.alive():
@@ -340,10 +230,10 @@ class ParsePool:
             try:
                 if key not in worker.known:
                     configure = {"configure": key, "config": request.config.message()}
-                    if worker.ask(configure, time.monotonic() + _STARTUP_S) is None:
-                        raise _Dead("it did not take its configuration")
+                    if worker.ask(configure, time.monotonic() + STARTUP_S) is None:
+                        raise WorkerDied("it did not take its configuration")
                 answer = worker.ask(message, time.monotonic() + request.timeout_s)
-            except _Dead:
+            except WorkerDied:
                 status = self._retire(worker)
                 worker = None
                 if attempt == 0 and not fresh and not self._closed:
@@ -406,8 +296,8 @@ class ParsePool:
             f"{self.memory_bytes / 1048576:g} MiB a parser may use: parse_memory_mb)"
         )
 
-    def _spawn(self) -> _Worker:
-        worker = _Worker(self.memory_bytes)
+    def _spawn(self) -> WorkerProcess:
+        worker = WorkerProcess(self.memory_bytes)
         with self._lock:
             self._live.add(worker)
         try:
@@ -419,7 +309,7 @@ class ParsePool:
         self._one_ready.set()
         return worker
 
-    def _retire(self, worker: _Worker) -> int | None:
+    def _retire(self, worker: WorkerProcess) -> int | None:
         with self._lock:
             self._live.discard(worker)
         return worker.stop()

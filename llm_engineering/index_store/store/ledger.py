@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from llm_engineering.paths import path_text
 from llm_engineering.storage import Migrations, Storage, run_script
 
-__all__ = ["MIGRATIONS", "ChunkRow", "FileRow", "Ledger"]
+__all__ = ["MIGRATIONS", "ChunkInFile", "ChunkRow", "FileRow", "Ledger"]
 
 T = TypeVar("T")
 
@@ -56,6 +56,29 @@ class ChunkRow:
     page: int | None = None
     start_line: int | None = None
     end_line: int | None = None
+
+
+@dataclass
+class ChunkInFile:
+    """A chunk with what search results show of its file."""
+
+    id: str
+    path: str
+    rel_path: str
+    title: str | None
+    file_type: str
+    text: str
+    heading: str
+    page: int | None
+    start_line: int | None
+    end_line: int | None
+    ordinal: int
+
+
+_CHUNK_IN_FILE_COLUMNS = (
+    "c.id, c.path, f.rel_path, f.title, f.file_type, c.text, c.heading, c.page, c.start_line, "
+    "c.end_line, c.ordinal"
+)
 
 
 @MIGRATIONS.register
@@ -370,20 +393,18 @@ class Ledger:
     def all_chunk_ids(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT id FROM chunks")}
 
-    def chunks_by_ids(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Chunk rows joined with their file, keyed by id."""
-        found: dict[str, dict[str, Any]] = {}
+    def chunks_by_ids(self, ids: Sequence[str]) -> dict[str, ChunkInFile]:
+        """Chunk rows joined with their file, keyed by id (ids no longer indexed are left out)."""
+        found: dict[str, ChunkInFile] = {}
         ids = list(ids)
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
             marks = ",".join("?" * len(batch))
             cursor = self.db.execute(
-                "SELECT c.id, c.path, f.rel_path, f.title, f.file_type, c.text, c.heading, c.page, "
-                "c.start_line, c.end_line, c.ordinal FROM chunks c JOIN files f ON f.path = c.path "
+                f"SELECT {_CHUNK_IN_FILE_COLUMNS} FROM chunks c JOIN files f ON f.path = c.path "
                 f"WHERE c.id IN ({marks})",
                 batch,
             )
-            names = [col[0] for col in cursor.description]
             for row in cursor:
-                found[row[0]] = dict(zip(names, row, strict=True))
+                found[row[0]] = ChunkInFile(*row)
         return found

@@ -15,7 +15,7 @@ from mcp.server.subscriptions import (
 )
 
 from llm_engineering.index_store.changes import IndexChange
-from llm_engineering.server.notifications import ResourceNotifier
+from llm_engineering.tools.notifications import ResourceNotifier
 from tests.conftest import describe
 
 pytestmark = pytest.mark.anyio
