@@ -14,12 +14,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from llm_engineering.adapters.job_view import JobView
 from llm_engineering.adapters.jobs import ACTIVE, Job
-from llm_engineering.adapters.progress import JobView
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.context import AppContext
 from llm_engineering.dashboard.app import dashboard_of, in_thread, see_other
-from llm_engineering.dashboard.tail import EventTail
 from llm_engineering.errors import DatasetError, UserError
 
 __all__ = ["JobViews", "parse_hyperparameters", "routes"]
@@ -54,18 +53,13 @@ class JobViews:
         self._lock = threading.Lock()
 
     def signature(self, training: TrainingService, job: Job) -> tuple[Any, ...]:
-        events = training.store.folder(job.id) / "events.jsonl"
-        try:
-            stat = events.stat()
-            size = (stat.st_size, stat.st_mtime_ns)
-        except FileNotFoundError:
-            size = (0, 0)
-        return (job.status, job.adapter, job.error, job.attempts, job.cancel_requested, size)
+        events = training.events_stamp(job)
+        return (job.status, job.adapter, job.error, job.attempts, job.cancel_requested, events)
 
     def views(self, training: TrainingService, limit: int = JOBS_SHOWN) -> list[JobView]:
         views = []
         with self._lock:
-            rows = training.store.jobs(limit=limit)
+            rows = training.job_rows(limit=limit)
             for job in rows:
                 signature = self.signature(training, job)
                 cached = self._cache.get(job.id)
@@ -78,7 +72,7 @@ class JobViews:
         return views
 
     def list_signature(self, training: TrainingService, limit: int = JOBS_SHOWN) -> Any:
-        return [(job.id, self.signature(training, job)) for job in training.store.jobs(limit=limit)]
+        return [(job.id, self.signature(training, job)) for job in training.job_rows(limit=limit)]
 
 
 def parse_hyperparameters(text: str) -> dict[str, Any] | None:
@@ -195,7 +189,7 @@ def chart_data(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _detail(training: TrainingService, job_id: str) -> dict[str, Any]:
     view = training.view(job_id, tail=0)
-    tail = EventTail(training.store.folder(job_id) / "events.jsonl")
+    tail = training.tail_events(job_id)
     events = tail.read_all()
     shown = [e for e in events if e.get("event") != "step"][-EVENTS_SHOWN:]
     steps = [e for e in events if e.get("event") == "step"][-10:]
@@ -224,15 +218,14 @@ async def job_events(request: Request) -> Response:
     dashboard = dashboard_of(request)
     training = _training(dashboard.require())
     job_id = request.path_params["job_id"]
-    await in_thread(lambda: training.store.get(job_id))  # unknown: an error page, not a stream
     resume_at = request.headers.get("last-event-id") or request.query_params.get("offset", "0")
-    tail = EventTail(
-        training.store.folder(job_id) / "events.jsonl", int(resume_at) if resume_at.isdigit() else 0
-    )
+    offset = int(resume_at) if resume_at.isdigit() else 0
+    # An unknown job raises here: an error page, not a stream.
+    tail = await in_thread(lambda: training.tail_events(job_id, offset))
     shown_status = request.query_params.get("status", "")
 
     def row_signature() -> tuple[Any, ...]:
-        job = training.store.get(job_id)
+        job = training.job(job_id)
         return (job.status, job.adapter, job.error, job.attempts, job.cancel_requested)
 
     async def changes() -> AsyncIterator[dict[str, str]]:

@@ -28,7 +28,7 @@ async def test_the_adapters_and_jobs_pages_list_damaged_records_and_the_rest(
     damaged = damaged_registry(settings.data_dir)
     good = training.start_job("good", records=fact_records(12))
     bad = training.start_job("bad", records=fact_records(12))
-    spec_file = training.store.folder(bad.id) / "job.json"
+    spec_file = training.store.folder(bad.id).spec_file
     spec_file.write_text("[1, 2")
     async with client(dashboard) as http:
         adapters = await http.get("/adapters")

@@ -42,7 +42,7 @@ async def test_the_listing_tools_answer_and_name_each_damaged_record(tmp_path: P
 
     good = training.start_job("good", records=fact_records(12))
     bad = training.start_job("bad", records=fact_records(12))
-    spec_file = training.store.folder(bad.id) / "job.json"
+    spec_file = training.store.folder(bad.id).spec_file
     spec_file.write_text("{")
     jobs = {job.job_id: job for job in (await list_jobs(ctx)).jobs}
     assert jobs[good.id].damaged is None and jobs[good.id].eval_examples == 0
