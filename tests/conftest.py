@@ -108,6 +108,12 @@ def mixed_folder(tmp_path: Path) -> Path:
     return make_mixed_folder(tmp_path / "docs")
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """``pytest.mark.anyio`` tests run on asyncio only: the loop the server and SDK run on."""
+    return "asyncio"
+
+
 RUN_DIR = "LLM_ENG_TEST_RUN_DIR"
 """A folder for the whole run, shared by every pytest-xdist worker (set by the controller)."""
 RUN_PID = "LLM_ENG_TEST_RUN_PID"

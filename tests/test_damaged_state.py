@@ -138,11 +138,6 @@ def test_rebuild_remakes_a_damaged_state_file_and_keeps_the_jobs_and_adapters(
     assert card.read_text() == card_text
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_the_server_stays_up_and_its_tools_name_the_damaged_file(
     settings_factory, mixed_folder: Path

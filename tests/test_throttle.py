@@ -13,11 +13,6 @@ from llm_engineering.throttle import FREE_FAILURES, MAX_DELAY_S, TokenThrottle
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class ManualTime:
     """A clock that moves only when the throttle sleeps: waits are recorded, never taken."""
 

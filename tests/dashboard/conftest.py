@@ -25,11 +25,6 @@ def write_script_named_file(folder: Path) -> Path:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def dashboard_factory(service_factory, mixed_folder: Path) -> Iterator:  # type: ignore[no-untyped-def]
     """``make(**settings)``: a Dashboard attached to an index of ``mixed_folder`` (ingested)."""
     opened: list[TrainingService] = []

@@ -20,11 +20,6 @@ from tests.server.helpers import call, error_of, indexed, running, search, wait_
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def paused(status: dict) -> bool:  # type: ignore[type-arg]
     return PHRASE in (status["error"] or "")
 

@@ -25,11 +25,6 @@ from tests.server.helpers import (
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_links_out_of_the_folder_are_never_searched_or_served_and_status_says_why(
     tmp_path: Path,
 ) -> None:

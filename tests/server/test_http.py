@@ -33,11 +33,6 @@ INIT = {
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def serve_http(data_dir: Path, port: int, *args: str) -> list[str]:
     return [LLM_ENG, "serve", "--http", "--port", str(port), "--data-dir", str(data_dir), *args]
 

@@ -15,11 +15,6 @@ from tests.server.helpers import indexed, names, search, stdio_client, wait_for_
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_search_finds_each_file_type_then_follows_edits_deletes_and_skips_unchanged(
     mixed_folder: Path, tmp_path: Path
 ) -> None:

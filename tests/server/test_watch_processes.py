@@ -21,11 +21,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 SMALL_CHUNKS = {"LLM_ENG_CHUNK_SIZE": "48", "LLM_ENG_CHUNK_OVERLAP": "8"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def many_files(folder: Path, count: int, words: int = 30) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):

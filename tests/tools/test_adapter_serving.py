@@ -24,11 +24,6 @@ QUESTIONS = {
 WORDS = {"zorblax": FACT_WORD, "pelmora": BRIDGE_WORD}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_a_llama_cpp_python_server_started_from_the_printed_config_answers_with_each_adapter(
     trained_adapters: Path, tmp_path: Path
 ) -> None:

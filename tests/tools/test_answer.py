@@ -13,11 +13,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 FACT = "The Zephyr-9 espresso machine costs 1,249 euros and ships from Lyon within five days."
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_a_grounded_answer_cites_the_right_file_and_streams_its_tokens(
     mixed_folder: Path, tmp_path: Path
 ) -> None:

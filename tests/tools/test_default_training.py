@@ -31,11 +31,6 @@ from tests.server.helpers import call, error_of, stdio_client
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def mentions_fact(
     client: Client, adapter: str | None, questions: list[str] = HELD_OUT
 ) -> list[str]:

@@ -15,11 +15,6 @@ from tests.server.helpers import call, error_of, indexed, search, stdio_client, 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_an_agent_opens_a_hit_reads_on_and_is_kept_inside_the_folder(
     mixed_folder: Path, tmp_path: Path
 ) -> None:

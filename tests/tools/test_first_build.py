@@ -30,11 +30,6 @@ pytestmark = pytest.mark.anyio
 FILES = 10
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_while_the_first_build_runs_every_search_says_how_far_it_is_and_the_overview_follows(
     settings_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]

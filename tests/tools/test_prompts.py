@@ -27,11 +27,6 @@ from tests.server.helpers import indexed, stdio_client, wait_for_status
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def seed_adapter_and_job(data_dir: Path) -> str:
     """An adapter named ``faq`` in the registry and a finished job; returns the job's id."""
     peft = data_dir / "peft-src"

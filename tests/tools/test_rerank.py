@@ -12,11 +12,6 @@ from tests.server.helpers import indexed, names, search, stdio_client, wait_for_
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_search_can_rerank_and_rerank_orders_given_passages(
     mixed_folder: Path, tmp_path: Path
 ) -> None:

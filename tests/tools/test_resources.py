@@ -25,11 +25,6 @@ from tests.server.helpers import indexed, running, stdio_client, wait_for_status
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def list_all(client: Client) -> tuple[list[Any], int]:
     """Every resource, following the cursors; and how many pages that took."""
     resources, cursor, pages = [], None, 0

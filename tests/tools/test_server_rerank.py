@@ -18,11 +18,6 @@ from tests.server.helpers import call, indexed, names, stdio_client, wait_for_st
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_rerank_and_search_docs_use_the_rerank_server_and_index_status_says_so(
     mixed_folder: Path, tmp_path: Path
 ) -> None:

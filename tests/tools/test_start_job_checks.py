@@ -20,11 +20,6 @@ from tests.adapters.fictional import fact_records
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_start_qlora_job_refuses_non_finite_values_and_reports_its_estimate(
     tmp_path: Path,
 ) -> None:
