@@ -83,14 +83,26 @@ async def test_a_changed_failed_or_removed_document_is_updated_and_only_comings_
     ]
 
 
-def test_a_change_reported_before_the_loop_runs_or_after_it_stopped_is_dropped_quietly() -> None:
-    notifier = ResourceNotifier(InMemorySubscriptionBus())
-    notifier.index_changed(IndexChange(added=("/d/a.md",)))
+async def test_a_change_reported_before_the_loop_runs_or_after_it_stopped_is_dropped() -> None:
+    """Dropped, not kept for later: a run delivers only what is reported while it runs."""
+    bus, events = InMemorySubscriptionBus(), list[ServerEvent]()
+    bus.subscribe(events.append)
+    notifier = ResourceNotifier(bus, interval=0.0)
 
-    async def run_then_stop() -> None:
+    async def report(name: str) -> None:
+        change = IndexChange(updated=(f"/d/{name}.md",))
+        await anyio.to_thread.run_sync(notifier.index_changed, change)
+
+    async def run_once(name: str) -> None:
         async with anyio.create_task_group() as tasks:
             await tasks.start(notifier.run)
+            await report(name)
+            await until(lambda: ResourceUpdated(f"/d/{name}.md") in events)
             tasks.cancel_scope.cancel()
 
-    anyio.run(run_then_stop)
-    notifier.index_changed(IndexChange(added=("/d/b.md",)))
+    await report("before-any-run")
+    await run_once("first")
+    await report("between-runs")
+    await run_once("second")
+    await report("after-the-last")
+    assert events == [ResourceUpdated("/d/first.md"), ResourceUpdated("/d/second.md")]
