@@ -108,6 +108,20 @@ def mixed_folder(tmp_path: Path) -> Path:
     return make_mixed_folder(tmp_path / "docs")
 
 
+OUTSIDE_SECRETS = ("root:x:0:0", "quartermaster vault combination")
+"""The text behind :func:`link_outside`'s links: no search, read or error may show it."""
+
+
+def link_outside(folder: Path, outside: Path) -> None:
+    """Two links in ``folder`` that lead out of it: ``passwd.txt`` to the file
+    ``outside/passwd`` and ``keys`` to the folder ``outside/keys`` (which holds ``notes.md``)."""
+    (outside / "keys").mkdir(parents=True)
+    (outside / "passwd").write_text(f"{OUTSIDE_SECRETS[0]}:root:/root:/bin/bash\n")
+    (outside / "keys" / "notes.md").write_text(f"# Keys\n\nThe {OUTSIDE_SECRETS[1]}.\n")
+    (folder / "passwd.txt").symlink_to(outside / "passwd")
+    (folder / "keys").symlink_to(outside / "keys", target_is_directory=True)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     """``pytest.mark.anyio`` tests run on asyncio only: the loop the server and SDK run on."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LLM_ENG, server_env
+from tests.conftest import LLM_ENG, OUTSIDE_SECRETS, link_outside, server_env
 from tests.index_store.ingest.test_hostile_files import nested_html, write_raw
 from tests.server.helpers import (
     PeakMemory,
@@ -28,15 +28,10 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 async def test_links_out_of_the_folder_are_never_searched_or_served_and_status_says_why(
     tmp_path: Path,
 ) -> None:
-    outside = tmp_path / "outside"
-    (outside / "keys").mkdir(parents=True)
-    (outside / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
-    (outside / "keys" / "notes.md").write_text("# Keys\n\nThe quartermaster vault combination.\n")
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "welcome.md").write_text("# Welcome\n\nThe greenhouse tomato rota.\n")
-    (folder / "passwd.txt").symlink_to(outside / "passwd")
-    (folder / "keys").symlink_to(outside / "keys", target_is_directory=True)
+    link_outside(folder, tmp_path / "outside")
 
     async with stdio_client(tmp_path / "data", "--watch", str(folder)) as client:
         status = await wait_for_status(client, indexed(3))
@@ -45,17 +40,17 @@ async def test_links_out_of_the_folder_are_never_searched_or_served_and_status_s
         assert all("outside the watched folders" in reason for reason in failed.values())
         assert status["documents"] == 1
 
-        for query in ("root:x:0:0", "quartermaster vault combination"):
+        for query in OUTSIDE_SECRETS:
             for mode in ("keyword", "hybrid"):
                 texts = [hit["text"] for hit in await search(client, query, mode=mode, top_k=10)]
-                assert not any("root:x" in t or "quartermaster" in t for t in texts), texts
+                assert not any(secret in t for t in texts for secret in OUTSIDE_SECRETS), texts
 
         for path in (folder / "passwd.txt", folder / "keys" / "notes.md"):
             result = await client.call_tool("get_document", {"path": str(path)})
             assert result.is_error, result.content
             message = result.content[0].text  # type: ignore[union-attr]
             assert "outside the watched folders" in message, message
-            assert "root:x" not in message and "quartermaster" not in message
+            assert not any(secret in message for secret in OUTSIDE_SECRETS), message
 
 
 async def test_names_that_are_not_utf8_are_failed_entries_in_every_tool_and_never_stop_indexing(

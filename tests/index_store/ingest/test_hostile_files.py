@@ -11,7 +11,7 @@ import pytest
 
 from llm_engineering.errors import DocumentError, PathError
 from llm_engineering.index_store.read.readers import ReadLimits, read_document
-from tests.conftest import write_docx, write_pdf
+from tests.conftest import OUTSIDE_SECRETS, link_outside, write_docx, write_pdf
 
 
 def inflate_docx(source: Path, target: Path, padding: int) -> None:
@@ -75,31 +75,26 @@ def test_latin1_text_is_decoded_as_western_european_text(service_factory, tmp_pa
 def test_links_leading_out_of_the_watched_folder_are_listed_as_skipped_and_never_read(
     service_factory, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    outside = tmp_path / "outside"
-    (outside / "vault").mkdir(parents=True)
-    (outside / "secret.txt").write_text("root:x:0:0:outside secret line\n")
-    (outside / "vault" / "plans.md").write_text("# Plans\n\nThe zeppelin hangar code.\n")
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "real.md").write_text("# Real\n\nOrchard pruning calendar.\n")
-    (folder / "passwd.txt").symlink_to(outside / "secret.txt")
-    (folder / "vault").symlink_to(outside / "vault", target_is_directory=True)
+    link_outside(folder, tmp_path / "outside")
     (folder / "alias.md").symlink_to(folder / "real.md")  # inside: read through
     service = service_factory(watch=[folder])
 
     report = service.ingest([folder])
     failed = {Path(f.path).name: f.error for f in report.failed}
-    assert set(failed) == {"passwd.txt", "vault"}
+    assert set(failed) == {"passwd.txt", "keys"}
     assert "outside the watched folders" in failed["passwd.txt"]
-    assert "never read" in failed["passwd.txt"] and "not followed" in failed["vault"]
+    assert "never read" in failed["passwd.txt"] and "not followed" in failed["keys"]
     assert report.added == 2  # real.md and the link to it
-    for query in ("root:x:0:0", "zeppelin hangar"):
+    for query in OUTSIDE_SECRETS:
         assert service.search(query, mode="keyword")[0] == []
     # The watcher's path: one changed link, synced on its own.
-    (folder / "passwd2.txt").symlink_to(outside / "secret.txt")
+    (folder / "passwd2.txt").symlink_to(tmp_path / "outside" / "passwd")
     report = service.sync([folder / "passwd2.txt"])
     assert [Path(f.path).name for f in report.failed] == ["passwd2.txt"]
-    assert service.search("root:x:0:0", mode="keyword")[0] == []
+    assert service.search(OUTSIDE_SECRETS[0], mode="keyword")[0] == []
 
 
 def nested_html(depth: int, text: str = "deep text") -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llm_engineering.errors import PathError, UserError
-from tests.conftest import make_mixed_folder, write_docx, write_pdf
+from tests.conftest import link_outside, make_mixed_folder, write_docx, write_pdf
 
 PDF_PAGES = [
     f"Page {n} of the survey. " + " ".join(f"finding{n}x{i}" for i in range(60))
@@ -142,12 +142,8 @@ def test_paths_out_of_the_folder_are_refused_whatever_the_trick(
 ) -> None:  # type: ignore[no-untyped-def]
     secret = tmp_path / "secret.md"
     secret.write_text("# Secret\n\nroot:x:0:0\n")
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    (outside / "x.md").write_text("# X\n")
-    os.symlink(outside, folder / "linked")
-    os.symlink(secret, folder / "link.md")
-    for path in ("../secret.md", str(secret), "linked/x.md", "link.md", "/etc/passwd"):
+    link_outside(folder, tmp_path / "elsewhere")
+    for path in ("../secret.md", str(secret), "keys/notes.md", "passwd.txt", "/etc/passwd"):
         with pytest.raises(PathError, match="outside the watched folders"):
             service.get_document(path=path)
 
