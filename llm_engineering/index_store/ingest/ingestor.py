@@ -18,6 +18,7 @@ read from SQLite) and :meth:`Ingestor.repair` deletes.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -27,11 +28,14 @@ from llm_engineering.config import Settings
 from llm_engineering.index_store.ingest.plan import Planner
 from llm_engineering.index_store.ingest.report import IngestReport
 from llm_engineering.index_store.ingest.run import IngestRun, RunLimits, RunOptions
+from llm_engineering.index_store.read.chunking import CHUNKING
 from llm_engineering.index_store.read.parse_pool import ParseConfig, ParsePool
 from llm_engineering.index_store.store.ledger import Ledger
 from llm_engineering.index_store.store.vectors import VectorIndex
 
 __all__ = ["EmbedderLike", "Ingestor"]
+
+log = logging.getLogger(__name__)
 
 
 class EmbedderLike(Protocol):
@@ -92,6 +96,8 @@ class Ingestor:
 
     def _run(self, targets: Sequence[Path], options: RunOptions, strict: bool) -> IngestReport:
         started = time.perf_counter()
+        if self._ledger.chunked_by(CHUNKING):
+            log.info("files are cut differently since they were indexed: each is read again")
         plan, gone = self.planner.plan(targets, strict)
         run = IngestRun(
             self._ledger,

@@ -2,9 +2,9 @@
 
 Markdown-like text (Markdown, reST, HTML, DOCX) is split at headings first
 (LlamaIndex ``MarkdownNodeParser``, which leaves headings inside code fences alone),
-then each section by sentences (``SentenceSplitter``). Source code goes through
-LlamaIndex's tree-sitter ``CodeSplitter`` when the grammar is installed and falls back
-to line windows otherwise. Each chunk keeps its heading path, PDF page, or line range.
+then each section by sentences (``SentenceSplitter``). Source code is cut into whole
+definitions named by their place (:mod:`.code_chunks`, tree-sitter) when the grammar is
+installed, and into line windows otherwise. Each chunk keeps its heading path, PDF page, or line range.
 
 Large texts stream (:mod:`.streaming`): prose longer than ``STREAM_CHARS`` is cut into
 blocks at paragraph, line or sentence ends, and each block is packed into chunks from one
@@ -16,13 +16,13 @@ ordinary document, is split exactly as before.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from llm_engineering.index_store.read.code_chunks import code_pieces, load_parser
 from llm_engineering.index_store.read.readers import ParsedDocument, Section
 from llm_engineering.index_store.read.streaming import (
     STREAM_CHARS,
@@ -31,26 +31,13 @@ from llm_engineering.index_store.read.streaming import (
     stream_blocks,
 )
 
-__all__ = ["Chunk", "Chunker", "line_span"]
+__all__ = ["CHUNKING", "Chunk", "Chunker", "line_span"]
+
+CHUNKING = "2"
+"""How files are cut, as the index records it: a new value makes every file be read again.
+2: source code by whole definitions (:mod:`.code_chunks`)."""
 
 log = logging.getLogger(__name__)
-
-# Rough characters per token for source code; only used to size tree-sitter chunks.
-_CODE_CHARS_PER_TOKEN = 3.5
-
-
-# language -> (module, attribute returning the grammar)
-_GRAMMARS: dict[str, tuple[str, str]] = {
-    "python": ("tree_sitter_python", "language"),
-    "javascript": ("tree_sitter_javascript", "language"),
-    "typescript": ("tree_sitter_typescript", "language_typescript"),
-    "tsx": ("tree_sitter_typescript", "language_tsx"),
-    "go": ("tree_sitter_go", "language"),
-    "rust": ("tree_sitter_rust", "language"),
-    "java": ("tree_sitter_java", "language"),
-    "c": ("tree_sitter_c", "language"),
-    "cpp": ("tree_sitter_cpp", "language"),
-}
 
 
 @dataclass
@@ -100,7 +87,7 @@ class Chunker:
             chunk_size=chunk_size, chunk_overlap=chunk_overlap, tokenizer=tokenizer
         )
         self._markdown = MarkdownNodeParser()
-        self._code_splitters: dict[str, Any] = {}
+        self._parsers: dict[str | None, Any] = {}
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -117,7 +104,7 @@ class Chunker:
             if doc.kind in ("markdown", "html", "docx"):
                 chunks.extend(self._chunk_markdown(section, doc.title, lines))
             elif doc.kind == "code":
-                chunks.extend(self._chunk_code(section, doc.language, doc.title, lines))
+                chunks.extend(self._chunk_code(section, doc))
             else:  # text, pdf
                 chunks.extend(self._chunk_prose(section, section.text, 0, doc.title, lines))
         for ordinal, chunk in enumerate(chunks):
@@ -199,60 +186,36 @@ class Chunker:
 
     # -- code ----------------------------------------------------------------------------
 
-    def _code_splitter(self, language: str | None) -> Any:
-        if language not in _GRAMMARS:
-            return None
+    def _parser(self, language: str | None) -> Any:
+        """A tree-sitter parser for ``language`` (None without its grammar), made once."""
         with self._lock:
-            if language not in self._code_splitters:
-                splitter = None
-                module_name, attr = _GRAMMARS[language]
-                try:
-                    import tree_sitter
-                    from llama_index.core.node_parser import CodeSplitter
+            if language not in self._parsers:
+                self._parsers[language] = load_parser(language)
+                if self._parsers[language] is None:
+                    log.info("no tree-sitter grammar for %s; splitting by lines", language)
+            return self._parsers[language]
 
-                    grammar = getattr(importlib.import_module(module_name), attr)()
-                    parser = tree_sitter.Parser(tree_sitter.Language(grammar))
-                    splitter = CodeSplitter(
-                        language=language,
-                        parser=parser,
-                        max_chars=int(self.chunk_size * _CODE_CHARS_PER_TOKEN),
-                    )
-                except (ImportError, AttributeError, ValueError) as exc:
-                    log.info(
-                        "no tree-sitter grammar for %s (%s); splitting by lines", language, exc
-                    )
-                self._code_splitters[language] = splitter
-            return self._code_splitters[language]
-
-    def _chunk_code(
-        self, section: Section, language: str | None, title: str, lines: LineCounter
-    ) -> list[Chunk]:
-        text = section.text
-        splitter = self._code_splitter(language)
-        pieces: list[str] | None = None
-        if splitter is not None:
-            try:
-                pieces = [piece for piece in splitter.split_text(text) if piece.strip()]
-            except Exception as exc:  # a grammar that cannot parse this file: fall back to lines
-                log.info(
-                    "tree-sitter could not split %s code (%s); splitting by lines", language, exc
-                )
-        if pieces is None:
-            return self._line_windows(section, title)
+    def _chunk_code(self, section: Section, doc: ParsedDocument) -> list[Chunk]:
+        """Whole definitions, named by their place (:mod:`.code_chunks`); line windows when the
+        language has no grammar here or its parser fails on this file."""
+        module = doc.module or doc.title
+        parser = self._parser(doc.language)
+        if parser is None:
+            return self._line_windows(section, module)
+        try:
+            pieces = code_pieces(
+                section.text, parser, module, self.chunk_size, lambda t: len(self._tokenizer(t))
+            )
+        except Exception as exc:  # a grammar that cannot parse this file: fall back to lines
+            log.info("tree-sitter could not split %s (%s); splitting by lines", doc.path, exc)
+            return self._line_windows(section, module)
+        lines = section.text.split("\n")
+        first = section.first_line or 1
         chunks = []
-        cursor = 0
         for piece in pieces:
-            found = text.find(piece, cursor)
-            if found == -1:
-                found = cursor
-            else:
-                cursor = found + 1
-            start_line, end_line = lines.span(found, piece)
-            if not self._fits(piece):  # one enormous statement: window it
-                sub = Section(piece, first_line=start_line)
-                chunks.extend(self._line_windows(sub, title))
-                continue
-            chunks.append(Chunk(piece, 0, title, None, start_line, end_line))
+            text = "\n".join(lines[piece.start : piece.end + 1])
+            start, end = first + piece.start, first + piece.end
+            chunks.append(Chunk(text, 0, piece.heading, None, start, end))
         return chunks
 
     def _line_windows(self, section: Section, title: str) -> list[Chunk]:

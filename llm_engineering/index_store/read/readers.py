@@ -18,6 +18,7 @@ from typing import Any
 
 from llm_engineering.errors import DocumentError
 from llm_engineering.index_store.read.archives import ZIP_TYPES, check_unpacked_size
+from llm_engineering.index_store.read.code_chunks import module_name
 from llm_engineering.index_store.read.html_text import html_to_text
 from llm_engineering.index_store.read.text_decoding import decode_text
 
@@ -101,6 +102,8 @@ class ParsedDocument:
     text: str | None = None
     """The whole document as text, its lines numbered as the chunks' ``start_line`` count
     them (Markdown front matter included); None for a PDF, whose sections are its pages."""
+    module: str | None = None
+    """Source code: its dotted module name (``flask.app``), the head of every chunk's heading."""
 
 
 def document_units(doc: ParsedDocument) -> tuple[list[str], list[int] | None]:
@@ -254,8 +257,9 @@ def _read_code(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
     text = decode_text(data)
     language = CODE_LANGUAGES.get(file_type_of(path))
     return ParsedDocument(
-        path, file_type_of(path), "code", path.name, [Section(text, first_line=1)], language, text
-    )
+        path, file_type_of(path), "code", path.name, [Section(text, first_line=1)], language,
+        text, module_name(path, language),
+    )  # fmt: skip
 
 
 # --- HTML ----------------------------------------------------------------------------

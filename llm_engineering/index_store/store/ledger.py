@@ -198,6 +198,26 @@ class Ledger:
             lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         )
 
+    def chunked_by(self, version: str) -> bool:
+        """Make every file be read again unless the index was chunked by ``version`` of the
+        chunker (a new release cuts files differently); returns whether they will be.
+
+        Only what changed is embedded again: chunks whose text is the same keep their vectors.
+        """
+
+        def work(db: sqlite3.Connection) -> bool:
+            row = db.execute("SELECT value FROM meta WHERE key = 'chunking'").fetchone()
+            if row is not None and row[0] == version:
+                return False
+            # Size and time never match 0 and NULL: the next scan reads and parses each file.
+            stale = db.execute(
+                "UPDATE files SET mtime_ns = 0, sha256 = NULL WHERE status = 'indexed'"
+            ).rowcount
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('chunking', ?)", (version,))
+            return stale > 0
+
+        return self._change(work)
+
     # -- files -------------------------------------------------------------------------
 
     def file(self, path: str) -> FileRow | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from llm_engineering.errors import EmbeddingModelMismatch, PathError
+from llm_engineering.index_store.read.chunking import CHUNKING
 from tests.conftest import FACTS, QUERIES
 
 
@@ -320,3 +321,19 @@ def test_sync_takes_a_folder_and_files_inside_it_and_paths_that_are_gone(
     report = service.sync([mixed_folder / "log.txt", mixed_folder])
     assert report.removed == 6 and service.status().documents == 0
     assert chroma_ids(service) == set()
+
+
+def test_files_indexed_by_another_chunker_are_read_again_and_only_changed_chunks_embedded(
+    service_factory, mixed_folder: Path, counting_embedder
+) -> None:  # type: ignore[no-untyped-def]
+    service = service_factory()
+    first = service.ingest([mixed_folder])
+    assert first.added == 6
+    service.ledger.set_meta("chunking", "1")  # as a release that cut code into fragments left it
+    counting_embedder.embedded = 0
+    again = service.ingest([mixed_folder])
+    assert again.updated + again.unchanged == 6 and again.added == 0
+    assert counting_embedder.embedded == 0  # the same chunks: every vector is reused
+    assert service.ledger.get_meta("chunking") == CHUNKING
+    third = service.ingest([mixed_folder])
+    assert third.unchanged == 6  # recorded: not read again
