@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
-from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
@@ -112,25 +111,19 @@ def _announce_resource_changes(server: MCPServer, notifier: ResourceNotifier) ->
 
     The 2026-07-28 era derives it from ``subscriptions/listen`` being served; the handshake
     era reads it from the NotificationOptions that ``initialize`` is built with, which the
-    SDK's transports create with their defaults (all off).
+    SDK's transports create with their defaults (all off) and MCPServer offers no way to set.
+    So the flag is set on the ``initialize`` result as it passes the (public) middleware chain.
     """
-    lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
-    build = lowlevel.create_initialization_options
 
-    def with_resource_changes(
-        notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
-    ) -> Any:
-        options = notification_options or NotificationOptions(resources_changed=True)
-        return build(options, *args, **kwargs)
-
-    lowlevel.create_initialization_options = with_resource_changes  # type: ignore[method-assign]
-
-    async def note_initialized(
-        ctx: ServerRequestContext[Any, Any], call_next: CallNext
-    ) -> HandlerResult:
+    async def announce(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         result = await call_next(ctx)
-        if ctx.method == "notifications/initialized":
+        if ctx.method == "initialize" and isinstance(result, dict):
+            # The spec's InitializeResult in wire form (tests/server/test_sdk_seams.py pins it).
+            resources = result.get("capabilities", {}).get("resources")
+            if isinstance(resources, dict):
+                resources["listChanged"] = True
+        elif ctx.method == "notifications/initialized":
             notifier.connected(ctx.session)
         return result
 
-    server.middleware.append(note_initialized)
+    server.middleware.append(announce)

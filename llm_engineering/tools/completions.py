@@ -107,6 +107,8 @@ def register(server: MCPServer) -> None:
             completion = Completion(values=[])
         return CompleteResult(completion=completion)
 
-    # MCPServer.completion() hands its handler no request context, so no lifespan state.
+    # Private: MCPServer.completion() hands its handler no request context, so no lifespan
+    # state to complete from; the lowlevel Server's registration does, and MCPServer has no
+    # public accessor to it (see tools/resources.py). tests/server/test_sdk_seams.py pins it.
     lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
     lowlevel.add_request_handler("completion/complete", CompleteRequestParams, complete)

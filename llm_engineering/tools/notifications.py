@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 
 
 def connection_of(session: ServerSession) -> Connection:
-    # A lowlevel handler gets a per-request ServerSession; the connection it belongs to
-    # (what outlives the request and identifies the client) is only reachable through it.
+    # Private: a lowlevel handler gets a per-request ServerSession, and the connection it
+    # belongs to (what outlives the request, identifies the client and can be notified later)
+    # is only reachable through it: ServerRequestContext has no connection field.
+    # tests/server/test_sdk_seams.py pins it.
     connection = session._connection  # pyright: ignore[reportPrivateUsage]
     assert isinstance(connection, Connection)
     return connection

@@ -65,7 +65,7 @@ async def list_resources(
 ) -> ListResourcesResult:
     """``resources/list``: the indexed documents in path order, ``PAGE_SIZE`` at a time."""
     app = app_of(ctx)
-    if app.index is None or not app.settings.watch:
+    if app.index is None:
         return ListResourcesResult(resources=[])
     index = app.index
     try:
@@ -107,8 +107,10 @@ def register(server: MCPServer, notifier: ResourceNotifier) -> None:
         uri = index.document_uri(str(index.path_for_uri(folder, path)))
         return (await anyio.to_thread.run_sync(read_document, index, uri)).text
 
-    # The high-level server builds these handlers itself; the lowlevel registry is the only
-    # place to replace (resources/list, resources/read) or add (subscribe) them.
+    # Private: MCPServer builds these handlers itself and has no public way to replace
+    # (resources/list, resources/read) or add (resources/subscribe) one, nor a public accessor
+    # to the lowlevel Server that has (the SDK's own in-memory transport reaches in the same
+    # way, "TODO: Make `lowlevel_server` public"). tests/server/test_sdk_seams.py pins it.
     lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
     sdk_read = lowlevel.get_request_handler("resources/read")
     assert sdk_read is not None
