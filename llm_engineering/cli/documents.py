@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -38,7 +39,10 @@ def split_range(target: str) -> tuple[str, int | None, int | None]:
 def show(
     target: Annotated[
         str | None,
-        typer.Argument(help="PATH, PATH:FROM or PATH:FROM-TO (lines); inside a watched folder."),
+        typer.Argument(
+            help="PATH, PATH:FROM or PATH:FROM-TO (lines) of an indexed file (a path relative to "
+            "here, or inside the first watched folder)."
+        ),
     ] = None,
     chunk: Annotated[str | None, typer.Option(help="Open at a search hit's chunk id.")] = None,
     around: Annotated[
@@ -55,6 +59,8 @@ def show(
     if (target is None) == (chunk is None):
         raise fail("give a PATH[:FROM[-TO]] or --chunk ID", 2)
     path, start, end = split_range(target) if target else (None, None, None)
+    if path is not None and not Path(path).is_absolute() and Path(path).exists():
+        path = str(Path(path).absolute())  # as the shell meant it; else inside a watched folder
     index = open_watched(settings)
     try:
         result = index.get_document(

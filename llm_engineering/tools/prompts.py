@@ -52,7 +52,7 @@ async def ask_my_docs(
         raise MCPError(INVALID_PARAMS, "question is empty: say what to ask your documents")
     app = app_of(ctx)
     hits: list[Hit] = []
-    if app.index is not None and app.settings.watch:
+    if app.index is not None:
         index = app.index
         hits, _ = await anyio.to_thread.run_sync(lambda: index.search(question, top_k=HITS))
     steps = [

@@ -65,7 +65,7 @@ async def list_resources(
 ) -> ListResourcesResult:
     """``resources/list``: the indexed documents in path order, ``PAGE_SIZE`` at a time."""
     app = app_of(ctx)
-    if app.index is None or not app.settings.watch:
+    if app.index is None:
         return ListResourcesResult(resources=[])
     index = app.index
     try:

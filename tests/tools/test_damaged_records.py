@@ -21,11 +21,6 @@ from tests.adapters.test_damaged import damaged_registry
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_the_listing_tools_answer_and_name_each_damaged_record(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     training = TrainingService(settings)

@@ -12,13 +12,20 @@ from __future__ import annotations
 import mimetypes
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
 from urllib.parse import quote, unquote
 
 from llm_engineering.errors import PathError, UserError
 from llm_engineering.index_store.query.listing import DocumentPage, list_documents
+from llm_engineering.index_store.query.slices import (
+    DocumentSlice,
+    fill,
+    find_span,
+    line_range,
+    lines_of,
+    page_range,
+)
 from llm_engineering.index_store.read.readers import CODE_LANGUAGES, document_units, read_document
 from llm_engineering.index_store.read.scanning import is_supported, scan_file
 from llm_engineering.index_store.store.ledger import FileRow, Ledger
@@ -26,7 +33,7 @@ from llm_engineering.paths import confine
 
 __all__ = ["DocumentSlice", "Documents", "mime_type"]
 
-_MARKDOWN_LIKE = {"md", "markdown", "mdx", "rst", "html", "htm", "xhtml", "docx"}
+_MARKDOWN_LIKE = {"md", "markdown", "mdx", "html", "htm", "xhtml", "docx"}
 
 
 class _Head(TypedDict):
@@ -38,58 +45,52 @@ class _Head(TypedDict):
     mime_type: str
 
 
-@dataclass
-class DocumentSlice:
-    path: str
-    rel_path: str
-    uri: str
-    title: str
-    file_type: str
-    mime_type: str
-    text: str
-    start_line: int | None
-    """First line returned (within ``page`` for a PDF)."""
-    end_line: int | None
-    total_lines: int | None
-    """Lines in the document (in ``page`` for a PDF)."""
-    page: int | None = None
-    end_page: int | None = None
-    total_pages: int | None = None
-    truncated: bool = False
-    next_start_line: int | None = None
-    """Where to continue (with ``next_page`` for a PDF); None when nothing is left."""
-    next_page: int | None = None
-    chunk_start_line: int | None = None
-    """Where the asked-for chunk lies (lines, in its page for a PDF), when it was found."""
-    chunk_end_line: int | None = None
-    chunk_page: int | None = None
-    notes: list[str] = field(default_factory=list)
+_ROOTS = "the watched folders and the folders ingested"
 
 
 class Documents:
-    """Reads documents and listings from the ledger, confined to the watched folders.
+    """Reads documents and listings from the ledger, confined to the folders it may read.
+
+    Those are the watched folders and every folder an ingest was given (a file's folder, for
+    a file), for as long as files indexed from it remain: ``llm-eng ingest DIR`` then
+    ``llm-eng show DIR/page.md`` reads the page without DIR being watched. Nothing outside
+    them is read, and links leading out of them are refused.
 
     Args:
         ledger: The index's files, chunks and stored document texts.
-        folders: The watched folders (the only place paths may point into).
+        folders: The watched folders.
     """
 
     def __init__(self, ledger: Ledger, folders: Sequence[Path]):
         self._ledger = ledger
-        self._folders = [Path(os.path.realpath(f)) for f in folders]
+        self._watched = [Path(os.path.realpath(f)) for f in folders]
+        self._generation: int | None = None
+        self._roots: list[Path] = []
         self._names: dict[Path, str] = {}
-        for folder in self._folders:
-            name, n = folder.name or "root", 1
-            while name in self._names.values():
-                n += 1
-                name = f"{folder.name or 'root'}-{n}"
-            self._names[folder] = name
+
+    def folders(self) -> list[Path]:
+        """The watched folders, then the folders ingested, as the ledger has them now."""
+        generation = self._ledger.generation()
+        if generation != self._generation:  # a write since: roots may have come or gone
+            ingested = [Path(root) for root in self._ledger.roots()]
+            roots = list(dict.fromkeys([*self._watched, *ingested]))
+            names: dict[Path, str] = {}
+            for folder in roots:
+                name, n = folder.name or "root", 1
+                while name in names.values():
+                    n += 1
+                    name = f"{folder.name or 'root'}-{n}"
+                names[folder] = name
+            self._roots, self._names, self._generation = roots, names, generation
+        return self._roots
 
     # -- URIs --------------------------------------------------------------------------
 
     def uri(self, path: str) -> str:
-        """``doc://FOLDER/REL/PATH`` for a file inside a watched folder (FOLDER: its base name)."""
+        """``doc://FOLDER/REL/PATH`` for a file inside a folder it may read (FOLDER: its base
+        name, made unique with ``-2``, ``-3``)."""
         resolved = Path(path)
+        self.folders()  # brings the names up to date
         for folder, name in self._names.items():
             if folder in resolved.parents:
                 return f"doc://{quote(name)}/{quote(str(resolved.relative_to(folder)))}"
@@ -102,13 +103,12 @@ class Documents:
             PathError: no watched folder has that name, or the path leaves it.
         """
         name = unquote(folder)
+        self.folders()  # brings the names up to date
         for root, root_name in self._names.items():
             if root_name == name:
-                return confine(
-                    unquote(rel_path), [root], relative_to=root, roots_name="the watched folders"
-                )
+                return confine(unquote(rel_path), [root], relative_to=root, roots_name=_ROOTS)
         known = ", ".join(self._names.values()) or "none"
-        raise PathError(f"no watched folder is called {name!r} (watched: {known})")
+        raise PathError(f"no watched or ingested folder is called {name!r} (there are: {known})")
 
     def listing(
         self,
@@ -125,7 +125,7 @@ class Documents:
     ) -> DocumentPage:
         """Indexed, pending and failed files: see :func:`~.listing.list_documents`."""
         return list_documents(
-            self._ledger, self._folders, self.uri, path_prefix=path_prefix,
+            self._ledger, self.folders(), self.uri, path_prefix=path_prefix,
             file_types=file_types, status=status, modified_after=modified_after, sort=sort,
             limit=limit, cursor=cursor, pending=pending, scan=scan,
         )  # fmt: skip
@@ -170,21 +170,21 @@ class Documents:
         base = self._info_fields(row)
         if unit_pages is None:
             text = units[0]
-            lines = _lines(text)
+            lines = lines_of(text)
             span = None
             if chunk is not None:
                 span = (
                     (chunk.start_line, chunk.end_line or chunk.start_line)
                     if chunk.start_line is not None
-                    else _find_span(text, chunk.text)
+                    else find_span(text, chunk.text)
                 )
-            first, last = _line_range(start_line, end_line, around, span, len(lines))
+            first, last = line_range(start_line, end_line, around, span, len(lines))
             result = DocumentSlice(
                 **base, text="", start_line=first, end_line=last, total_lines=len(lines),
                 chunk_start_line=span[0] if span else None, chunk_end_line=span[1] if span else None,
                 notes=notes,
             )  # fmt: skip
-            _fill(result, lines, first, last, max_chars)
+            fill(result, lines, first, last, max_chars)
             return result
         return self._get_pdf_pages(
             base, units, unit_pages, chunk, start_line, end_line, page, pages, around, max_chars,
@@ -211,8 +211,8 @@ class Documents:
         chunk_page = getattr(chunk, "page", None)
         if page is None and pages is None and chunk is not None:
             page = chunk_page or unit_pages[0]
-            span = _find_span(by_page.get(page, ""), getattr(chunk, "text", ""))
-        first_page, last_page = _page_range(page, pages, total)
+            span = find_span(by_page.get(page, ""), getattr(chunk, "text", ""))
+        first_page, last_page = page_range(page, pages, total)
         if first_page != last_page:
             if start_line or end_line or around:
                 raise UserError("start_line, end_line and around need a single page (page=N)")
@@ -233,24 +233,24 @@ class Documents:
             if cut_at is not None:
                 result.truncated, result.next_page, result.next_start_line = True, cut_at, 1
             elif len(result.text) > max_chars:  # one page alone is over the limit
-                lines = _lines(by_page.get(first_page, ""))
+                lines = lines_of(by_page.get(first_page, ""))
                 result.end_page = first_page
                 result.start_line, result.total_lines = 1, len(lines)
-                _fill(result, lines, 1, len(lines), max_chars)
+                fill(result, lines, 1, len(lines), max_chars)
                 result.next_page = first_page if result.truncated else first_page + 1
             return result
         text = by_page.get(first_page, "")
         if not text:
             notes.append(f"page {first_page} has no extractable text")
-        lines = _lines(text)
-        first, last = _line_range(start_line, end_line, around, span, len(lines))
+        lines = lines_of(text)
+        first, last = line_range(start_line, end_line, around, span, len(lines))
         result = DocumentSlice(
             **base, text="", start_line=first, end_line=last, total_lines=len(lines),
             page=first_page, end_page=first_page, total_pages=total, chunk_page=chunk_page,
             chunk_start_line=span[0] if span else None, chunk_end_line=span[1] if span else None,
             notes=notes,
         )  # fmt: skip
-        _fill(result, lines, first, last, max_chars)
+        fill(result, lines, first, last, max_chars)
         if result.next_start_line is not None:
             result.next_page = first_page
         elif first_page < total and start_line is None and end_line is None and not around:
@@ -258,16 +258,18 @@ class Documents:
         return result
 
     def _indexed_row(self, path: str) -> FileRow:
-        if not self._folders:
-            raise PathError("no folders are watched, so no document can be read")
-        try:
-            resolved = confine(
-                path, self._folders, relative_to=self._folders[0], roots_name="the watched folders"
+        folders = self.folders()
+        if not folders:
+            raise PathError(
+                "nothing is indexed yet, so no document can be read: index a folder with "
+                "`llm-eng ingest FOLDER` (or start the server with --watch FOLDER)"
             )
+        try:
+            resolved = confine(path, folders, relative_to=folders[0], roots_name=_ROOTS)
         except PathError:
             # A failed entry's path as listed (a name that is not UTF-8, shown escaped, names
             # no file): its reason says more than "does not exist". Nothing is read.
-            listed = self._ledger.file(str(self._folders[0] / Path(path).expanduser()))
+            listed = self._ledger.file(str(folders[0] / Path(path).expanduser()))
             if listed is not None and listed.status == "failed":
                 raise PathError(f"{listed.path} could not be indexed: {listed.error}") from None
             raise
@@ -286,7 +288,7 @@ class Documents:
     def _text(self, row: FileRow) -> tuple[list[str], list[int] | None, list[str]]:
         notes: list[str] = []
         stored = self._ledger.document_text(row.path)
-        scanned = scan_file(Path(row.path), self._folders)
+        scanned = scan_file(Path(row.path), self.folders())
         changed = scanned.size != row.size or scanned.mtime_ns != row.mtime_ns
         if stored is not None:
             if changed:
@@ -318,89 +320,8 @@ def mime_type(file_type: str) -> str:
     """What the extracted text is: Markdown-style for structured formats, else by extension."""
     if file_type in _MARKDOWN_LIKE:
         return "text/markdown"
+    if file_type == "rst":
+        return "text/x-rst"
     if file_type in CODE_LANGUAGES:
         return mimetypes.guess_type(f"x.{file_type}")[0] or "text/plain"
     return "text/plain"
-
-
-# -- slicing ------------------------------------------------------------------------------
-
-
-def _lines(text: str) -> list[str]:
-    lines = text.split("\n")
-    if len(lines) > 1 and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def _find_span(text: str, chunk_text: str) -> tuple[int, int] | None:
-    found = text.find(chunk_text.strip()) if chunk_text.strip() else -1
-    if found < 0:
-        return None
-    first = text.count("\n", 0, found) + 1
-    return first, first + chunk_text.strip().count("\n")
-
-
-def _line_range(
-    start: int | None,
-    end: int | None,
-    around: int | None,
-    span: tuple[int, int] | None,
-    total: int,
-) -> tuple[int, int]:
-    if around is not None and around < 0:
-        raise UserError("around must be 0 or more")
-    if start is not None or end is not None:
-        first, last = start or 1, end or total
-    elif span is not None:
-        wing = 10 if around is None else around
-        first, last = span[0] - wing, span[1] + wing
-    else:
-        first, last = 1, total
-    if start is not None and start > max(total, 1):
-        raise UserError(f"start_line {start} is past the end: the text has {total} lines")
-    if (start is not None or end is not None) and (first < 1 or last < first):
-        raise UserError(f"bad line range {start}-{end}: lines are 1-based and start <= end")
-    return max(first, 1), min(last, max(total, 1))
-
-
-def _fill(result: DocumentSlice, lines: list[str], first: int, last: int, max_chars: int) -> None:
-    """Put lines first..last into ``result.text``, stopping before ``max_chars``."""
-    taken: list[str] = []
-    used = 0
-    line = first
-    while line <= last and line <= len(lines):
-        text = lines[line - 1]
-        if used + len(text) + 1 > max_chars:
-            if not taken:  # one line longer than the limit: cut it, move on past it
-                taken.append(text[: max_chars - 1])
-                result.notes.append(f"line {line} was cut at max_chars ({max_chars})")
-                line += 1
-            break
-        taken.append(text)
-        used += len(text) + 1
-        line += 1
-    result.text = "\n".join(taken)
-    result.end_line = line - 1 if taken else first
-    if line <= last and line <= len(lines):
-        result.truncated = True
-        result.next_start_line = line
-    elif last < len(lines):
-        result.next_start_line = last + 1
-
-
-def _page_range(page: int | None, pages: str | None, total: int) -> tuple[int, int]:
-    if page is not None and pages is not None:
-        raise UserError("pass page or pages, not both")
-    if pages is not None:
-        first_text, _, last_text = pages.partition("-")
-        try:
-            first = int(first_text)
-            last = int(last_text) if last_text else first
-        except ValueError:
-            raise UserError(f"pages must be N or N-M, got {pages!r}") from None
-    else:
-        first = last = page or 1
-    if first < 1 or last < first or first > total:
-        raise UserError(f"no page {first}-{last}: the PDF has {total} pages with text")
-    return first, min(last, total)

@@ -246,10 +246,11 @@ def rst_to_markdown(text: str) -> str:
 
 
 def _read_rst(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
-    text = rst_to_markdown(decode_text(data))
+    source = decode_text(data)
+    text = rst_to_markdown(source)  # headings the Markdown chunker knows; the same lines
     title = _markdown_title(text) or path.stem
     return ParsedDocument(
-        path, file_type_of(path), "markdown", title, [Section(text, first_line=1)], text=text
+        path, file_type_of(path), "markdown", title, [Section(text, first_line=1)], text=source
     )
 
 

@@ -17,15 +17,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from llm_engineering.index_store.store.schema import MIGRATIONS
 from llm_engineering.paths import path_text
-from llm_engineering.storage import Migrations, Storage, run_script
+from llm_engineering.storage import Storage
 
 __all__ = ["MIGRATIONS", "ChunkInFile", "ChunkRow", "FileRow", "Ledger"]
 
 T = TypeVar("T")
-
-MIGRATIONS = Migrations()
-"""The ledger's tables; the job store registers its own."""
 
 
 @dataclass
@@ -79,71 +77,6 @@ _CHUNK_IN_FILE_COLUMNS = (
     "c.id, c.path, f.rel_path, f.title, f.file_type, c.text, c.heading, c.page, c.start_line, "
     "c.end_line, c.ordinal"
 )
-
-
-@MIGRATIONS.register
-def m001_create_tables(db: sqlite3.Connection) -> None:
-    run_script(
-        db,
-        """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE files (
-            path TEXT PRIMARY KEY,
-            root TEXT NOT NULL,
-            rel_path TEXT NOT NULL,
-            file_type TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            mtime_ns INTEGER NOT NULL,
-            sha256 TEXT,
-            status TEXT NOT NULL CHECK (status IN ('indexed', 'failed')),
-            error TEXT,
-            title TEXT,
-            chunk_count INTEGER NOT NULL DEFAULT 0,
-            updated_at REAL NOT NULL
-        );
-        CREATE INDEX files_root ON files(root);
-        CREATE TABLE chunks (
-            id TEXT NOT NULL UNIQUE,
-            path TEXT NOT NULL,
-            ordinal INTEGER NOT NULL,
-            text_hash TEXT NOT NULL,
-            text TEXT NOT NULL,
-            heading TEXT NOT NULL DEFAULT '',
-            page INTEGER,
-            start_line INTEGER,
-            end_line INTEGER
-        );
-        CREATE INDEX chunks_path ON chunks(path);
-        CREATE INDEX chunks_text_hash ON chunks(text_hash);
-        CREATE VIRTUAL TABLE chunks_fts USING fts5(
-            heading, text, content='chunks', content_rowid='rowid',
-            tokenize='porter unicode61 remove_diacritics 2'
-        );
-        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
-            INSERT INTO chunks_fts(rowid, heading, text) VALUES (new.rowid, new.heading, new.text);
-        END;
-        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
-            INSERT INTO chunks_fts(chunks_fts, rowid, heading, text)
-            VALUES ('delete', old.rowid, old.heading, old.text);
-        END;
-        """,
-    )
-
-
-@MIGRATIONS.register
-def m002_keyword_vocabulary(db: sqlite3.Connection) -> None:
-    # Document frequency per (stemmed) term, read straight from the FTS5 index: the IDF the
-    # offline reranker uses for passages the keyword retriever did not score.
-    db.execute("CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')")
-
-
-@MIGRATIONS.register
-def m004_document_text(db: sqlite3.Connection) -> None:
-    # The text each file was indexed from (``get_document`` reads it): its units are the
-    # pages of a PDF, else one text whose lines are the lines chunks cite.
-    db.execute(
-        "CREATE TABLE document_text (path TEXT PRIMARY KEY, units TEXT NOT NULL, pages TEXT)"
-    )
 
 
 _FILE_COLUMNS = "path, root, rel_path, file_type, size, mtime_ns, sha256, status, error, title, chunk_count, updated_at"
@@ -205,10 +138,10 @@ class Ledger:
         Only what changed is embedded again: chunks whose text is the same keep their vectors.
         """
 
+        if self.get_meta("chunking") == version:  # a read: runs write nothing for it
+            return False
+
         def work(db: sqlite3.Connection) -> bool:
-            row = db.execute("SELECT value FROM meta WHERE key = 'chunking'").fetchone()
-            if row is not None and row[0] == version:
-                return False
             # Size and time never match 0 and NULL: the next scan reads and parses each file.
             stale = db.execute(
                 "UPDATE files SET mtime_ns = 0, sha256 = NULL WHERE status = 'indexed'"
@@ -233,6 +166,10 @@ class Ledger:
             f"SELECT {_FILE_COLUMNS} FROM files WHERE substr(path, 1, ?) = ?", (len(prefix), prefix)
         )
         return {row[0]: _file_row(row) for row in rows}
+
+    def roots(self) -> list[str]:
+        """The folders the indexed files came from (watched, or given to an ingest), sorted."""
+        return [row[0] for row in self.db.execute("SELECT DISTINCT root FROM files ORDER BY root")]
 
     def failed_files(self) -> list[FileRow]:
         rows = self.db.execute(

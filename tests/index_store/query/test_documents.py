@@ -221,5 +221,5 @@ def test_doc_uris_name_the_folder_and_lead_back_to_the_file(service, folder: Pat
     assert service.path_for_uri("docs", "guide.md") == folder / "guide.md"
     with pytest.raises(PathError, match="outside"):
         service.path_for_uri("docs", "../secret.md")
-    with pytest.raises(PathError, match="no watched folder"):
+    with pytest.raises(PathError, match="no watched or ingested folder is called 'other'"):
         service.path_for_uri("other", "guide.md")
