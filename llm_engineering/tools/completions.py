@@ -1,13 +1,14 @@
 """``completion/complete``: what a host offers while a person fills in a prompt or a URI.
 
-Indexed paths for a ``path`` argument and for ``doc://{folder}/{+path}``, adapter names for
+Indexed paths for a ``path`` argument and for ``doc://{folder}/{+path}`` (whatever form is
+typed: absolute, inside the folder, or led by the folder's name), adapter names for
 ``adapter`` and ``adapter://{name}``, job ids for ``job://{job_id}``; an empty list for
 anything else (a free-text argument has nothing to suggest, which is not an error).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import anyio.to_thread
@@ -32,19 +33,46 @@ _PAGE = 500
 
 def _matching(candidates: Iterable[str], typed: str) -> Completion:
     """Candidates starting with ``typed`` first, then those containing it (case-insensitive)."""
+    return _ranked(((c, (c,), c) for c in candidates), typed)
+
+
+def _ranked(candidates: Iterable[tuple[str, tuple[str, ...], str]], typed: str) -> Completion:
+    """Values with a form that starts with ``typed`` first, then those whose name contains it
+    (case-insensitive); a candidate is (value, the forms a person may type it in, its name)."""
     needle = typed.casefold()
-    unique = list(dict.fromkeys(candidates))
-    first = [c for c in unique if c.casefold().startswith(needle)]
-    then = [c for c in unique if needle in c.casefold() and not c.casefold().startswith(needle)]
-    values = first + then
+    first: dict[str, None] = {}
+    then: dict[str, None] = {}
+    for value, forms, name in candidates:
+        if any(form.casefold().startswith(needle) for form in forms):
+            first[value] = None
+        elif needle in name.casefold():
+            then[value] = None
+    values = list(first) + [v for v in then if v not in first]
     return Completion(
         values=values[:MAX_VALUES], total=len(values), has_more=len(values) > MAX_VALUES
     )
 
 
-def _indexed(app: AppContext, field: Callable[[Any], str], folder: str | None = None) -> list[str]:
-    """``field`` of each indexed document (in ``folder``, a ``doc://`` folder name, if given)."""
-    if app.index is None or not app.settings.watch:
+def _paths(app: AppContext, typed: str, relative: bool, folder: str | None = None) -> Completion:
+    """Indexed documents (in the ``doc://`` folder ``folder``, if given) matching ``typed``
+    in any form a person writes one: absolute, inside its folder, or led by its folder's name
+    (``docs/guide/setup.md``). The value is the form the argument takes: the path inside the
+    folder for a ``doc://`` URI, else the absolute path (as search hits and listings give it)."""
+    documents = _indexed(app)
+    candidates = []
+    for doc in documents:
+        name = doc.uri.removeprefix("doc://").partition("/")[0]
+        if folder is not None and name != folder:
+            continue
+        value = doc.rel_path if relative else doc.path
+        forms = (doc.path, doc.rel_path, f"{name}/{doc.rel_path}")
+        candidates.append((value, forms, doc.rel_path))
+    return _ranked(candidates, typed)
+
+
+def _indexed(app: AppContext) -> list[Any]:
+    """The indexed documents (the first ``_SCAN`` of them, in path order)."""
+    if app.index is None:
         return []
     documents: list[Any] = []
     cursor: str | None = None
@@ -54,17 +82,15 @@ def _indexed(app: AppContext, field: Callable[[Any], str], folder: str | None = 
         cursor = page.next_cursor
         if cursor is None:
             break
-    if folder is not None:
-        documents = [d for d in documents if d.uri.startswith(f"doc://{folder}/")]
-    return [field(d) for d in documents]
+    return documents
 
 
 def _folders(app: AppContext) -> list[str]:
-    """The ``doc://`` names of the watched folders (indexed or not yet)."""
+    """The ``doc://`` names of the folders documents are read from (watched, or ingested)."""
     if app.index is None:
         return []
     index = app.index
-    uris = (index.document_uri(str(folder / "_")) for folder in app.settings.watch)
+    uris = (index.document_uri(str(folder / "_")) for folder in index.documents.folders())
     return [uri.removeprefix("doc://").partition("/")[0] for uri in uris]
 
 
@@ -82,14 +108,14 @@ def suggestions(app: AppContext, params: CompleteRequestParams) -> Completion:
     given = (params.context.arguments if params.context else None) or {}
     if isinstance(ref, PromptReference):
         if name == "path":
-            return _matching(_indexed(app, lambda d: d.path), typed)
+            return _paths(app, typed, relative=False)
         if name == "adapter":
             return _matching(_adapters(app), typed)
     elif ref.uri == DOC_TEMPLATE:
         if name == "folder":
             return _matching(_folders(app), typed)
         if name == "path":
-            return _matching(_indexed(app, lambda d: d.rel_path, given.get("folder")), typed)
+            return _paths(app, typed, relative=True, folder=given.get("folder"))
     elif ref.uri == ADAPTER_TEMPLATE and name == "name":
         return _matching(_adapters(app), typed)
     elif ref.uri == JOB_TEMPLATE and name == "job_id":

@@ -99,12 +99,16 @@ async def test_prompts_are_listed_rendered_with_arguments_and_their_arguments_co
         assert await complete(client, summarize, "path", "orbit") == [
             str(mixed_folder / "orbits.py")
         ]
+        # every form a person types completes, to the form the argument takes
+        for typed in ("notes", "docs/no", f"{mixed_folder}/notes"):
+            assert await complete(client, summarize, "path", typed) == [notes], typed
         doc = ResourceTemplateReference(uri=DOC_TEMPLATE)
         assert await complete(client, doc, "folder", "d") == ["docs"]
-        assert await complete(client, doc, "path", "re", folder="docs") == [
-            "recipe.html",
-            "report.pdf",
-        ]
+        for typed in ("re", "docs/re"):
+            assert await complete(client, doc, "path", typed, folder="docs") == [
+                "recipe.html",
+                "report.pdf",
+            ], typed
         ask_ref = PromptReference(name="ask_my_docs")
         assert await complete(client, ask_ref, "adapter", "f") == ["faq"]
         adapter = ResourceTemplateReference(uri=ADAPTER_TEMPLATE)
