@@ -325,28 +325,43 @@ def _text(node: Any) -> str | None:
     return node.text.decode("utf-8", "replace") if node is not None else None
 
 
+def _kin(a: str, b: str) -> bool:
+    """Whether two headings name one definition, or one and a definition nested in it."""
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
 def _join_small(pieces: list[CodePiece], lines: list[str], packer: _Packer) -> list[CodePiece]:
     """Join each piece with less than ``MIN_CHARS`` of text to a neighbour: the rest of its
-    own definition, else one it fits with (the one before first), else the smaller. The
-    joined piece is named as the larger of the two was, or by the one definition it holds."""
+    own definition, else one it fits with (the one before first), else the smaller; and a
+    piece of a quarter chunk or less to the rest of its definition, if together they stay
+    within a quarter over ``chunk_size``. The joined piece is named as the larger of the two
+    was, or by the one definition it holds."""
 
     def text(piece: CodePiece) -> str:
         return "\n".join(lines[piece.start : piece.end + 1])
+
+    def joined_size(a: CodePiece, b: CodePiece) -> int:
+        return packer.tokens(min(a.start, b.start), max(a.end, b.end))
 
     out = [p for p in pieces if text(p).strip()]
     i = 0
     while len(out) > 1 and i < len(out):
         piece = out[i]
-        if len(text(piece).strip()) >= MIN_CHARS:
-            i += 1
-            continue
         before = out[i - 1] if i > 0 else None
         after = out[i + 1] if i + 1 < len(out) else None
         others = [n for n in (before, after) if n is not None]
-        kin = [n for n in others if n.heading == piece.heading]  # the rest of its definition
+        kin = [n for n in others if _kin(n.heading, piece.heading)]  # the rest of its definition
+        if len(text(piece).strip()) >= MIN_CHARS:
+            # A scrap of a long definition (its last return, say) joins the rest of it when
+            # the two overrun a chunk by little: a search would rank the scrap alone.
+            scrap = packer.tokens(piece.start, piece.end) < packer.size // 4
+            kin = [n for n in kin if joined_size(n, piece) <= packer.size * 5 // 4]
+            if not (scrap and kin):
+                i += 1
+                continue
         fits = [
             n for n in others
-            if packer.tokens(min(n.start, piece.start), max(n.end, piece.end)) <= packer.size
+            if joined_size(n, piece) <= packer.size
         ]  # fmt: skip
         into = (kin or fits or [min(others, key=lambda n: len(text(n)))])[0]
         larger = max((into, piece), key=lambda n: len(text(n)))
