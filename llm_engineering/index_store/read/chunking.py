@@ -33,9 +33,10 @@ from llm_engineering.index_store.read.streaming import (
 
 __all__ = ["CHUNKING", "Chunk", "Chunker", "line_span"]
 
-CHUNKING = "2"
+CHUNKING = "3"
 """How files are cut, as the index records it: a new value makes every file be read again.
-2: source code by whole definitions (:mod:`.code_chunks`)."""
+2: source code by whole definitions (:mod:`.code_chunks`). 3: HTML, DOCX and PDF chunks
+carry lines (of the extracted text, of a PDF's page), HTML without its permalink marks."""
 
 log = logging.getLogger(__name__)
 

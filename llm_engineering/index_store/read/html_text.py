@@ -20,6 +20,10 @@ _HTML_BLOCKS = (
     "ol", "table", "tr", "blockquote", "figure", "figcaption", "dl", "dt", "dd", "form", "br", "hr",
 )  # fmt: skip
 _SPACE = " \t\r\f\v"
+# What documentation generators put beside a heading or definition as a link to itself:
+# Sphinx and MkDocs ``¶``, rustdoc ``§``, VitePress and Docusaurus ``#``, GitHub an icon.
+_PERMALINK_MARKS = frozenset({"", "¶", "§", "#", "🔗", "¤"})
+_PERMALINK_CLASSES = frozenset({"headerlink", "header-anchor", "hash-link", "anchorjs-link"})
 
 
 def _bounded_soup(markup: str, max_depth: int, max_elements: int) -> Any:
@@ -87,6 +91,9 @@ def html_to_text(markup: str, max_depth: int, max_elements: int) -> tuple[str, s
     title = title_tag.get_text(" ", strip=True) if title_tag else ""
     for tag in soup.find_all(_HTML_DROP):
         tag.decompose()
+    for tag in soup.find_all("a"):
+        if _is_permalink(tag):
+            tag.clear()  # not decompose(): that finds the tag among its siblings, one by one
     for level in range(1, 7):
         for tag in soup.find_all(f"h{level}"):
             heading = tag.get_text(" ", strip=True)
@@ -102,3 +109,19 @@ def html_to_text(markup: str, max_depth: int, max_elements: int) -> tuple[str, s
     for tag in soup.find_all("li"):
         tag.insert(0, NavigableString("- "))
     return title, tidy(soup.get_text())
+
+
+def _is_permalink(tag: Any) -> bool:
+    """Whether ``tag`` (an ``a``) is a heading's link to itself, a mark with no words."""
+    marked = _PERMALINK_CLASSES.intersection(tag.get("class") or [])
+    if not marked and not str(tag.get("href", "")).startswith("#"):
+        return False
+    # A few nodes at most, never the whole subtree: links nested a thousand deep around a
+    # large body would otherwise each read all of it.
+    text = ""
+    for seen, node in enumerate(tag.descendants):
+        if seen >= 4:
+            return False
+        if isinstance(node, str):
+            text += node
+    return text.strip() in _PERMALINK_MARKS

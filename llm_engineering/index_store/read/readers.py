@@ -86,7 +86,8 @@ class Section:
     page: int | None = None
     """1-based PDF page the text is on."""
     first_line: int | None = None
-    """1-based source line where ``text`` starts; None when lines mean nothing (PDF, DOCX, HTML)."""
+    """1-based line where ``text`` starts, in the text ``get_document`` serves: the file's own
+    lines, the extracted text of HTML and DOCX, or (a PDF) the page's lines; None: no lines."""
 
 
 @dataclass
@@ -269,8 +270,9 @@ def _read_code(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
 def _read_html(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
     title, text = html_to_text(decode_text(data), limits.max_html_depth, limits.max_html_elements)
     return ParsedDocument(
-        path, file_type_of(path), "html", title or path.stem, [Section(text)], text=text
-    )
+        path, file_type_of(path), "html", title or path.stem, [Section(text, first_line=1)],
+        text=text,
+    )  # fmt: skip
 
 
 # --- PDF -----------------------------------------------------------------------------
@@ -294,7 +296,7 @@ def _read_pdf(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
         for number, page in enumerate(reader.pages, start=1):
             text = page.extract_text() or ""
             if text.strip():
-                sections.append(Section(text, page=number))
+                sections.append(Section(text, page=number, first_line=1))
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except DocumentError:
         raise
@@ -363,7 +365,9 @@ def _read_docx(path: Path, data: bytes, limits: ReadLimits) -> ParsedDocument:
                 if any(cells):
                     lines.append(" | ".join(cells))
     text = "\n\n".join(lines)
-    return ParsedDocument(path, "docx", "docx", title or path.stem, [Section(text)], text=text)
+    return ParsedDocument(
+        path, "docx", "docx", title or path.stem, [Section(text, first_line=1)], text=text
+    )
 
 
 _READERS: dict[str, Callable[[Path, bytes, ReadLimits], ParsedDocument]] = {

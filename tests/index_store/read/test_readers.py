@@ -6,8 +6,15 @@ from pathlib import Path
 import pytest
 
 from llm_engineering.errors import DocumentError
+from llm_engineering.index_store.read.chunking import Chunker
 from llm_engineering.index_store.read.html_text import tidy
-from llm_engineering.index_store.read.readers import atx_heading, read_document, rst_to_markdown
+from llm_engineering.index_store.read.readers import (
+    ParsedDocument,
+    atx_heading,
+    document_units,
+    read_document,
+    rst_to_markdown,
+)
 from llm_engineering.index_store.read.text_decoding import decode_text
 from tests.conftest import write_docx, write_pdf
 
@@ -133,3 +140,57 @@ def test_html_whitespace_is_tidied_as_the_regular_expressions_did() -> None:
 
     for text in random_lines(" \t\r\n\f\vab", 20_000, 14):
         assert tidy(text) == by_regex(text), repr(text)
+
+
+SPHINX_PAGE = Path(__file__).parents[2] / "data" / "real-project" / "python-docs" / "library"
+
+
+def test_a_sphinx_pages_permalink_marks_are_dropped() -> None:
+    doc = read(SPHINX_PAGE / "functools.html")
+    assert "¶" not in doc.text
+    lines = doc.text.split("\n")
+    assert "# functools — Higher-order functions and operations on callable objects" in lines
+    assert "## partial Objects" in lines
+    assert "@functools.cache(user_function)" in lines  # a definition's mark goes too
+
+
+def test_other_generators_permalinks_go_and_links_with_words_stay(tmp_path: Path) -> None:
+    path = tmp_path / "p.html"
+    path.write_text(
+        '<h2>Install<a class="header-anchor" href="#install">#</a></h2>'
+        '<h2><a class="anchor" href="#usage"><svg></svg></a>Usage</h2>'
+        '<h3>API<a href="#api" class="hash-link">§</a></h3>'
+        '<p>See <a href="#usage">the usage</a> or <a href="x">¶</a>.</p>'
+    )
+    lines = read(path).text.split("\n")
+    assert {"## Install", "## Usage", "### API"} <= set(lines), lines
+    assert "See the usage or ¶." in lines
+
+
+def spans_hold_their_chunks(doc: ParsedDocument) -> list[str]:
+    """Each chunk whose lines (in the text get_document serves) do not hold its text."""
+    units, pages = document_units(doc)
+    chunks = Chunker(chunk_size=120, chunk_overlap=10, tokenizer=str.split).chunk(doc)
+    assert chunks
+    wrong = []
+    for chunk in chunks:
+        unit = units[pages.index(chunk.page)] if pages else units[0]
+        assert chunk.start_line is not None and chunk.end_line is not None, chunk
+        held = " ".join(unit.split("\n")[chunk.start_line - 1 : chunk.end_line])
+        if " ".join(chunk.text.split()) not in " ".join(held.split()):
+            wrong.append(f"{chunk.page} {chunk.start_line}-{chunk.end_line}: {chunk.text[:60]!r}")
+    return wrong
+
+
+def test_html_docx_and_pdf_chunks_carry_the_lines_of_the_text_get_document_serves(
+    tmp_path: Path,
+) -> None:
+    assert spans_hold_their_chunks(read(SPHINX_PAGE / "functools.html")) == []
+    docx = tmp_path / "m.docx"
+    write_docx(docx, "Minutes", [f"Item {i}: the council discussed item {i}." for i in range(60)])
+    assert spans_hold_their_chunks(read(docx)) == []
+    pdf = tmp_path / "r.pdf"
+    write_pdf(pdf, ["Cover page.", "\n".join(f"Finding {i} of the survey." for i in range(40))])
+    doc = read(pdf)
+    assert spans_hold_their_chunks(doc) == []
+    assert {s.first_line for s in doc.sections} == {1}  # lines count within each page
