@@ -149,10 +149,13 @@ def print_hits(hits: Sequence[Hit], took_ms: float) -> None:
     if not hits:
         console.print("no results")
     for rank, hit in enumerate(hits, start=1):
-        where = (
-            f"p. {hit.page}"
-            if hit.page
-            else (f"lines {hit.start_line}-{hit.end_line}" if hit.start_line else "")
+        where = ", ".join(
+            part
+            for part in (
+                f"p. {hit.page}" if hit.page else "",
+                f"lines {hit.start_line}-{hit.end_line}" if hit.start_line else "",
+            )
+            if part
         )
         console.print(
             f"[bold]{rank}. {escape(hit.path)}[/bold] {where}  "

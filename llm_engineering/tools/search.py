@@ -34,9 +34,11 @@ class SearchHit(BaseModel):
     file_type: str = Field(description="File extension, e.g. md, pdf, py.")
     page: int | None = Field(None, description="PDF page (1-based), when the source is a PDF.")
     start_line: int | None = Field(
-        None, description="First source line of the chunk (text and code)."
+        None,
+        description="First line of the chunk in the text get_document serves: the file's own "
+        "lines (text, Markdown, reST, code), the extracted text's (HTML, DOCX), the page's (PDF).",
     )
-    end_line: int | None = Field(None, description="Last source line of the chunk (text and code).")
+    end_line: int | None = Field(None, description="Last line of the chunk, counted as start_line.")
     retrieved_by: list[str] = Field(description="Which retrievers found it: dense, keyword.")
     reranker: str | None = Field(
         None, description="The reranker that scored it, when rerank was asked for."
