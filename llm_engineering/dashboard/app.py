@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -80,8 +81,9 @@ class Dashboard:
             lstrip_blocks=True,
         )
         self.templates.filters.update(
-            duration=duration, ago=ago, number=number, size=size, loss=loss, details=details
-        )
+            duration=duration, ago=ago, number=number, size=size, loss=loss, details=details,
+            path=path_breaks,
+        )  # fmt: skip
         # Compiled now, not on a page's first request: compiling all of them takes longer
         # (about 0.1-0.3 s here) than rendering the overview over 10,000 files.
         for name in self.templates.list_templates():
@@ -219,3 +221,8 @@ def details(event: dict[str, Any]) -> str:
 
 def loss(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
+
+
+def path_breaks(path: object) -> Markup:
+    """``path`` escaped, a line may break after each ``/`` (``<wbr>``), not inside a name."""
+    return Markup("/<wbr>").join(escape(part) for part in str(path).split("/"))

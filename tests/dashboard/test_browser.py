@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 
 from tests.adapters.fictional import FACT_WORD, fact_records
-from tests.conftest import FACTS, LLM_ENG, QUERIES, free_port, make_mixed_folder
+from tests.conftest import FACTS, LLM_ENG, QUERIES, free_port, make_mixed_folder, write_pdf
 from tests.dashboard.conftest import SCRIPT_NAME, write_script_named_file
 from tests.server.helpers import running
 
@@ -237,6 +237,95 @@ def test_a_search_returns_the_expected_hit_and_opens_its_document(site: Site, br
     browser.get(site.url + "/documents")
     assert "report.pdf" in browser.find_element(By.TAG_NAME, "table").text
     shot(browser, "documents")
+
+
+SPHINX_PAGE = Path(__file__).parents[1] / "data" / "real-project" / "python-docs" / "library"
+LOG_DAYS = [f"Day {day}: the tide came in at noon and the gulls gathered." for day in range(1, 31)]
+NARWHAL = "Day 31: a narwhal tusk washed ashore below the lighthouse."
+
+# The text of each line the element's text is laid out on, read character by character.
+LAID_OUT_LINES = """
+const lines = [];
+let top = null;
+const walker = document.createTreeWalker(arguments[0], NodeFilter.SHOW_TEXT);
+const range = document.createRange();
+for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+  for (let i = 0; i < node.length; i++) {
+    range.setStart(node, i);
+    range.setEnd(node, i + 1);
+    const rect = range.getClientRects()[0];
+    if (!rect) continue;
+    if (top === null || rect.top > top + 1) { lines.push(""); top = rect.top; }
+    lines[lines.length - 1] += node.data[i];
+  }
+}
+return lines;
+"""
+
+
+def opened_at_the_passage(driver: Any, hit: Any) -> dict[str, float]:
+    """Open ``hit``'s document from the search page; where its passage and the line above lie."""
+    hit.find_element(By.CSS_SELECTOR, ".path").click()
+    until(
+        driver,
+        lambda d: (
+            "/documents?chunk=" in d.current_url
+            and d.execute_script("return document.readyState") == "complete"
+        ),
+        "the hit's document opening",
+    )
+    return dict(
+        driver.execute_script(
+            "const passage = document.getElementById('chunk');"
+            "const above = passage.previousElementSibling;"
+            "return {top: passage.getBoundingClientRect().top,"
+            " bottom: passage.getBoundingClientRect().bottom, height: innerHeight,"
+            " above: above ? above.getBoundingClientRect().top : null, scrolled: scrollY};"
+        )
+    )
+
+
+def test_a_hit_opens_its_document_with_the_passage_in_view_below_what_leads_to_it(
+    site: Site, browser: Any
+) -> None:
+    before = index_status(site.url)["documents"]
+    shutil.copy(SPHINX_PAGE / "functools.html", site.folder / "functools.html")
+    write_pdf(site.folder / "tides.pdf", ["Tide log, first page.", "\n".join([*LOG_DAYS, NARWHAL])])
+    wait_for(
+        lambda: (s := index_status(site.url))["pending"] == 0 and s["documents"] >= before + 2,
+        "functools.html and tides.pdf indexed",
+    )
+    browser.set_window_size(1280, 700)  # shorter than either document
+    try:
+        for query, file_type, place in (
+            ("partial objects callable read-only attributes func args keywords", "html", "lines "),
+            ("narwhal tusk washed ashore", "pdf", "page 2, lines "),
+        ):
+            browser.get(f"{site.url}/search?q={quote(query)}&file_types={file_type}")
+            first = browser.find_elements(By.CSS_SELECTOR, "li.hit")[0]
+            assert place in first.find_element(By.CSS_SELECTOR, ".where").text
+            seen = opened_at_the_passage(browser, first)
+            assert seen["scrolled"] > 0, (file_type, seen)
+            assert 0 <= seen["top"] < seen["height"], (file_type, seen)  # the passage in view
+            assert seen["above"] is not None and seen["above"] >= 0, (file_type, seen)  # context
+            shot(browser, f"document-at-{file_type}-hit")
+        assert NARWHAL in " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".hit"))
+
+        # A path too long for the failed files' column breaks after a / (or a hyphen), never
+        # inside a name.
+        browser.set_window_size(600, 700)
+        browser.get(site.url + "/")
+        lines = until(
+            browser,
+            lambda d: d.execute_script(
+                LAID_OUT_LINES, d.find_element(By.CSS_SELECTOR, "#failed tbody tr code")
+            ),
+            "the failed path laid out",
+        )
+        assert len(lines) >= 2 and all(line[-1] in "/-" for line in lines[:-1]), lines
+        assert "".join(lines) == index_status(site.url)["failed"][0]["path"]
+    finally:
+        browser.set_window_size(1280, 1400)
 
 
 def test_a_file_named_like_a_script_renders_as_text(site: Site, browser: Any) -> None:
