@@ -89,26 +89,36 @@ def html_to_text(markup: str, max_depth: int, max_elements: int) -> tuple[str, s
         soup = _bounded_soup(markup, max_depth, max_elements)
     title_tag = soup.find("title")
     title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    # Every edit below changes a tag's own children, never its place among its siblings:
+    # decompose(), replace_with() and insert_before/after() each look the tag up in its
+    # parent's children one by one, so a page of 40,000 rows or paragraphs took minutes.
     for tag in soup.find_all(_HTML_DROP):
-        tag.decompose()
+        tag.clear(decompose=True)
     for tag in soup.find_all("a"):
         if _is_permalink(tag):
-            tag.clear()  # not decompose(): that finds the tag among its siblings, one by one
+            tag.clear()
     for level in range(1, 7):
         for tag in soup.find_all(f"h{level}"):
             heading = tag.get_text(" ", strip=True)
-            tag.replace_with(NavigableString(f"\n\n{'#' * level} {heading}\n\n"))
+            _replace_children(tag, f"\n\n{'#' * level} {heading}\n\n")
             title = title or heading
     for tag in soup.find_all("pre"):
-        tag.replace_with(NavigableString(f"\n\n```\n{tag.get_text()}\n```\n\n"))
+        _replace_children(tag, f"\n\n```\n{tag.get_text()}\n```\n\n")
     for tag in soup.find_all(["td", "th"]):
-        tag.insert_after(NavigableString(" | "))
+        tag.append(NavigableString(" | "))
     for tag in soup.find_all(_HTML_BLOCKS):
-        tag.insert_before(NavigableString("\n"))
-        tag.insert_after(NavigableString("\n"))
+        tag.insert(0, NavigableString("\n"))
+        tag.append(NavigableString("\n"))
     for tag in soup.find_all("li"):
-        tag.insert(0, NavigableString("- "))
+        tag.insert(1, NavigableString("- "))  # after the line break that opens it
     return title, tidy(soup.get_text())
+
+
+def _replace_children(tag: Any, text: str) -> None:
+    from bs4 import NavigableString
+
+    tag.clear()
+    tag.append(NavigableString(text))
 
 
 def _is_permalink(tag: Any) -> bool:

@@ -7,7 +7,7 @@ import pytest
 
 from llm_engineering.errors import DocumentError
 from llm_engineering.index_store.read.chunking import Chunker
-from llm_engineering.index_store.read.html_text import tidy
+from llm_engineering.index_store.read.html_text import html_to_text, tidy
 from llm_engineering.index_store.read.readers import (
     ParsedDocument,
     atx_heading,
@@ -194,3 +194,32 @@ def test_html_docx_and_pdf_chunks_carry_the_lines_of_the_text_get_document_serve
     doc = read(pdf)
     assert spans_hold_their_chunks(doc) == []
     assert {s.first_line for s in doc.sections} == {1}  # lines count within each page
+
+
+def test_a_page_of_many_siblings_is_read_without_looking_each_up_among_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Moving a tag among N siblings scans them for its place (bs4's Tag.index): once per row
+    of a long table, that was quadratic, minutes for 40,000 rows. Counted, not timed."""
+    from bs4.element import Tag
+
+    scanned = 0
+    index = Tag.index
+
+    def counting(self: Tag, element: object) -> int:
+        nonlocal scanned
+        found = index(self, element)
+        scanned += found
+        return found
+
+    monkeypatch.setattr(Tag, "index", counting)
+    rows = 2000
+    page = (
+        "<table>" + "<tr><td>cell</td><th>head</th></tr>" * rows + "</table>"
+        + "<p>para</p><script>x</script><h2>Part<a class='headerlink' href='#p'>¶</a></h2>"
+        "<pre>code</pre><ul><li>item</li></ul>" * rows
+    )  # fmt: skip
+    _, text = html_to_text(page, 1024, 200_000)
+    assert text.count("cell | head |") == rows and text.count("```\ncode\n```") == rows
+    assert text.count("## Part\n") == rows and text.count("- item") == rows and "¶" not in text
+    assert scanned < rows, scanned
