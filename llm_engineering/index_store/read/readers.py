@@ -101,8 +101,9 @@ class ParsedDocument:
     sections: list[Section] = field(default_factory=list)
     language: str | None = None
     text: str | None = None
-    """The whole document as text, its lines numbered as the chunks' ``start_line`` count
-    them (Markdown front matter included); None for a PDF, whose sections are its pages."""
+    """The whole document as ``get_document`` serves it, its lines numbered as the chunks'
+    ``start_line`` count them: a text file's own lines (Markdown front matter, reST as
+    written), the extracted text of HTML and DOCX; None for a PDF, whose sections are pages."""
     module: str | None = None
     """Source code: its dotted module name (``flask.app``), the head of every chunk's heading."""
 
