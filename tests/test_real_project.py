@@ -126,3 +126,38 @@ def test_every_hit_of_every_type_carries_its_lines_in_llm_eng_search(indexed: In
         assert len(heads) == len(hits), printed.stdout
         for rank, (head, hit) in enumerate(zip(heads, hits, strict=True), start=1):
             assert head.startswith(f"{rank}. {hit['path']} {place(hit)}  "), head
+
+
+# Questions a user of Flask asks about its functions, and the definition that answers each.
+ABOUT_FUNCTIONS = {
+    "How do I register a function to run before each request?": (
+        "flask.sansio.scaffold.Scaffold.before_request"
+    ),
+    "What does the errorhandler decorator do?": "flask.sansio.scaffold.Scaffold.errorhandler",
+    "How do I send a file from a directory safely?": "flask.helpers.send_from_directory",
+    "What does get_root_path return?": "flask.helpers.get_root_path",
+    "How do I load the config from a file named by an environment variable?": (
+        "flask.config.Config.from_envvar"
+    ),
+}
+
+
+def test_questions_about_functions_find_whole_definitions_first(
+    indexed: Indexed, embedder, parse_pool
+) -> None:  # type: ignore[no-untyped-def]
+    from llm_engineering.config import load_settings
+    from llm_engineering.index_store.service import IndexService
+
+    service = IndexService(
+        load_settings(data_dir=indexed.data_dir), embedder=embedder, parsers=parse_pool
+    )
+    try:
+        for question, name in ABOUT_FUNCTIONS.items():
+            hits, _ = service.search(question, top_k=3)
+            top = hits[0]
+            assert top.heading == name, (question, [h.heading for h in hits])
+            # the definition itself, from its decorators or signature, not a line of it
+            assert re.search(rf"(@\w+\s+)?(async )?def {name.rsplit('.', 1)[-1]}\(", top.text)
+            assert len(top.text.strip()) > 200 and top.end_line - top.start_line >= 8
+    finally:
+        service.close()
