@@ -21,7 +21,6 @@ from tests.server.helpers import call, error_of, running
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-
 def serve_http(data_dir: Path, port: int) -> list[str]:
     return [LLM_ENG, "serve", "--http", "--port", str(port), "--data-dir", str(data_dir)]
 
