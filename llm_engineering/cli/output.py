@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -209,32 +209,58 @@ def print_status(info: IndexStatus) -> None:
         console.print(f"  [red]{failed.path}[/red]: {failed.error}")
 
 
+_WHAT_HAPPENED = {
+    "extracted": "the model's answer was not supported by the passages; the best matching "
+    "sentence is quoted",
+    "unsupported": "the model's answer was not supported by the passages, and no passage "
+    "sentence answers the question: read the passages below",
+    "not_in_context": "no passage found is about the question",
+    "no_context": "no passages: the model answered from its own knowledge",
+    "from_adapter": "the passages do not hold the answer; the adapter answered from what it "
+    "was trained on",
+}
+
+
 def print_answer(result: Answer) -> None:
     console = results_console()
     console.print(result.answer, highlight=False)
     if result.citations:
         console.print("\n[bold]Sources[/bold]")
         for citation in result.citations:
-            where = citation.path or "(given passage)"
-            if citation.page:
-                where += f", p. {citation.page}"
-            elif citation.start_line:
-                where += f", lines {citation.start_line}-{citation.end_line}"
-            console.print(f"  [{citation.n}] {where}", highlight=False)
+            console.print(f"  [{citation.n}] {_where(citation)}", highlight=False)
+    if result.status != "answered":
+        console.print(f"\n[yellow]{_WHAT_HAPPENED[result.status]}[/yellow]", highlight=False)
+        if result.passages:
+            console.print("[bold]Passages[/bold]")
+        for passage in result.passages[:3]:
+            console.print(f"  [{passage.n}] {_where(passage)}", highlight=False)
+            console.print(f"      {_short(passage.text)}", highlight=False)
     model = result.model + (f" + {result.adapter}" if result.adapter else "")
     console.print(
         f"[dim]{result.status}; {model}; {result.completion_tokens} tokens at "
         f"{result.tokens_per_s:.0f} tok/s; {result.took_ms / 1000:.1f} s[/dim]",
         highlight=False,
     )
-    if result.answer.strip() != result.model_answer.strip() and result.status == "not_in_context":
+    if result.status in ("extracted", "unsupported") and result.model_answer.strip():
         console.print(
-            f"[dim]the model replied {_short(result.model_answer)!r}, but no passage supports "
-            "it (--json shows model_answer)[/dim]",
+            f"[dim]the model replied {_short(result.model_answer)!r} (--json shows model_answer)"
+            "[/dim]",
             highlight=False,
         )
     for note in result.notes:
         console.print(f"[dim]note: {note}[/dim]", highlight=False)
+
+
+def _where(source: Any) -> str:
+    """``path:start-end``, ``path, p. N, lines a-b``, or the passage number for a given one."""
+    where = source.path or "(given passage)"
+    if source.page:
+        where += f", p. {source.page}"
+        if source.start_line:
+            where += f", lines {source.start_line}-{source.end_line}"
+    elif source.start_line:
+        where += f":{source.start_line}-{source.end_line}"
+    return where
 
 
 def _short(text: str, limit: int = 80) -> str:

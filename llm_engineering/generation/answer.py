@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -9,9 +10,11 @@ from typing import TYPE_CHECKING, Literal
 
 from llm_engineering.errors import UserError
 from llm_engineering.generation.base import Completion, Generator, ServedAdapter, TokenFn
-from llm_engineering.generation.citations import cited_numbers, is_refusal, supporting_blocks
+from llm_engineering.generation.citations import cited_numbers, is_refusal
+from llm_engineering.generation.extract import Extract
+from llm_engineering.generation.grounding import How, Signals, decide
+from llm_engineering.generation.judging import drop_repeats
 from llm_engineering.generation.prompts import (
-    NOT_IN_CONTEXT,
     Block,
     grounded_messages,
     open_messages,
@@ -23,9 +26,11 @@ if TYPE_CHECKING:
     from llm_engineering.generation.models import GeneratorCache
     from llm_engineering.index_store.service import IndexService
 
-__all__ = ["Answer", "Answerer", "Citation"]
+__all__ = ["Answer", "Answerer", "Citation", "Passage"]
 
-Status = Literal["answered", "not_in_context", "no_context", "from_adapter"]
+Status = Literal[
+    "answered", "extracted", "unsupported", "not_in_context", "no_context", "from_adapter"
+]
 
 
 @dataclass
@@ -38,8 +43,26 @@ class Citation:
     page: int | None = None
     start_line: int | None = None
     end_line: int | None = None
-    how: Literal["marker", "overlap"] = "marker"
-    """``marker``: the model wrote [n]; ``overlap``: the passage holds the answer's words."""
+    how: Literal["marker", "support", "extract"] = "marker"
+    """``marker``: the model wrote [n] and the passage holds what it says; ``support``: it
+    wrote none, and the passage holds what it says; ``extract``: the answer is quoted from the
+    passage (``text`` is the sentence, the lines are its own)."""
+
+
+@dataclass
+class Passage:
+    """A passage the model was given, whatever became of the answer."""
+
+    n: int
+    text: str
+    score: float | None = None
+    """Its retrieval score (reranked when reranking is on); None for a passage given."""
+    chunk_id: str | None = None
+    path: str | None = None
+    title: str = ""
+    page: int | None = None
+    start_line: int | None = None
+    end_line: int | None = None
 
 
 @dataclass
@@ -57,8 +80,8 @@ class Answer:
     generation_ms: float
     tokens_per_s: float
     took_ms: float
-    passages: int
-    """Context passages the model was given."""
+    passages: list[Passage]
+    """The passages the model was given, best first."""
     model_answer: str
     """What the model wrote, unchanged (differs from ``answer`` when no passage supports it)."""
     notes: list[str] = field(default_factory=list)
@@ -100,6 +123,7 @@ class Answerer:
         self._rerank = rerank
         self._adapters = adapters or _no_adapters
         self._time_limit_s = time_limit_s
+        self._suggested = False
 
     @classmethod
     def from_settings(
@@ -174,39 +198,24 @@ class Answerer:
         prompt_tokens, completion_tokens = completion.prompt_tokens, completion.completion_tokens
         stopped = _stopped(completion, notes)
 
-        text = completion.text.strip()
+        text, repeated = drop_repeats(completion.text.strip())
+        if repeated:
+            notes.append(f"dropped {repeated} sentence(s) the model wrote again word for word")
         status: Status
         citations: list[Citation] = []
         answer = text
         if not blocks:
             status = "no_context"
-        elif is_refusal(text):
-            status = "not_in_context"
         else:
             numbers = cited_numbers(text)
-            valid = [n for n in numbers if 1 <= n <= len(blocks)]
-            if len(valid) < len(numbers):
-                notes.append(
-                    f"ignored citation(s) of passages that do not exist: {sorted(set(numbers) - set(valid))}"
-                )
-            if valid:
-                citations = [_cite(blocks[n - 1], "marker") for n in valid]
-                status = "answered"
-            else:
-                found = supporting_blocks(text, question, [b.text for b in blocks])
-                if found:
-                    citations = [_cite(blocks[i], "overlap") for i in found]
-                    status = "answered"
-                    notes.append(
-                        "the model cited no passage; cited the passage that holds the answer's words"
-                    )
-                else:
-                    status = "not_in_context"
-                    answer = NOT_IN_CONTEXT
-                    notes.append(
-                        "the model's reply is not supported by any passage (no citation, and most of its "
-                        "words are in none of them); see model_answer"
-                    )
+            missing = sorted(set(numbers) - set(range(1, len(blocks) + 1)))
+            if missing:
+                notes.append(f"ignored citation(s) of passages that do not exist: {missing}")
+            verdict = decide(text, question, blocks, numbers, self._signals())
+            status, answer, notes = verdict.status, verdict.answer, notes + verdict.notes
+            citations = [_cite(blocks[i], how, quote) for i, how, quote in verdict.cited]
+            if status in ("extracted", "unsupported"):
+                self._suggest(generator.name, notes)
         if status == "not_in_context" and served is not None:
             # The passages lack the answer, but the adapter may have been taught it: ask it
             # alone, in the format it was trained in, and say where the answer came from.
@@ -227,7 +236,7 @@ class Answerer:
         return Answer(
             answer=answer,
             status=status,
-            grounded=status == "answered",
+            grounded=status in ("answered", "extracted"),
             citations=citations,
             model=generator.name,
             adapter=adapter_name,
@@ -238,7 +247,7 @@ class Answerer:
             generation_ms=round(completion.generation_ms, 2),
             tokens_per_s=round(completion.tokens_per_s, 2),
             took_ms=round((time.perf_counter() - started) * 1000, 2),
-            passages=len(blocks),
+            passages=[_passage(block) for block in blocks],
             model_answer=text,
             notes=notes,
             stopped=stopped,
@@ -262,15 +271,62 @@ class Answerer:
             Block(
                 n=i + 1, text=hit.text, chunk_id=hit.chunk_id, path=hit.path, title=hit.title,
                 page=hit.page, start_line=hit.start_line, end_line=hit.end_line, source=hit.rel_path,
+                score=hit.score,
             )
             for i, hit in enumerate(hits)
         ]  # fmt: skip
 
+    def _signals(self) -> Signals:
+        """The index's word rarity and its embedding model's sense of meaning, when there is
+        an index (answers from given passages use the passages' own word counts)."""
+        index = self._index
+        if index is None:
+            return Signals()
 
-def _cite(block: Block, how: Literal["marker", "overlap"]) -> Citation:
+        def idf(terms: Sequence[str]) -> dict[str, float]:
+            found, total = index.keyword.document_frequency(terms)
+            return {
+                t: math.log(1 + (total - found.get(t, 0) + 0.5) / (found.get(t, 0) + 0.5))
+                for t in terms
+            }
+
+        def similarity(question: str, texts: Sequence[str]) -> list[float]:
+            embedder = index.embedder()
+            query = embedder.embed_query(question)
+            vectors = embedder.embed_documents(list(texts))
+            return [_cosine(query, vector) for vector in vectors]
+
+        return Signals(idf, similarity)
+
+    def _suggest(self, model: str, notes: list[str]) -> None:
+        """Once per answerer: where the model is the limit, the fix that works."""
+        if self._suggested:
+            return
+        self._suggested = True
+        notes.append(
+            f"{model} could not answer from the passages; a larger GGUF (llm_model) or a model "
+            "server (llm_url) answers from them far more often (said once)"
+        )
+
+
+def _cite(block: Block, how: How, quote: Extract | None = None) -> Citation:
+    """A citation of ``block``; of the sentence ``quote`` of it, with its own lines, if given."""
+    text, start, end = block.text, block.start_line, block.end_line
+    if quote is not None:
+        text = quote.text
+        if block.start_line is not None:
+            start = block.start_line + block.text.count("\n", 0, quote.offset)
+            end = start + quote.text.count("\n")
     return Citation(
-        n=block.n, text=block.text, chunk_id=block.chunk_id, path=block.path, title=block.title,
-        page=block.page, start_line=block.start_line, end_line=block.end_line, how=how,
+        n=block.n, text=text, chunk_id=block.chunk_id, path=block.path, title=block.title,
+        page=block.page, start_line=start, end_line=end, how=how,
+    )  # fmt: skip
+
+
+def _passage(block: Block) -> Passage:
+    return Passage(
+        n=block.n, text=block.text, score=block.score, chunk_id=block.chunk_id, path=block.path,
+        title=block.title, page=block.page, start_line=block.start_line, end_line=block.end_line,
     )  # fmt: skip
 
 
@@ -282,6 +338,12 @@ def _stopped(completion: Completion, notes: list[str]) -> str | None:
     else:
         return None
     return completion.finish_reason
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
 
 
 def _round(value: float | None) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ class Completion:
         seconds = (self.generation_ms - self.first_token_ms) / 1000
         return (self.completion_tokens - 1) / seconds if seconds > 0 else 0.0
 
+
+# The end of a whole sentence or line: . ! ? (with closing quotes or brackets) or a line break.
+_WHOLE = re.compile(r"[.!?][\"')\]]*(?=\s|$)|\n")
 
 STOPPED = ("repetition", "time_limit")
 """Finish reasons of a generation a :class:`LoopGuard` stopped."""
@@ -89,10 +93,13 @@ class LoopGuard:
         return False
 
     def text(self, text: str) -> str:
-        """``text`` (the whole generation) with a detected loop cut to its first copy."""
+        """``text`` (the whole generation) with a detected loop cut to its first copy, and back
+        to the end of its last whole sentence or line: a cut never leaves a fragment."""
         if self._loop_start is None:
             return text
-        return "".join(self._pieces[: self._loop_start]).rstrip()
+        kept = "".join(self._pieces[: self._loop_start]).rstrip()
+        ends = [m.end() for m in _WHOLE.finditer(kept)]
+        return kept[: ends[-1]].rstrip() if ends else ""
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,8 @@ class Block:
     page: int | None = None
     start_line: int | None = None
     end_line: int | None = None
+    score: float | None = None
+    """Its retrieval score (reranked when reranking is on); None for a passage given."""
     source: str = ""
     """How the model sees where the passage is from: the path inside the indexed folder.
     (Not the absolute path: it costs tokens, and where a user keeps a folder should not

@@ -20,13 +20,30 @@ class CitationInfo(BaseModel):
     )
     path: str | None = Field(None, description="Source file (None for caller-given passages).")
     title: str = ""
-    text: str = Field(description="The cited passage.")
+    text: str = Field(description="The cited passage (for an extract: the sentence quoted).")
     page: int | None = None
     start_line: int | None = None
     end_line: int | None = None
-    how: Literal["marker", "overlap"] = Field(
-        description="marker: the model cited [n]; overlap: the passage holds the answer's words."
+    how: Literal["marker", "support", "extract"] = Field(
+        description="marker: the model cited [n] and the passage holds what it says; support: "
+        "it cited none and the passage holds what it says; extract: the answer is this sentence "
+        "of the passage, quoted (the lines are the sentence's own)."
     )
+
+
+class PassageInfo(BaseModel):
+    n: int = Field(description="The passage number the model saw.")
+    text: str
+    score: float | None = Field(
+        None,
+        description="Retrieval score (reranked when reranking is on); null for given passages.",
+    )
+    chunk_id: str | None = None
+    path: str | None = None
+    title: str = ""
+    page: int | None = None
+    start_line: int | None = None
+    end_line: int | None = None
 
 
 class Usage(BaseModel):
@@ -46,19 +63,28 @@ class Timings(BaseModel):
 
 class AnswerResult(BaseModel):
     answer: str
-    status: Literal["answered", "not_in_context", "no_context", "from_adapter"] = Field(
-        description="answered: from the passages; not_in_context: they lack the answer; "
+    status: Literal[
+        "answered", "extracted", "unsupported", "not_in_context", "no_context", "from_adapter"
+    ] = Field(
+        description="answered: every sentence of the model's answer is held by a cited passage; "
+        "extracted: the model's answer was not, so the answer is the passage sentence that best "
+        "answers the question, quoted; unsupported: neither (the model's reply is only in "
+        "model_answer; read the passages); not_in_context: no passage is about the question; "
         "no_context: there were none, so the model answered from its own knowledge; "
         "from_adapter: the passages lack it and the adapter answered from what it was trained on."
     )
-    grounded: bool = Field(description="True when the answer comes from, and cites, the passages.")
+    grounded: bool = Field(
+        description="True when the answer is held by, and cites, the passages (answered, extracted)."
+    )
     citations: list[CitationInfo]
     model: str
     adapter: str | None
     usage: Usage
     timings: Timings
     took_ms: float
-    passages: int = Field(description="Context passages the model was given.")
+    passages: list[PassageInfo] = Field(
+        description="The passages the model was given, best first, whatever the status."
+    )
     model_answer: str = Field(
         description="The model's own words (differs from answer when no passage supports them)."
     )
@@ -128,7 +154,7 @@ async def answer_with_context(
             tokens_per_s=result.tokens_per_s,
         ),
         took_ms=result.took_ms,
-        passages=result.passages,
+        passages=[PassageInfo(**p.__dict__) for p in result.passages],
         model_answer=result.model_answer,
         notes=result.notes,
         stopped=result.stopped,  # type: ignore[arg-type]  # one of the two, or None

@@ -8,8 +8,8 @@ import pytest
 
 from llm_engineering.errors import UserError
 from llm_engineering.generation.answer import Answerer
+from llm_engineering.generation.grounding import NOT_FOUND
 from llm_engineering.generation.models import GeneratorCache
-from llm_engineering.generation.prompts import NOT_IN_CONTEXT
 from tests.generation.fakes import ScriptedGenerator
 
 FACT = "The Zephyr-9 espresso machine costs 1,249 euros and ships from Lyon within five days."
@@ -43,7 +43,7 @@ def test_the_answer_states_the_fact_and_cites_its_file(generators, indexed) -> N
     assert result.citations[0].text.strip().endswith(FACT)
     assert "".join(tokens).strip() == result.model_answer
     assert result.prompt_tokens > 0 and 0 < result.completion_tokens <= 60
-    assert result.passages >= 1 and result.model.startswith("llama.cpp:")
+    assert len(result.passages) >= 1 and result.model.startswith("llama.cpp:")
 
 
 def test_caller_passages_skip_retrieval(generators) -> None:  # type: ignore[no-untyped-def]
@@ -57,14 +57,17 @@ def test_caller_passages_skip_retrieval(generators) -> None:  # type: ignore[no-
     assert result.retrieval_ms < 5
 
 
-def test_an_unsupported_reply_is_reported_as_not_in_context_without_citations(generators) -> None:  # type: ignore[no-untyped-def]
+def test_passages_about_something_else_are_not_in_context_whatever_the_model_says(
+    generators,
+) -> None:  # type: ignore[no-untyped-def]
     result = Answerer(generators.get, index=None).answer(
         "What is the capital of Peru?",
         contexts=["Bananas are yellow.", "Bread needs yeast."],
         max_tokens=40,
     )
     assert result.status == "not_in_context" and not result.grounded
-    assert result.citations == [] and result.answer == NOT_IN_CONTEXT
+    assert result.citations == [] and result.answer == NOT_FOUND
+    assert [p.text for p in result.passages] == ["Bananas are yellow.", "Bread needs yeast."]
     assert result.model_answer  # the model's own words are kept for the caller
 
 
@@ -77,7 +80,7 @@ def test_no_passages_at_all_means_the_model_answers_from_its_own_knowledge(
     ):
         result = answerer.answer("Who wrote Romeo and Juliet?", contexts=contexts, max_tokens=30)
         assert result.status == "no_context" and result.grounded is False and result.citations == []
-        assert result.passages == 0 and "own knowledge" in result.notes[0]
+        assert result.passages == [] and "own knowledge" in result.notes[0]
 
 
 def test_an_over_long_context_is_packed_into_the_window(tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -92,21 +95,27 @@ def test_an_over_long_context_is_packed_into_the_window(tmp_path: Path) -> None:
     )
     assert result.prompt_tokens + result.completion_tokens <= 512
     assert any("left out" in note or "shortened" in note for note in result.notes)
-    assert result.passages < 6
+    assert len(result.passages) < 6
     small.close()
 
 
-def test_the_models_refusal_is_recognized_and_nothing_is_cited() -> None:
-    generator = ScriptedGenerator("The passages do not contain the answer [1].")
-    result = Answerer(lambda _: generator, None).answer(
+def test_the_models_refusal_is_never_taken_at_its_word() -> None:
+    """Whether the passages hold the answer is for the passages to say, not the model."""
+    refusal = "The passages do not contain the answer [1]."
+    result = Answerer(lambda _: ScriptedGenerator(refusal), None).answer(
         "What is the code?", contexts=["Bananas are yellow."]
     )
     assert result.status == "not_in_context" and result.citations == []
-    assert result.answer == "The passages do not contain the answer [1]."
+    assert result.answer == NOT_FOUND and result.model_answer == refusal
+    result = Answerer(lambda _: ScriptedGenerator(refusal), None).answer(
+        "What is the door code?", contexts=["Bananas are yellow. The door code is 4417."]
+    )
+    assert result.status == "extracted" and result.answer == "The door code is 4417."
+    assert [(c.n, c.how, c.text) for c in result.citations] == [(1, "extract", result.answer)]
 
 
 def test_markers_become_citations_and_markers_to_missing_passages_are_dropped() -> None:
-    generator = ScriptedGenerator("It is 4417 [2], see also [7].")
+    generator = ScriptedGenerator("It is 4417 [2] [7].")
     result = Answerer(lambda _: generator, None).answer(
         "Code?", contexts=["Bananas.", "The code is 4417."]
     )

@@ -1,11 +1,6 @@
 import pytest
 
-from llm_engineering.generation.citations import (
-    cited_numbers,
-    is_refusal,
-    support,
-    supporting_blocks,
-)
+from llm_engineering.generation.citations import cited_numbers, is_refusal
 
 
 def test_markers_are_read_in_order_without_repeats() -> None:
@@ -33,12 +28,3 @@ def test_refusals_are_recognized(text: str) -> None:
 )
 def test_answers_are_not_refusals(text: str) -> None:
     assert not is_refusal(text)
-
-
-def test_support_counts_the_answers_own_words_found_in_the_passage() -> None:
-    question = "Who founded the company?"
-    passage = "The company was founded in 2011 by Ana Ruiz in Lyon."
-    assert support("Ana Ruiz founded it.", question, passage) == 1.0
-    assert support("It was Pierre Dubois.", question, passage) == 0.0
-    assert supporting_blocks("Ana Ruiz.", question, ["Bread needs yeast.", passage]) == [1]
-    assert supporting_blocks("Pierre Dubois.", question, ["Bread needs yeast.", passage]) == []

@@ -154,7 +154,8 @@ def test_the_loop_guard_needs_three_repeats_spanning_32_pieces() -> None:
     # "\n" + the block's first five pieces is the same loop, rotated: it spans 36 pieces
     # one piece before the sixth block ends.
     assert stops.index(True) == 3 + 6 * 6 - 2 and guard.reason == "repetition"
-    assert guard.text("ignored") == "Intro text\n```bash # onboarding.md"
+    # cut to the first copy, then back to its last whole line: no half-open code fence
+    assert guard.text("ignored") == "Intro text"
     listing = LoopGuard()  # the same pieces again and again, but never a block back to back
     pieces = [p for i in range(60) for p in ("\n", "-", " step", f" {i}", ":", " run", " it")]
     assert not any(listing.stop(piece) for piece in pieces)

@@ -36,6 +36,8 @@ async def test_a_grounded_answer_cites_the_right_file_and_streams_its_tokens(
         assert answer["usage"]["completion_tokens"] > 0 and answer["usage"]["prompt_tokens"] > 0
         assert answer["timings"]["tokens_per_s"] > 0 and answer["model"].startswith("llama.cpp:")
         assert "".join(streamed).strip() == answer["model_answer"]
+        assert answer["passages"][0]["path"].endswith("pricing.md"), answer["passages"]
+        assert all(p["score"] is not None and p["text"] for p in answer["passages"])
 
         given = await client.call_tool(
             "answer_with_context",
@@ -47,6 +49,9 @@ async def test_a_grounded_answer_cites_the_right_file_and_streams_its_tokens(
         )
         assert given.structured_content["status"] == "not_in_context"
         assert given.structured_content["citations"] == []
+        assert [p["text"] for p in given.structured_content["passages"]] == [
+            "Bananas are yellow.", "Bread needs yeast.",
+        ]  # fmt: skip
 
         none = await client.call_tool(
             "answer_with_context",
