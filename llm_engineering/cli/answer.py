@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,10 +19,12 @@ from llm_engineering.cli.options import (
     with_settings,
 )
 from llm_engineering.cli.output import print_answer, streamed_reply
+from llm_engineering.cli.remote import Verbose, from_server
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
     from llm_engineering.config import Settings
+    from llm_engineering.generation.answer import Answer
 
 __all__ = ["ask"]
 
@@ -45,33 +48,52 @@ def ask(
         str | None, typer.Option(help="Only retrieve from paths starting with this.")
     ] = None,
     as_json: AsJson = False,
+    verbose: Verbose = False,
     *,
     settings: Settings,
 ) -> None:
     """Answer a question from the index with the local model, and show the sources."""
+    request: dict[str, Any] = {
+        "question": question, "top_k": top_k, "adapter": adapter, "max_tokens": max_tokens,
+        "temperature": temperature, "contexts": context, "path_prefix": path_prefix,
+    }  # fmt: skip
+    with streamed_reply() as show:
+        on_token = None if as_json else show
+        remote = from_server(
+            settings, "ask", {**request, "stream": on_token is not None}, kind="answer",
+            verbose=verbose, on_token=on_token,
+        )  # fmt: skip
+        if remote is not None:
+            from llm_engineering.generation.answer import Answer
+            from llm_engineering.local.wire import revive
+
+            result = revive(Answer, remote)
+        else:
+            result = _answer_here(settings, request, on_token)
+    if as_json:
+        typer.echo(json.dumps(asdict(result), indent=2))
+        return
+    print_answer(result)
+
+
+def _answer_here(
+    settings: Settings, request: dict[str, Any], on_token: Callable[[str], None] | None
+) -> Answer:
+    """The answer in this process: the index opened, the model loaded for this question."""
     from llm_engineering.generation.answer import Answerer
     from llm_engineering.generation.models import GeneratorCache
 
     generators = GeneratorCache(settings)
     try:
-        index = open_index(settings) if context is None else None
+        index = open_index(settings) if request["contexts"] is None else None
         if index is not None:
             index_watched(index)
         training = open_training(settings)
         answerer = Answerer.from_settings(
             settings, generators, index, adapters=training.resolve_adapter
         )
-        with streamed_reply() as show:
-            result = answerer.answer(
-                question, top_k=top_k, adapter=adapter, max_tokens=max_tokens,
-                temperature=temperature, contexts=context, path_prefix=path_prefix,
-                on_token=None if as_json else show,
-            )  # fmt: skip
+        return answerer.answer(**request, on_token=on_token)
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
     finally:
         generators.close()
-    if as_json:
-        typer.echo(json.dumps(asdict(result), indent=2))
-        return
-    print_answer(result)

@@ -6,13 +6,14 @@ import json
 import re
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from llm_engineering.cli.index import open_watched
 from llm_engineering.cli.options import AsJson, fail, with_settings
 from llm_engineering.cli.output import document_footer, print_documents
+from llm_engineering.cli.remote import Verbose, from_server
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ def show(
     pages: Annotated[str | None, typer.Option(help="PDF pages, N-M.")] = None,
     max_chars: Annotated[int, typer.Option(min=100)] = 20_000,
     as_json: AsJson = False,
+    verbose: Verbose = False,
     *,
     settings: Settings,
 ) -> None:
@@ -61,14 +63,21 @@ def show(
     path, start, end = split_range(target) if target else (None, None, None)
     if path is not None and not Path(path).is_absolute() and Path(path).exists():
         path = str(Path(path).absolute())  # as the shell meant it; else inside a watched folder
-    index = open_watched(settings)
-    try:
-        result = index.get_document(
-            path=path, chunk_id=chunk, start_line=start, end_line=end, page=page, pages=pages,
-            around=around, max_chars=max_chars,
-        )  # fmt: skip
-    except LlmEngError as exc:
-        raise fail(str(exc)) from exc
+    request: dict[str, Any] = {
+        "path": path, "chunk_id": chunk, "start_line": start, "end_line": end, "page": page,
+        "pages": pages, "around": around, "max_chars": max_chars,
+    }  # fmt: skip
+    remote = from_server(settings, "show", request, verbose=verbose)
+    if remote is not None:
+        from llm_engineering.index_store.query.slices import DocumentSlice
+        from llm_engineering.local.wire import revive
+
+        result = revive(DocumentSlice, remote)
+    else:
+        try:
+            result = open_watched(settings).get_document(**request)
+        except LlmEngError as exc:
+            raise fail(str(exc)) from exc
     if as_json:
         typer.echo(json.dumps(asdict(result), indent=2))
         return
@@ -92,19 +101,27 @@ def ls(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 100,
     cursor: Annotated[str | None, typer.Option(help="Continue a listing.")] = None,
     as_json: AsJson = False,
+    verbose: Verbose = False,
     *,
     settings: Settings,
 ) -> None:
     """List indexed, pending and failed documents."""
     from llm_engineering.index_store.query.listing import parse_time
 
-    index = open_watched(settings)
     try:
-        page = index.list_documents(
-            path_prefix=path_prefix, file_types=file_type, status=status,
-            modified_after=parse_time(modified_after) if modified_after else None,
-            sort=sort, limit=limit, cursor=cursor,
-        )  # fmt: skip
+        request: dict[str, Any] = {
+            "path_prefix": path_prefix, "file_types": file_type, "status": status,
+            "modified_after": parse_time(modified_after) if modified_after else None,
+            "sort": sort, "limit": limit, "cursor": cursor,
+        }  # fmt: skip
+        remote = from_server(settings, "ls", request, verbose=verbose)
+        if remote is not None:
+            from llm_engineering.index_store.query.listing import DocumentPage
+            from llm_engineering.local.wire import revive
+
+            page = revive(DocumentPage, remote)
+        else:
+            page = open_watched(settings).list_documents(**request)
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
     if as_json:

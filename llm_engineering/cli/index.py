@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +17,7 @@ from llm_engineering.cli.output import (
     print_status,
     status_note,
 )
+from llm_engineering.cli.remote import Verbose, from_server
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from llm_engineering.index_store.ingest.report import IngestReport
     from llm_engineering.index_store.query.search import Hit
     from llm_engineering.index_store.service import IndexService
+    from llm_engineering.index_store.status import IndexStatus
 
 __all__ = ["index_watched", "ingest", "open_watched", "search", "status"]
 
@@ -119,6 +121,7 @@ def search(
         bool, typer.Option("--rerank", help="Rerank a larger candidate pool first.")
     ] = False,
     as_json: AsJson = False,
+    verbose: Verbose = False,
     *,
     settings: Settings,
 ) -> None:
@@ -127,23 +130,23 @@ def search(
         raise fail(f"unknown mode {mode!r}: use hybrid, dense or keyword", 2)
     if not query.strip():
         raise fail("the query is empty", 2)
-    index = open_watched(settings)
-    status = index.status()
+    request: dict[str, Any] = {
+        "query": query, "top_k": top_k, "mode": mode, "path_prefix": path_prefix,
+        "file_types": file_type, "rerank": rerank,
+    }  # fmt: skip
+    remote = from_server(settings, "search", request, verbose=verbose)
+    if remote is not None:
+        from llm_engineering.index_store.query.search import Hit
+        from llm_engineering.index_store.status import IndexStatus
+        from llm_engineering.local.wire import revive
+
+        status = revive(IndexStatus, remote["status"])
+        hits = [revive(Hit, hit) for hit in remote["hits"]]
+        took_ms = float(remote["took_ms"])
+    else:
+        status, hits, took_ms = _search_here(settings, request)
     empty = status.documents == 0
     under_way = status.under_way()  # a server is indexing the folders: results may be partial
-    hits: list[Hit] = []
-    took_ms = 0.0
-    if not empty:  # an empty index needs no model loaded to find nothing
-        try:
-            with status_note(
-                "searching" if index.embedder_loaded else "loading the embedding model to search"
-            ):
-                hits, took_ms = index.search(
-                    query, top_k=top_k, mode=mode, path_prefix=path_prefix, file_types=file_type,  # type: ignore[arg-type]
-                    rerank=rerank,
-                )  # fmt: skip
-        except LlmEngError as exc:
-            raise fail(str(exc)) from exc
     if as_json:
         found = {"results": [asdict(h) for h in hits], "took_ms": took_ms, "indexing": under_way}
         typer.echo(json.dumps(found, indent=2))
@@ -161,7 +164,7 @@ def search(
         )
     elif empty:
         typer.echo(
-            f"note: nothing is indexed in {index.settings.data_dir} yet: index a folder with "
+            f"note: nothing is indexed in {settings.data_dir} yet: index a folder with "
             "`llm-eng ingest FOLDER` (or add --watch FOLDER)",
             err=True,
         )
@@ -169,11 +172,37 @@ def search(
         raise typer.Exit(1)
 
 
+def _search_here(
+    settings: Settings, request: dict[str, Any]
+) -> tuple[IndexStatus, list[Hit], float]:
+    """The search in this process: the index opened, --watch folders indexed, the model loaded."""
+    index = open_watched(settings)
+    status = index.status()
+    if not status.documents:  # an empty index needs no model loaded to find nothing
+        return status, [], 0.0
+    try:
+        with status_note(
+            "searching" if index.embedder_loaded else "loading the embedding model to search"
+        ):
+            hits, took_ms = index.search(
+                request["query"], top_k=request["top_k"], mode=request["mode"],
+                path_prefix=request["path_prefix"], file_types=request["file_types"],
+                rerank=request["rerank"],
+            )  # fmt: skip
+    except LlmEngError as exc:
+        raise fail(str(exc)) from exc
+    return status, hits, took_ms
+
+
 @with_settings(*INDEX_FLAGS, log_level="ERROR")
-def status(as_json: AsJson = False, *, settings: Settings) -> None:
+def status(as_json: AsJson = False, verbose: Verbose = False, *, settings: Settings) -> None:
     """Show what is indexed, what failed and why, and where the data lives."""
-    info = open_watched(settings).status()
+    from llm_engineering.index_store.status import IndexStatus
+    from llm_engineering.local.wire import revive, to_wire
+
+    remote = from_server(settings, "status", {}, verbose=verbose)
+    info = revive(IndexStatus, remote) if remote is not None else open_watched(settings).status()
     if as_json:
-        typer.echo(json.dumps(asdict(info), indent=2, default=str))
+        typer.echo(json.dumps(remote if remote is not None else to_wire(info), indent=2))
         return
     print_status(info)

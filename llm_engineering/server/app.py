@@ -16,6 +16,7 @@ from mcp.server.subscriptions import InMemorySubscriptionBus
 from llm_engineering import __version__
 from llm_engineering.config import Settings
 from llm_engineering.context import AppContext, Role
+from llm_engineering.local.server import LocalServer
 from llm_engineering.tools import adapters as adapter_tools
 from llm_engineering.tools import answer as answer_tools
 from llm_engineering.tools import completions as completion_tools
@@ -68,18 +69,24 @@ def create_server(
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         role: Role = "read-only" if read_only else "server"
         app = await anyio.to_thread.run_sync(lambda: AppContext.open(settings, role, watch=watch))
+        local = LocalServer(app)
         async with anyio.create_task_group() as notifying:
             await notifying.start(notifier.run)
             try:
                 if app.index is not None:  # before the indexer starts: it tells of changes
                     notifier.follow(app.index)
                 await anyio.to_thread.run_sync(app.start)
+                try:  # the command line's door; the MCP server serves without it
+                    local.start()
+                except OSError as exc:
+                    log.warning("the command line cannot reach this server: %s", exc)
                 if on_open is not None:
                     on_open(app)
                 yield app
             finally:
                 if on_open is not None:
                     on_open(None)
+                local.close()
                 await anyio.to_thread.run_sync(app.close)
                 notifying.cancel_scope.cancel()
 

@@ -1,0 +1,103 @@
+"""Ask the running server: a command's request sent to the server on its data folder.
+
+A server (``llm-eng serve``, stdio or HTTP) keeps the index open and the models loaded; a
+command that finds it answers in a fraction of a second instead of loading them again.
+When none answers (none runs, it was killed, it runs with other settings) the command works
+in process as before, and with ``-v`` says why on stderr. A socket left by a killed server
+is removed. Nothing here imports more than the standard library.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from llm_engineering.cli.options import fail
+
+if TYPE_CHECKING:
+    from llm_engineering.config import Settings
+
+__all__ = ["Verbose", "from_server"]
+
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Say whether a running server answered.")
+]
+
+
+def from_server(
+    settings: Settings,
+    op: str,
+    args: dict[str, Any],
+    *,
+    kind: str = "index",
+    verbose: bool = False,
+    on_token: Callable[[str], None] | None = None,
+) -> Any | None:
+    """The result of ``op`` from the server on ``settings.data_dir`` (JSON data), or None
+    when the command must work in process. An error the server reports is the command's."""
+    import json
+
+    from llm_engineering.local.wire import expected, read_message, socket_path
+
+    path = socket_path(settings.data_dir)
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
+        return _in_process(verbose, "no server runs on this data folder")
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        connection.close()
+        _remove_stale(path, inode)
+        return _in_process(verbose, f"removed {path}: the server that made it is gone")
+    except OSError as exc:
+        connection.close()
+        return _in_process(verbose, f"cannot reach the server ({exc})")
+    request = {"op": op, "args": args, "expect": expected(settings, kind)}
+    with connection, connection.makefile("rwb") as stream:
+        try:
+            stream.write((json.dumps(request) + "\n").encode())
+            stream.flush()
+            while True:
+                message = read_message(stream)
+                if message is None:
+                    return _in_process(verbose, "the server closed the connection")
+                if "token" in message:
+                    if on_token is not None:
+                        on_token(str(message["token"]))
+                    continue
+                break
+        except OSError as exc:
+            return _in_process(verbose, f"the server stopped answering ({exc})")
+    if message.get("ok"):
+        if verbose:
+            typer.echo(f"note: answered by the server on {path}", err=True)
+        return message.get("result")
+    if "mismatch" in message:
+        differ = ", ".join(message["mismatch"])
+        return _in_process(verbose, f"the server runs with another {differ}")
+    if message.get("internal"):
+        return _in_process(verbose, str(message.get("error")))
+    raise fail(str(message.get("error")))
+
+
+def _in_process(verbose: bool, why: str) -> Any | None:
+    """None (work in process), saying why with ``-v``."""
+    if verbose:
+        typer.echo(f"note: working in process: {why}", err=True)
+    return None
+
+
+def _remove_stale(path: Path, inode: int) -> None:
+    """Remove a socket nothing listens on (its server was killed), unless a starting server
+    has put its own in its place since (a server moves its socket there once it listens)."""
+    try:
+        if path.stat().st_ino == inode:
+            path.unlink()
+    except FileNotFoundError:
+        pass
