@@ -127,4 +127,4 @@ def ls(
     if as_json:
         typer.echo(json.dumps(asdict(page), indent=2))
         return
-    print_documents(page)
+    print_documents(page, status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,10 +32,18 @@ __all__ = ["index_watched", "ingest", "open_watched", "search", "status"]
 
 
 def _ingest(index: IndexService, targets: list[Path], retry_failed: bool = True) -> IngestReport:
-    with file_progress() as progress:
+    with file_progress(chunks=lambda: index.status().chunks) as progress:
         index.models.on_load = lambda name: progress.note(f"loading the embedding model {name}")
         try:
             return index.ingest(targets, progress, retry_failed=retry_failed)
+        except KeyboardInterrupt:
+            left = max(progress.total - progress.done, 0)
+            typer.echo(
+                f"\ninterrupted: {progress.done:,} files indexed in this run, {left:,} not yet; "
+                "what is indexed is kept, and the same `llm-eng ingest` goes on from there",
+                err=True,
+            )
+            raise typer.Exit(130) from None
         finally:
             index.models.on_load = None
 
@@ -55,8 +64,17 @@ def index_watched(index: IndexService) -> None:
         typer.echo(f"note: llm-eng (pid {index.writer_pid}) keeps this index up to date", err=True)
 
 
+def refuse_missing(paths: list[Path]) -> None:
+    """Fail on a path that does not exist before anything is opened: a typo makes nothing
+    in the data folder."""
+    for path in paths:
+        if not os.path.lexists(path):
+            raise fail(f"cannot ingest {path}: no such file or folder")
+
+
 def open_watched(settings: Settings) -> IndexService:
     """The index, with the --watch folders indexed first (what search, status, show, ls read)."""
+    refuse_missing(list(settings.watch))
     index = open_index(settings)
     try:
         index_watched(index)
@@ -80,6 +98,7 @@ def ingest(
     settings: Settings,
 ) -> None:
     """Index files and folders: new and changed files are embedded, deleted ones removed."""
+    refuse_missing([*paths, *settings.watch])
     index = open_index(settings, rebuild=rebuild)
     if index.damaged_file is not None:
         typer.echo(

@@ -7,6 +7,7 @@ keeps only the results.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -75,37 +76,88 @@ def results_console() -> Console:
 
 
 class FileProgress:
-    """The ingest progress callback (``done, total, path``), and :meth:`note` for a pause."""
+    """The ingest progress callback (``done, total, path``), and :meth:`note` for a pause.
 
-    def __init__(self, bar: Progress, task: TaskID):
-        self._bar, self._task = bar, task
+    On a terminal it feeds the bar; piped, :meth:`report` writes a line to stderr (files
+    done, chunks, rate, the file last done) every few seconds, so a log or a CI job shows
+    that a long ingest is alive."""
+
+    def __init__(self, bar: Progress, task: TaskID, chunks: Callable[[], int] | None = None):
+        self._bar, self._task, self._chunks = bar, task, chunks
+        self._started = time.monotonic()
+        self.done = self.total = 0
+        self.last = ""
 
     def __call__(self, done: int, total: int, message: str) -> None:
+        self.done, self.total = done, total
+        self.last = message or self.last
         self._bar.update(
             self._task, completed=done, total=total, description=Path(message).name[-60:]
         )
 
     def note(self, text: str) -> None:
         """Say what the pause is about (loading a model) until the next file is done."""
+        self.last = text
         self._bar.update(self._task, description=text, refresh=True)
+
+    def report(self) -> None:
+        """One line on stderr: how far the ingest is."""
+        rate = self.done / max(time.monotonic() - self._started, 1e-9)
+        try:
+            chunks = f", {self._chunks():,} chunks" if self._chunks is not None else ""
+        except Exception:
+            chunks = ""
+        total = f" of {self.total:,}" if self.total else ""
+        now = f", last {self.last}" if self.last else ""
+        sys.stderr.write(f"indexing: {self.done:,}{total} files{chunks}, {rate:.1f} files/s{now}\n")
+        sys.stderr.flush()
 
 
 @contextmanager
-def file_progress() -> Iterator[FileProgress]:
-    """A transient ``indexing [bar] done/total`` line on stderr, fed by a progress callback."""
+def file_progress(
+    chunks: Callable[[], int] | None = None, every_s: float = 5.0
+) -> Iterator[FileProgress]:
+    """A transient ``indexing [bar] done/total elapsed eta`` line on stderr, fed by a progress
+    callback; piped, a line every ``every_s`` seconds instead (``chunks`` counts what is
+    indexed)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
         TextColumn("[bold]indexing"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         TextColumn("{task.description}", style="dim"),
         console=Console(stderr=True),
         transient=True,
     ) as bar:
-        yield FileProgress(bar, bar.add_task("", total=None))
+        progress = FileProgress(bar, bar.add_task("", total=None), chunks)
+        if bar.console.is_terminal:
+            yield progress
+            return
+        stop = threading.Event()
+
+        def report() -> None:
+            while not stop.wait(every_s):
+                progress.report()
+
+        reporter = threading.Thread(target=report, name="ingest-progress", daemon=True)
+        reporter.start()
+        try:
+            yield progress
+        finally:
+            stop.set()
+            reporter.join()
 
 
 @contextmanager
@@ -354,9 +406,15 @@ def document_footer(result: DocumentSlice) -> None:
         console.print(f"[dim]note: {note}[/dim]", highlight=False)
 
 
-def print_documents(page: DocumentPage) -> None:
+def print_documents(page: DocumentPage, statuses: Sequence[str] | None = None) -> None:
+    """The page as a table; ``statuses``: the ones asked for (to say that none has them)."""
     from rich.console import Console
     from rich.table import Table
+
+    if not page.documents:  # not an empty table
+        asked = " or ".join(statuses or ())
+        results_console().print(f"no {asked} files" if asked else "no files", highlight=False)
+        return
 
     table = Table(show_header=True, box=None)
     for column in ("status", "path", "type", "size", "modified", "chunks"):
@@ -375,8 +433,10 @@ def print_documents(page: DocumentPage) -> None:
             console.print(f"[red]{doc.path}[/red]: {doc.error}", highlight=False)
     totals = ", ".join(f"{n} {status}" for status, n in page.totals.items())
     Console(stderr=True).print(f"[dim]{totals}[/dim]")
-    if page.next_cursor:
-        Console(stderr=True).print(f"[dim]more: --cursor {page.next_cursor}[/dim]")
+    if page.next_cursor:  # whole, never wrapped: it is copied back as one word
+        Console(stderr=True, soft_wrap=True).print(
+            f"[dim]more: --cursor {page.next_cursor}[/dim]", highlight=False
+        )
 
 
 def _size(size: int) -> str:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,15 @@ from llm_engineering.config.training import TrainingSettings
 from llm_engineering.config.values import APP_NAME
 from llm_engineering.errors import ConfigError
 
-__all__ = ["Settings", "default_config_file", "load_settings"]
+__all__ = ["OTHER_ENV", "Settings", "default_config_file", "load_settings", "unknown_env"]
+
+OTHER_ENV = frozenset(
+    {"LLM_ENG_CONFIG", "LLM_ENG_WORKER_THREADS", "LLM_ENG_WORKER_NICE", "LLM_ENG_TEST_RUN_DIR",
+     "LLM_ENG_TEST_RUN_PID"}
+)  # fmt: skip
+"""``LLM_ENG_*`` variables that are not settings: the config file's name, what a server
+tells its training workers, the test run's own."""
+_warned: set[str] = set()
 
 # The TOML file is chosen at load time (flag or env), but pydantic-settings asks for its
 # sources on the class; a context variable carries the choice into that hook.
@@ -80,6 +90,22 @@ def _problem(error: Any) -> str:
     return f"unknown setting (did you mean {near[0]}?)" if near else "unknown setting"
 
 
+def unknown_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``LLM_ENG_*`` variables that name no setting, each with the nearest one's name when
+    there is one: ``LLM_ENG_CHUNK_SISE (did you mean LLM_ENG_CHUNK_SIZE?)``."""
+    import difflib
+
+    environ = os.environ if environ is None else environ
+    known = {name.upper() for name in Settings.model_fields} | {n[8:] for n in OTHER_ENV}
+    found = []
+    for name in sorted(environ):
+        rest = name.upper()[8:]
+        if name.upper().startswith("LLM_ENG_") and rest not in known:
+            near = difflib.get_close_matches(rest, sorted(known), n=1, cutoff=0.6)
+            found.append(f"{name} (did you mean LLM_ENG_{near[0]}?)" if near else name)
+    return found
+
+
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     """Build the settings.
 
@@ -108,6 +134,12 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     else:
         toml_path = default_config_file() if default_config_file().is_file() else None
 
+    for unknown in unknown_env():
+        if unknown not in _warned:  # once per process
+            _warned.add(unknown)
+            logging.getLogger(__name__).warning(
+                "ignored environment variable %s: no setting has that name", unknown
+            )
     given = {key: value for key, value in flags.items() if value is not None}
     token = _toml_file.set(toml_path)
     try:

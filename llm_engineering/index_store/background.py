@@ -196,9 +196,14 @@ class IndexRunner:
                 )
                 continue
             self.error = None
+            changed = [
+                *report.added_paths, *report.updated_paths, *report.removed_paths,
+                *(failed.path for failed in report.failed),
+            ]  # fmt: skip
             log.info(
-                "indexed changes: %d added, %d updated, %d removed, %d failed",
+                "indexed changes: %d added, %d updated, %d removed, %d failed%s",
                 report.added, report.updated, report.removed, len(report.failed),
+                f": {_named([Path(p) for p in changed])}" if changed else "",
             )  # fmt: skip
             self._unreadable(report)
 
@@ -216,6 +221,9 @@ class IndexRunner:
             report = self.index.ingest(
                 folders, stop=self._stop, gone=self.queue.take_gone, more=self._changed
             )
+            if self._stop.is_set():  # stopped part way: no count of it is the folder's
+                log.info("stopped before %s was reconciled", ", ".join(map(str, folders)))
+                return
             log.info(
                 "reconciled %s: %d added, %d updated, %d unchanged, %d removed, %d failed in %.1f s",
                 ", ".join(map(str, folders)), report.added, report.updated, report.unchanged,

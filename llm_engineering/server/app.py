@@ -27,6 +27,7 @@ from llm_engineering.tools import rerank as rerank_tools
 from llm_engineering.tools import resources as resource_tools
 from llm_engineering.tools import search as search_tools
 from llm_engineering.tools import train as train_tools
+from llm_engineering.tools.arguments import checked_tool_arguments
 from llm_engineering.tools.notifications import ResourceNotifier
 
 __all__ = ["create_server"]
@@ -110,6 +111,7 @@ def create_server(
     resource_tools.register(server, notifier)
     prompt_tools.register(server, read_only)
     completion_tools.register(server)
+    server.middleware.append(checked_tool_arguments(server))
     return server
 
 

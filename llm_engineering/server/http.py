@@ -11,7 +11,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
 from llm_engineering.config import Settings
-from llm_engineering.errors import ConfigError
+from llm_engineering.errors import ConfigError, UserError
 from llm_engineering.origins import allowed_hosts, allowed_origins
 from llm_engineering.throttle import TokenThrottle, client_of
 
@@ -122,11 +122,34 @@ def build_http_app(server: MCPServer, settings: Settings, dashboard: Any = None)
     return BesideMcp(mcp, dashboard) if dashboard is not None else mcp
 
 
+def port_free(host: str, port: int) -> None:
+    """Raise a UserError naming the port and how to change it when ``port`` cannot be bound
+    on ``host`` (checked before anything says it serves there)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(
+                f"port {port} is in use on {host}: another program (or another llm-eng) "
+                "listens there; give another with --port N (or LLM_ENG_PORT)"
+            ) from None
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    finally:
+        probe.close()
+
+
 def run_http(server: MCPServer, settings: Settings, dashboard: Any = None) -> None:
     import uvicorn
 
     app = build_http_app(server, settings, dashboard)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    port_free(settings.host, settings.port)
     log.info("serving MCP over HTTP at http://%s:%d%s", host, settings.port, MCP_PATH)
     if dashboard is not None:
         log.info("dashboard at http://%s:%d/", host, settings.port)

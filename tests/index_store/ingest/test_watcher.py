@@ -496,3 +496,39 @@ def test_an_unreadable_subfolder_is_a_failed_entry_and_indexed_and_watched_once_
         sub.chmod(0o755)
     wait_until(lambda: keyword_paths(service, "avocets") == ["later.md"])
     wait_until(lambda: runner.status().failed == [] and runner.status().watch_problems == [])
+
+
+def test_the_log_names_the_files_a_change_indexed(start_runner, folder: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    caplog.set_level(logging.INFO, logger="llm_engineering.index_store.background")
+    start_runner()
+    (folder / "kestrel.md").write_text("# Kestrel\n\nThe kestrel hovers over the meadow.\n")
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "indexed changes" in r.getMessage()]
+
+    wait_until(logged)
+    assert (
+        logged()[0]
+        == f"indexed changes: 1 added, 0 updated, 0 removed, 0 failed: {folder / 'kestrel.md'}"
+    )
+
+
+def test_a_server_stopped_while_reconciling_never_logs_a_partial_count_as_the_folders(
+    service_factory, folder: Path, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    """Whenever the stop comes, a 'reconciled' line (if any) accounts for every file."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="llm_engineering.index_store.background")
+    for i in range(60):
+        (folder / f"n{i:02}.md").write_text(f"# Note {i}\n\nThe number {i} is noted here.\n")
+    runner = IndexRunner(service_factory(watch=[folder]), [folder], watch=False)
+    runner.start()
+    runner.stop()
+    for record in caplog.records:
+        message = record.getMessage()
+        if message.startswith("reconciled "):
+            counts = [int(part.split()[0]) for part in message.split(": ", 1)[1].split(", ")[:5]]
+            assert sum(counts) == 60, message
