@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import shutil
 import threading
 from collections.abc import Callable, Sequence
@@ -178,10 +177,17 @@ class VectorIndex:
             raise VectorsPaused(reason) from exc
 
     def _attach(self, collection: Any) -> None:
-        from llama_index.vector_stores.chroma import ChromaVectorStore
-
         self._collection = collection
-        self._store = ChromaVectorStore(chroma_collection=collection)
+        self._store = None  # LlamaIndex's store over it, made on the first write (_writer)
+
+    def _writer(self) -> Any:
+        """LlamaIndex's Chroma store, which writes the nodes. Made on first use: a process
+        that only searches (``llm-eng search``) never pays llama_index's second of imports."""
+        if self._store is None:
+            from llama_index.vector_stores.chroma import ChromaVectorStore
+
+            self._store = ChromaVectorStore(chroma_collection=self._collection)
+        return self._store
 
     @property
     def location(self) -> str:
@@ -254,14 +260,14 @@ class VectorIndex:
         # path, position and text, so an existing id already has this very vector. It
         # refuses more than about 5,000 at once (a 20 MB file has 20,000 chunks).
         for start in range(0, len(nodes), 5000):
-            self._chroma(self._store.add, nodes[start : start + 5000])
+            self._chroma(self._writer().add, nodes[start : start + 5000])
 
     def delete(self, ids: Sequence[str]) -> None:
         """Delete vectors; skipped while paused (the repair after :meth:`resume` deletes them)."""
         if self._collection is None or not ids or self.paused is not None:
             return
         for start in range(0, len(ids), 5000):
-            self._chroma(self._store.delete_nodes, node_ids=list(ids[start : start + 5000]))
+            self._chroma(self._writer().delete_nodes, node_ids=list(ids[start : start + 5000]))
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, list[float]]:
         """Stored vectors by id (for reusing them instead of embedding equal text again)."""
@@ -293,8 +299,6 @@ class VectorIndex:
         """The ``n`` nearest chunks as (id, cosine similarity), optionally among ``allowed_ids``."""
         if n <= 0:
             return []
-        from llama_index.core.vector_stores.types import VectorStoreQuery
-
         kwargs: dict[str, Any] = {}
         if allowed_ids is not None:
             if not allowed_ids:
@@ -305,12 +309,14 @@ class VectorIndex:
             total = self.count()
             if self._collection is None or total == 0:
                 return []
-            request = VectorStoreQuery(
-                query_embedding=list(embedding), similarity_top_k=min(n, total)
-            )
-            result = self._chroma(self._store.query, request, **kwargs)
-        # ChromaVectorStore reports exp(-distance); with cosine space distance = 1 - cos.
+            # Straight to the collection, distances only: no texts or metadata to rebuild
+            # nodes from (the hits are read back from SQLite), and no llama_index import.
+            result = self._chroma(
+                self._collection.query, query_embeddings=[list(embedding)],
+                n_results=min(n, total), include=["distances"], **kwargs,
+            )  # fmt: skip
+        # A cosine space: distance = 1 - cos.
         return [
-            (node_id, 1.0 + math.log(sim) if sim > 0 else -1.0)
-            for node_id, sim in zip(result.ids or [], result.similarities or [], strict=True)
+            (node_id, 1.0 - float(distance))
+            for node_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
         ]
