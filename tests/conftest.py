@@ -122,6 +122,28 @@ def link_outside(folder: Path, outside: Path) -> None:
     (folder / "keys").symlink_to(outside / "keys", target_is_directory=True)
 
 
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """A command run in process (typer's CliRunner) calls setup_logging, which sets our
+    loggers' levels (ERROR for most commands) and the root's handlers for the whole worker:
+    put them back, so a later test's caplog sees the warnings it waits for."""
+    import logging
+
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in ("llm_engineering", "mcp")}
+    root_level, handlers = root.level, list(root.handlers)
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+    root.setLevel(root_level)
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     """``pytest.mark.anyio`` tests run on asyncio only: the loop the server and SDK run on."""

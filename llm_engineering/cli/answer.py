@@ -18,7 +18,8 @@ from llm_engineering.cli.options import (
     open_training,
     with_settings,
 )
-from llm_engineering.cli.output import print_answer, streamed_reply
+from llm_engineering.cli.output import print_answer
+from llm_engineering.cli.progress import streamed_reply
 from llm_engineering.cli.remote import Verbose, from_server
 from llm_engineering.errors import LlmEngError
 

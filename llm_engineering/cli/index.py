@@ -11,13 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llm_engineering.cli.options import INDEX_FLAGS, AsJson, fail, open_index, with_settings
-from llm_engineering.cli.output import (
-    file_progress,
-    print_hits,
-    print_report,
-    print_status,
-    status_note,
-)
+from llm_engineering.cli.output import print_hits, print_report, print_status
+from llm_engineering.cli.progress import file_progress, status_note
 from llm_engineering.cli.remote import Verbose, from_server
 from llm_engineering.errors import LlmEngError
 

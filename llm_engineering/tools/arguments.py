@@ -103,8 +103,16 @@ def _sentence(schema: dict[str, Any], error: Any) -> str:
             else [error.validator_value]
         )
         return f"{name} must be {' or '.join(_TYPES.get(k, k) for k in kinds)}, got {got}"
-    if error.validator in ("minLength", "maxLength", "minItems", "maxItems"):
-        return f"{name}: {error.message}"
+    if error.validator in ("minItems", "maxItems", "minLength", "maxLength"):
+        items = error.validator in ("minItems", "maxItems")
+        size = len(error.instance) if isinstance(error.instance, list | str) else 0
+        least = error.validator.startswith("min")
+        unit = "item" if items else "character"
+        bound = error.validator_value
+        return (
+            f"{name} must hold {'at least' if least else 'at most'} {bound} {unit}"
+            f"{'' if bound == 1 else 's'}, got {size}"
+        )
     return f"{name}: {error.message}"
 
 

@@ -52,11 +52,11 @@ def write_notes(folder: Path, count: int) -> None:
 
 
 def test_piped_progress_is_a_line_every_few_seconds_with_files_chunks_and_rate(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from llm_engineering.cli import output
+    from llm_engineering.cli.progress import file_progress
 
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
-    with output.file_progress(chunks=lambda: 42, every_s=0.05) as progress:
+    with file_progress(chunks=lambda: 42, every_s=0.05) as progress:
         progress(3, 10, "/docs/c.md")
         wait_until(lambda: "indexing:" in err.getvalue(), "a progress line on piped stderr")
     line = err.getvalue().splitlines()[0]

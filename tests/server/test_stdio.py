@@ -131,7 +131,10 @@ async def test_tools_declare_schemas_annotations_and_reject_bad_arguments(
             "empty query": ({"query": "   "}, "query is empty"),
             "top_k too big": ({"query": "x", "top_k": 500}, "top_k"),
             "top_k zero": ({"query": "x", "top_k": 0}, "top_k"),
-            "unknown mode": ({"query": "x", "mode": "fuzzy"}, "'hybrid', 'dense' or 'keyword'"),
+            "unknown mode": (
+                {"query": "x", "mode": "fuzzy"},
+                'one of "hybrid", "dense", "keyword"',
+            ),
             "missing query": ({}, "query"),
         }
         for label, (arguments, expected) in bad.items():
