@@ -41,16 +41,38 @@ def from_server(
     when the command must work in process. An error the server reports is the command's."""
     import json
 
-    from llm_engineering.local.wire import expected, read_message, socket_path
+    from llm_engineering.local.wire import (
+        endpoint_path,
+        expected,
+        read_endpoint,
+        read_message,
+        socket_path,
+        unix_sockets,
+    )
 
+    request: dict[str, Any] = {"op": op, "args": args, "expect": expected(settings, kind)}
     path = socket_path(settings.data_dir)
+    endpoint = endpoint_path(settings.data_dir)
     try:
-        inode = path.stat().st_ino
-    except FileNotFoundError:
-        return _in_process(verbose, "no server runs on this data folder")
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        inode = path.stat().st_ino if unix_sockets() else None
+    except FileNotFoundError:  # no socket: a server on loopback TCP, or none
+        inode = None
+    if inode is not None:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # type: ignore[attr-defined,unused-ignore]
+        target: Any = str(path)
+    else:
+        found = read_endpoint(endpoint)
+        try:
+            inode = endpoint.stat().st_ino
+        except FileNotFoundError:
+            found = None
+        if found is None or inode is None:
+            return _in_process(verbose, "no server runs on this data folder")
+        path = endpoint
+        connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        target, request["token"] = ("127.0.0.1", found[0]), found[1]
     try:
-        connection.connect(str(path))
+        connection.connect(target)
     except (ConnectionRefusedError, FileNotFoundError):
         connection.close()
         _remove_stale(path, inode)
@@ -58,7 +80,6 @@ def from_server(
     except OSError as exc:
         connection.close()
         return _in_process(verbose, f"cannot reach the server ({exc})")
-    request = {"op": op, "args": args, "expect": expected(settings, kind)}
     with connection, connection.makefile("rwb") as stream:
         try:
             stream.write((json.dumps(request) + "\n").encode())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -13,14 +13,17 @@ from llm_engineering.adapters.jobs import ACTIVE
 from llm_engineering.cli.job_progress import event_line, training_progress
 from llm_engineering.cli.options import AsJson, fail, open_training, with_settings
 from llm_engineering.cli.output import job_line, print_adapters
+from llm_engineering.cli.remote import Verbose, from_server
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
     from llm_engineering.adapters.job_view import JobView
+    from llm_engineering.adapters.registry import RegistryScan
     from llm_engineering.adapters.service import TrainingService
     from llm_engineering.config import Settings
+    from llm_engineering.generation.base import Availability
 
-__all__ = ["adapters", "jobs", "train"]
+__all__ = ["adapter_listing", "adapters", "job_listing", "jobs", "train"]
 
 
 def _hyperparameters(pairs: list[str] | None, **named: Any) -> dict[str, Any]:
@@ -173,27 +176,29 @@ def jobs(
         ),
     ] = False,
     as_json: AsJson = False,
+    verbose: Verbose = False,
     *,
     settings: Settings,
 ) -> None:
     """List training jobs, or show, cancel, resume or follow one."""
     if job_id is None and (cancel or resume or follow):
         raise fail("--cancel, --resume and --follow need a JOB_ID", code=2)
-    training = open_training(settings)
     if job_id is None:
-        try:
-            views = training.jobs(limit=50)
-        finally:
-            training.close()
+        listed = from_server(settings, "jobs", {}, verbose=verbose)
+        if listed is None:
+            training = open_training(settings)
+            try:
+                listed = job_listing(training.jobs(limit=50))
+            finally:
+                training.close()
         if as_json:
-            typer.echo(json.dumps([v.to_dict() for v in views], indent=2))
-        elif not views:
+            typer.echo(json.dumps(listed["json"], indent=2))
+        elif not listed["lines"]:
             typer.echo("no training jobs yet (llm-eng train DATA.jsonl --name NAME)")
-        for view in [] if as_json else views:
-            typer.echo(job_line(view))
-            if view.damaged:
-                typer.echo(f"  damaged: {view.damaged.path} cannot be read ({view.damaged.reason})")
+        for line in [] if as_json else listed["lines"]:
+            typer.echo(line)
         return
+    training = open_training(settings)
     try:
         if cancel:
             job = training.cancel(job_id)
@@ -242,6 +247,7 @@ def adapters(
         ),
     ] = None,
     as_json: AsJson = False,
+    verbose: Verbose = False,
     *,
     settings: Settings,
 ) -> None:
@@ -262,25 +268,49 @@ def adapters(
             for note in release(training.settings, deleted):
                 typer.echo(f"note: {note}", err=True)
             return
-        listing = training.adapter_listing()
-        cards = listing.cards
-        found = where_served(training, cards)
+        listed = from_server(settings, "adapters", {}, verbose=verbose)
+        if listed is None:
+            listing = training.adapter_listing()
+            listed = adapter_listing(listing, where_served(training, listing.cards))
     except LlmEngError as exc:
         raise fail(str(exc)) from exc
     finally:
         training.close()
     if as_json:
-        listed = [
-            {**asdict(card), "serving": asdict(where)}
-            for card, where in zip(cards, found, strict=True)
-        ]
-        typer.echo(json.dumps(listed, indent=2))
+        typer.echo(json.dumps(listed["json"], indent=2))
     else:
-        print_adapters(cards, found)
+        from llm_engineering.adapters.registry import AdapterCard
+        from llm_engineering.generation.base import Availability
+        from llm_engineering.local.wire import revive
 
-    for damaged in listing.damaged:  # beside the JSON, never in it: stdout stays the list
-        typer.echo(
-            f"damaged: {damaged.describe()}; restore it or delete it: "
-            f"llm-eng adapters --delete {damaged.entry}",
-            err=as_json,
-        )
+        names = {f.name for f in fields(AdapterCard)}
+        cards = [
+            revive(AdapterCard, {k: v for k, v in x.items() if k in names}) for x in listed["json"]
+        ]
+        found = [revive(Availability, x["serving"]) for x in listed["json"]]
+        print_adapters(cards, found)
+    for line in listed["damaged"]:  # beside the JSON, never in it: stdout stays the list
+        typer.echo(line, err=as_json)
+
+
+def job_listing(views: list[JobView]) -> dict[str, Any]:
+    """``llm-eng jobs``' list as data: its JSON and its lines (also what a server sends)."""
+    lines = []
+    for view in views:
+        lines.append(job_line(view))
+        if view.damaged:
+            lines.append(f"  damaged: {view.damaged.path} cannot be read ({view.damaged.reason})")
+    return {"json": [v.to_dict() for v in views], "lines": lines}
+
+
+def adapter_listing(listing: RegistryScan, found: list[Availability]) -> dict[str, Any]:
+    """``llm-eng adapters``' list as data: its JSON and the damaged versions' lines."""
+    listed = [
+        {**asdict(card), "serving": asdict(where)}
+        for card, where in zip(listing.cards, found, strict=True)
+    ]
+    damaged = [
+        f"damaged: {d.describe()}; restore it or delete it: llm-eng adapters --delete {d.entry}"
+        for d in listing.damaged
+    ]
+    return {"json": listed, "damaged": damaged}

@@ -18,6 +18,12 @@ class ServerSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="HTTP bind address.")
     port: int = Field(default=8765, ge=0, le=65535, description="HTTP port.")
+    cli_transport: Literal["auto", "unix", "tcp"] = Field(
+        default="auto",
+        description="How the command line reaches a running server: a UNIX socket in the data "
+        "folder (auto, where the platform has them), or loopback TCP with a token in a file "
+        "only the user can read (auto elsewhere).",
+    )
     token: SecretStr | None = Field(
         default=None,
         description="Bearer token HTTP clients (and the dashboard's login) must give; required "

@@ -23,16 +23,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = [
+    "ENDPOINT_NAME",
     "EXPECTED",
     "SOCKET_NAME",
+    "endpoint_path",
     "expected",
+    "read_endpoint",
     "read_message",
     "revive",
     "socket_path",
     "to_wire",
+    "unix_sockets",
 ]
 
 SOCKET_NAME = "cli.sock"
+ENDPOINT_NAME = "cli.endpoint"
+"""Where a server listening on loopback TCP (no UNIX sockets, or ``cli_transport = "tcp"``)
+writes its port and the token a command must give: a file only the user can read."""
 _MAX_PATH = 100
 """A UNIX socket's path must fit in 108 bytes (sun_path), its terminating NUL included."""
 
@@ -53,6 +60,27 @@ def socket_path(data_dir: Path) -> Path:
         return path
     digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:20]
     return Path(tempfile.gettempdir()) / f"llm-eng-{os.getuid()}-{digest}.sock"
+
+
+def unix_sockets() -> bool:
+    """Whether this platform has UNIX sockets."""
+    import socket
+
+    return hasattr(socket, "AF_UNIX")
+
+
+def endpoint_path(data_dir: Path) -> Path:
+    return Path(data_dir).absolute() / ENDPOINT_NAME
+
+
+def read_endpoint(path: Path) -> tuple[int, str] | None:
+    """(port, token) from a loopback server's endpoint file, None when there is none or it
+    cannot be read."""
+    try:
+        data = json.loads(path.read_text())
+        return int(data["port"]), str(data["token"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def expected(settings: Any, kind: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """The command line asks the running server: the same results as in process (search, show,
-ls, status, ask with passages given), an owner-only socket, the fallback when the server
+ls, status, ask with passages given, jobs, adapters), an owner-only socket, the fallback when the server
 is killed -9 (its socket removed), and nothing heavy imported on the way."""
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def results(data: Path, docs: Path) -> dict[str, tuple[Any, str]]:
         "ls": ("ls", "--limit", "3"),
         "status": ("status",),
         "ask": ("ask", QUESTION, "-c", PASSAGE, "--max-tokens", "40"),
+        "jobs": ("jobs",),
+        "adapters": ("adapters",),
     }
     out: dict[str, tuple[Any, str]] = {}
     for name, args in asked.items():
@@ -65,9 +67,12 @@ def results(data: Path, docs: Path) -> dict[str, tuple[Any, str]]:
     return out
 
 
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
 def test_commands_get_the_servers_results_and_work_in_process_when_it_is_killed(
-    tmp_path: Path,
+    tmp_path: Path, transport: str
 ) -> None:
+    """``unix``: the socket in the data folder; ``tcp``: loopback with a token in a file (what
+    a platform without UNIX sockets gets)."""
     docs, data = tmp_path / "docs", tmp_path / "data"
     shutil.copytree(REAL, docs)
     assert run("ingest", str(docs), "--data-dir", str(data)).returncode == 0
@@ -76,14 +81,15 @@ def test_commands_get_the_servers_results_and_work_in_process_when_it_is_killed(
 
     server = subprocess.Popen(
         [LLM_ENG, "serve", "--data-dir", str(data)],
-        env=server_env(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        env=server_env(LLM_ENG_CLI_TRANSPORT=transport), stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    sock = data / "cli.sock"
+    sock = data / ("cli.sock" if transport == "unix" else "cli.endpoint")
     try:
-        wait_until(sock.exists, f"the server's socket {sock}")
+        wait_until(sock.exists, f"the server's {transport} endpoint {sock}")
         mode = sock.stat().st_mode
-        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+        assert stat.S_IMODE(mode) == 0o600
+        assert stat.S_ISSOCK(mode) if transport == "unix" else stat.S_ISREG(mode)
         there = results(data, docs)
         for name, (found, err) in there.items():
             assert f"answered by the server on {sock}" in err, (name, err)
@@ -103,6 +109,12 @@ def test_commands_get_the_servers_results_and_work_in_process_when_it_is_killed(
         assert "answered by the server" in done.stderr and done.stderr.strip().endswith("[]"), (
             done.stderr
         )
+        if transport == "tcp":  # a wrong token is not let in: the command works in process
+            endpoint = json.loads(sock.read_text())
+            sock.write_text(json.dumps({**endpoint, "token": "0" * 64}))
+            wrong = run("status", "-v", "--data-dir", str(data))
+            assert "working in process: wrong token" in wrong.stderr, wrong.stderr
+            sock.write_text(json.dumps(endpoint))
     finally:
         os.kill(server.pid, signal.SIGKILL)
         server.wait()
