@@ -23,6 +23,9 @@ class JobView:
     step: int = 0
     total: int = 0
     loss: float | None = None
+    """While it runs, the latest step's training loss; once it has succeeded, its final loss:
+    the mean over the last epoch, the figure its adapter's card, ``get_job``, the CLI and the
+    dashboard all show (one step's loss jumps about; a final figure should not)."""
     learning_rate: float | None = None
     tokens_per_s: float | None = None
     eta_s: float | None = None
@@ -31,7 +34,7 @@ class JobView:
     """What it trains with, once the worker has chosen what the user did not set."""
     chosen: dict[str, str] = field(default_factory=dict)
     eval_loss: float | None = None
-    """The latest held-out loss."""
+    """The latest held-out loss (once it has succeeded, the final one, as the card's)."""
     spec: JobSpec | None = None
     """What was asked (None while the job is still being validated, or when damaged)."""
     damaged: Damaged | None = None
@@ -69,6 +72,11 @@ class JobView:
         if job.status not in ACTIVE:
             view.eta_s = None
         view.result = folder.result()
+        if view.result is not None and view.result.status == "succeeded":
+            view.loss = view.result.final_loss if view.result.final_loss is not None else view.loss
+            view.eval_loss = (
+                view.result.eval_loss if view.result.eval_loss is not None else view.eval_loss
+            )
         if folder.has_spec():
             try:
                 view.spec = folder.spec()

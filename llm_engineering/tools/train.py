@@ -29,7 +29,10 @@ class JobInfo(BaseModel):
     )
     step: int = Field(description="Optimizer steps done.")
     total: int = Field(description="Optimizer steps planned (0 until the worker has started).")
-    loss: float | None = Field(description="Training loss at the latest step.")
+    loss: float | None = Field(
+        description="Training loss at the latest step while the job runs; once it has "
+        "succeeded, the final loss (mean over the last epoch), as the adapter's card."
+    )
     learning_rate: float | None
     tokens_per_s: float | None = Field(description="Training throughput of the current run.")
     eta_s: float | None = Field(description="Seconds left, estimated; null once it has ended.")

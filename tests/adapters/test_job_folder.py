@@ -59,3 +59,31 @@ def test_the_file_names_of_a_job_folder_are_spelled_in_job_folder_alone() -> Non
 
 def test_nothing_outside_adapters_reaches_past_the_training_service() -> None:
     assert reached_into(PACKAGE, SERVICE_INSIDES) == []
+
+
+def test_a_succeeded_job_shows_the_final_loss_its_card_shows_and_a_running_one_its_last_step(
+    tmp_path: Path,
+) -> None:
+    """One loss figure (issue 29, item 3): the card said 0.0921 (the last epoch's mean) while
+    the job page and the CLI said 0.123 (the last step's)."""
+    from llm_engineering.adapters.events import EventLog
+    from llm_engineering.adapters.job_view import JobView
+    from llm_engineering.adapters.jobs import JobStore
+    from llm_engineering.adapters.records import JobResult
+    from llm_engineering.cli.output import job_line
+
+    store = JobStore(tmp_path)
+    job, folder = store.create("faq", "base", {})
+    log = EventLog(folder.events_file)
+    for step, loss in enumerate([0.9, 0.08, 0.0642, 0.123], start=1):
+        log.emit("step", step=step, total=4, loss=loss)
+    log.emit("eval", step=4, eval_loss=0.31)
+    log.close()
+    running = JobView.read(store.get(job.id), folder)
+    assert running.loss == 0.123 and running.eval_loss == 0.31
+    folder.write_result(JobResult("succeeded", step=4, total=4, final_loss=0.0921, eval_loss=0.3))
+    store.update(job.id, status="succeeded")
+    done = JobView.read(store.get(job.id), folder)
+    assert done.loss == 0.0921 and done.eval_loss == 0.3
+    assert "loss 0.092" in job_line(done) and done.to_dict()["loss"] == 0.0921
+    store.close()
