@@ -13,7 +13,7 @@ import typer
 from llm_engineering.cli.index import open_watched
 from llm_engineering.cli.options import AsJson, fail, with_settings
 from llm_engineering.cli.output import document_footer, print_documents
-from llm_engineering.cli.remote import Verbose, from_server
+from llm_engineering.cli.remote import Verbose, served
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
@@ -67,17 +67,12 @@ def show(
         "path": path, "chunk_id": chunk, "start_line": start, "end_line": end, "page": page,
         "pages": pages, "around": around, "max_chars": max_chars,
     }  # fmt: skip
-    remote = from_server(settings, "show", request, verbose=verbose)
-    if remote is not None:
-        from llm_engineering.index_store.query.slices import DocumentSlice
-        from llm_engineering.local.wire import revive
+    from llm_engineering.index_store.query.slices import DocumentSlice
 
-        result = revive(DocumentSlice, remote)
-    else:
-        try:
-            result = open_watched(settings).get_document(**request)
-        except LlmEngError as exc:
-            raise fail(str(exc)) from exc
+    result = served(
+        settings, "show", request, DocumentSlice,
+        lambda: open_watched(settings).get_document(**request), verbose,
+    )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(asdict(result), indent=2))
         return
@@ -114,16 +109,14 @@ def ls(
             "modified_after": parse_time(modified_after) if modified_after else None,
             "sort": sort, "limit": limit, "cursor": cursor,
         }  # fmt: skip
-        remote = from_server(settings, "ls", request, verbose=verbose)
-        if remote is not None:
-            from llm_engineering.index_store.query.listing import DocumentPage
-            from llm_engineering.local.wire import revive
-
-            page = revive(DocumentPage, remote)
-        else:
-            page = open_watched(settings).list_documents(**request)
-    except LlmEngError as exc:
+    except LlmEngError as exc:  # a modified_after it cannot read
         raise fail(str(exc)) from exc
+    from llm_engineering.index_store.query.listing import DocumentPage
+
+    page = served(
+        settings, "ls", request, DocumentPage,
+        lambda: open_watched(settings).list_documents(**request), verbose,
+    )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(asdict(page), indent=2))
         return

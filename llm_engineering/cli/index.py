@@ -13,7 +13,7 @@ import typer
 from llm_engineering.cli.options import INDEX_FLAGS, AsJson, fail, open_index, with_settings
 from llm_engineering.cli.output import print_hits, print_report, print_status
 from llm_engineering.cli.progress import file_progress, status_note
-from llm_engineering.cli.remote import Verbose, from_server
+from llm_engineering.cli.remote import Verbose, from_server, served
 from llm_engineering.errors import LlmEngError
 
 if TYPE_CHECKING:
@@ -212,11 +212,12 @@ def _search_here(
 def status(as_json: AsJson = False, verbose: Verbose = False, *, settings: Settings) -> None:
     """Show what is indexed, what failed and why, and where the data lives."""
     from llm_engineering.index_store.status import IndexStatus
-    from llm_engineering.local.wire import revive, to_wire
+    from llm_engineering.local.wire import to_wire
 
-    remote = from_server(settings, "status", {}, verbose=verbose)
-    info = revive(IndexStatus, remote) if remote is not None else open_watched(settings).status()
+    info = served(
+        settings, "status", {}, IndexStatus, lambda: open_watched(settings).status(), verbose
+    )
     if as_json:
-        typer.echo(json.dumps(remote if remote is not None else to_wire(info), indent=2))
+        typer.echo(json.dumps(to_wire(info), indent=2))
         return
     print_status(info)

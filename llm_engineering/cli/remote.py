@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -21,7 +21,9 @@ from llm_engineering.cli.options import fail
 if TYPE_CHECKING:
     from llm_engineering.config import Settings
 
-__all__ = ["Verbose", "from_server"]
+__all__ = ["Verbose", "from_server", "served"]
+
+T = TypeVar("T")
 
 Verbose = Annotated[
     bool, typer.Option("--verbose", "-v", help="Say whether a running server answered.")
@@ -105,6 +107,28 @@ def from_server(
     if message.get("internal"):
         return _in_process(verbose, str(message.get("error")))
     raise fail(str(message.get("error")))
+
+
+def served(
+    settings: Settings,
+    op: str,
+    request: dict[str, Any],
+    kind: type[T],
+    here: Callable[[], T],
+    verbose: bool = False,
+) -> T:
+    """``op``'s result from the running server, revived as ``kind``, or ``here()`` (the same
+    work in process) when none answers. Either raises the command's error as ``fail``."""
+    from llm_engineering.errors import LlmEngError
+    from llm_engineering.local.wire import revive
+
+    remote = from_server(settings, op, request, verbose=verbose)
+    if remote is not None:
+        return revive(kind, remote)
+    try:
+        return here()
+    except LlmEngError as exc:
+        raise fail(str(exc)) from exc
 
 
 def _in_process(verbose: bool, why: str) -> Any | None:

@@ -283,18 +283,19 @@ class Answerer:
         if index is None:
             return Signals()
 
+        from llm_engineering.index_store.models.reranking import bm25_idf
+
         def idf(terms: Sequence[str]) -> dict[str, float]:
-            found, total = index.keyword.document_frequency(terms)
-            return {
-                t: math.log(1 + (total - found.get(t, 0) + 0.5) / (found.get(t, 0) + 0.5))
-                for t in terms
-            }
+            return bm25_idf(terms, *index.keyword.document_frequency(terms))
+
+        asked: dict[str, list[float]] = {}  # one question per answer: embedded once
 
         def similarity(question: str, texts: Sequence[str]) -> list[float]:
             embedder = index.embedder()
-            query = embedder.embed_query(question)
+            if question not in asked:
+                asked[question] = embedder.embed_query(question)
             vectors = embedder.embed_documents(list(texts))
-            return [_cosine(query, vector) for vector in vectors]
+            return [_cosine(asked[question], vector) for vector in vectors]
 
         return Signals(idf, similarity)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["cited_numbers", "is_refusal"]
+__all__ = ["MARKER", "cited_numbers", "is_refusal"]
 
-_MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
+"""A passage citation as the model writes it: ``[2]``, ``[1, 3]``."""
 _REFUSAL = re.compile(
     r"(does not|doesn't|do not|don't|did not)\s+(contain|mention|say|include|provide|specify|state)"
     r"|not (in|within|from) the (provided |given )?(context|passages?|sources?|documents?)"
@@ -25,7 +26,7 @@ _REFUSAL = re.compile(
 def cited_numbers(answer: str) -> list[int]:
     """Passage numbers cited as ``[n]`` or ``[n, m]``, in order of first mention."""
     numbers: list[int] = []
-    for match in _MARKER.finditer(answer):
+    for match in MARKER.finditer(answer):
         for part in re.split(r"[,;]", match.group(1)):
             number = int(part.strip())
             if number not in numbers:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 
+from llm_engineering.generation.citations import MARKER
 from llm_engineering.index_store.store.keyword import analyze
 
 __all__ = [
@@ -36,7 +37,6 @@ SUPPORT = 0.8
 WINDOW = 2
 """Neighbouring passage sentences that must hold a sentence together."""
 
-_MARKER = re.compile(r"\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\]")
 # A sentence ends at . ! ? (not inside a number or a dotted name) before a space, or at a line
 # end that is not prose wrapped onto the next line (see _wrapped).
 _END = re.compile(r"(?<=[.!?])[\"')\]]*(?=\s)|\n(?:[ \t]*\n)*")
@@ -183,7 +183,7 @@ def names(sentence: str) -> set[str]:
 def content_words(sentence: str) -> list[str]:
     """Stemmed words of ``sentence`` that say something: no stop words, no words about answering."""
     filler = _filler()
-    words = analyze(_MARKER.sub(" ", sentence), drop_stopwords=True)
+    words = analyze(MARKER.sub(" ", sentence), drop_stopwords=True)
     return [w for w in words if w and w not in filler]
 
 
@@ -259,7 +259,7 @@ def judge(
     the question, and some sentence says something beyond the question's own words (a reply
     that only restates the question answers nothing).
     """
-    sentences = [s.text for s in sentence_spans(_MARKER.sub(" ", reply))]
+    sentences = [s.text for s in sentence_spans(MARKER.sub(" ", reply))]
     order = [*cited, *(i for i in range(len(passages)) if i not in cited)]
     asked = Question.of(question, idf, passages)
     support: list[int | None] = []

@@ -269,10 +269,14 @@ class OfflineReranker:
         if total == 0:  # no index to learn from: the candidate pool is the collection
             total = len(docs)
             counts = {t: sum(1 for d in docs if t in d) for t in terms}
-        return {
-            t: math.log(1 + (total - counts.get(t, 0) + 0.5) / (counts.get(t, 0) + 0.5))
-            for t in terms
-        }
+        return bm25_idf(terms, counts, total)
+
+
+def bm25_idf(terms: Sequence[str], counts: dict[str, int], total: int) -> dict[str, float]:
+    """BM25's inverse document frequency of each term: ``counts`` chunks of ``total`` hold it."""
+    return {
+        t: math.log(1 + (total - counts.get(t, 0) + 0.5) / (counts.get(t, 0) + 0.5)) for t in terms
+    }
 
 
 def _bm25(
