@@ -5,6 +5,12 @@ of examples. On the packaged 135M model a few dozen examples of a fact trained t
 with a falling loss and an adapter that does not know the fact (36 steps, loss 3.7 -> 0.18,
 0 of 4 phrasings answered). Small bases need a larger rate and small datasets a least number
 of steps; what was chosen, and why, is reported with the job and kept on the adapter's card.
+
+That rate teaches the fact and breaks the rest: trained on 36 examples of who makes a made-up
+teapot, the 135M base answered "The capital of Japan is Reykjavik." Every job not told
+otherwise trains the base's own answers to the packaged general prompts with its data
+(``replay_examples``, :mod:`llm_engineering.adapters.kept`); the steps stay those of the
+user's examples, the replayed ones ride along.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ from dataclasses import dataclass, replace
 
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 
-__all__ = ["Choice", "auto_names", "choose", "describe_size", "steps_per_epoch"]
+__all__ = [
+    "Choice",
+    "auto_names",
+    "choose",
+    "describe_size",
+    "planned_steps",
+    "replay_count",
+    "steps_per_epoch",
+]
 
 SMALL_BASE = 1_500_000_000
 """Below this many parameters a base gets ``SMALL_RATE``."""
@@ -36,7 +50,29 @@ class Choice:
 def auto_names(given: Collection[str]) -> list[str]:
     """The hyperparameters :func:`choose` may set, given what the user set."""
     names = [] if "learning_rate" in given else ["learning_rate"]
-    return names if {"max_steps", "epochs"} & set(given) else [*names, "max_steps"]
+    names = names if {"max_steps", "epochs"} & set(given) else [*names, "max_steps"]
+    return names if "replay_examples" in given else [*names, "replay_examples"]
+
+
+def replay_count(config: QLoRAConfig, given: Collection[str]) -> int:
+    """General examples the job mixes in: what was given, else every packaged replay prompt."""
+    if "replay_examples" in given:
+        return config.replay_examples
+    from llm_engineering.adapters.kept import general_prompts
+
+    return len(general_prompts()["replay"])
+
+
+def planned_steps(config: QLoRAConfig, given: Collection[str], examples: int) -> int:
+    """The optimizer steps a job on ``examples`` (the user's, held-out ones excluded) makes:
+    given ``max_steps``, or ``epochs`` over the examples and the replayed ones together;
+    else the epochs of the user's examples alone, at least :data:`MIN_STEPS`."""
+    if config.max_steps and "max_steps" in given:
+        return config.max_steps
+    if {"max_steps", "epochs"} & set(given):
+        mixed = examples + replay_count(config, given)
+        return config.max_steps or math.ceil(steps_per_epoch(mixed, config) * config.epochs)
+    return max(MIN_STEPS, math.ceil(steps_per_epoch(examples, config) * config.epochs))
 
 
 def steps_per_epoch(examples: int, config: QLoRAConfig) -> int:
@@ -72,10 +108,18 @@ def choose(
         chosen["learning_rate"] = why
     if not {"max_steps", "epochs"} & set(given):
         steps = math.ceil(steps_per_epoch(examples, config) * config.epochs)
-        if steps < MIN_STEPS:
-            changes["max_steps"] = MIN_STEPS
-            chosen["max_steps"] = (
-                f"{examples} examples make {steps} steps in {config.epochs:g} epochs; "
-                f"a small dataset is trained at least {MIN_STEPS} steps"
-            )
+        changes["max_steps"] = max(steps, MIN_STEPS)
+        chosen["max_steps"] = (
+            f"{examples} examples make {steps} steps in {config.epochs:g} epochs; "
+            f"a small dataset is trained at least {MIN_STEPS} steps"
+            if steps < MIN_STEPS
+            else f"{config.epochs:g} epochs of the {examples} examples"
+        ) + "; the replayed general examples ride along"
+    if "replay_examples" not in given:
+        count = replay_count(config, given)
+        changes["replay_examples"] = count
+        chosen["replay_examples"] = (
+            f"the base's own answers to {count} general prompts are trained with the data, "
+            "so the adapter keeps what the base knew"
+        )
     return Choice(replace(config, **changes), chosen)  # type: ignore[arg-type]

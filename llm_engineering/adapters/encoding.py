@@ -17,6 +17,9 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     """-100 where no loss is taken (the prompt, and padding)."""
+    anchored: bool = False
+    """A replayed general example (the base's own answer): trained toward the base's whole
+    next-token distribution too (``replay_kl``), not only its tokens."""
 
 
 def encode_examples(

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from llm_engineering.adapters.datasets import Example
-from llm_engineering.adapters.defaults import MIN_STEPS, steps_per_epoch
+from llm_engineering.adapters.defaults import planned_steps, replay_count, steps_per_epoch
 from llm_engineering.adapters.hyperparams import QLoRAConfig
 from llm_engineering.errors import UserError
 
@@ -34,6 +34,9 @@ __all__ = [
 
 MAX_PLANNED_STEPS = 1_000_000
 """Most optimizer steps one job may plan: more would hold the queue for weeks on any machine."""
+REPLAY_CHARS = 160
+"""Characters of a replayed general example (prompt and the base's answer; the default
+model's measured mean): the base's answers are made in the worker, after the estimate."""
 JOBS_SEARCHED = 50
 """How many of the newest jobs are searched for one on the same base that measured a rate."""
 
@@ -67,14 +70,6 @@ class Estimate:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Estimate:
         return cls(int(values["steps"]), values.get("minutes"), str(values.get("basis", "")))
-
-
-def planned_steps(config: QLoRAConfig, given: Collection[str], examples: int) -> int:
-    """The optimizer steps the job will make, as the trainer and the chosen defaults count them."""
-    steps = config.max_steps or math.ceil(steps_per_epoch(examples, config) * config.epochs)
-    if not {"max_steps", "epochs"} & set(given):
-        steps = max(steps, MIN_STEPS)
-    return steps
 
 
 def measured_rate(runs: Iterable[Run]) -> Rate | None:
@@ -112,8 +107,10 @@ def estimate(
             f"{steps:,} steps; no training rate measured on this base here yet (the first "
             "job's steps measure it)",
         )
+    replayed = replay_count(config, given)
     per_epoch = sum(min(e.chars / rate.chars_per_token, config.max_seq_len) for e in examples)
-    epochs = steps / steps_per_epoch(len(examples), config)
+    per_epoch += replayed * REPLAY_CHARS / rate.chars_per_token
+    epochs = steps / steps_per_epoch(len(examples) + replayed, config)
     tokens = per_epoch * epochs
     minutes = tokens / rate.tokens_per_s / 60
     return Estimate(

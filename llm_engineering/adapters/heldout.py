@@ -20,7 +20,16 @@ from typing import Any
 
 from llm_engineering.adapters.datasets import Example
 
-__all__ = ["AnswerCheck", "answer_check", "eval_loss", "split_heldout", "token_f1", "verdict"]
+__all__ = [
+    "AnswerCheck",
+    "answer_check",
+    "eval_loss",
+    "normalize_answer",
+    "split_heldout",
+    "token_f1",
+    "verdict",
+    "words_f1",
+]
 
 MIN_TO_SPLIT = 20
 """Datasets smaller than this are trained whole (nothing held out)."""
@@ -60,7 +69,8 @@ def split_heldout(
     return train, [e for e in examples if prompt_key(e) in held]
 
 
-def _normalize(text: str) -> list[str]:
+def normalize_answer(text: str) -> list[str]:
+    """SQuAD's answer normalization: lower case, no punctuation or articles, as words."""
     text = text.lower()
     text = "".join(ch for ch in text if ch not in string.punctuation)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
@@ -69,10 +79,14 @@ def _normalize(text: str) -> list[str]:
 
 def token_f1(answer: str, reference: str) -> float:
     """SQuAD's token F1 (lower case, no punctuation or articles)."""
-    got, want = _normalize(answer), _normalize(reference)
+    return words_f1(normalize_answer(answer), normalize_answer(reference))
+
+
+def words_f1(got: Sequence[str], want: Sequence[str]) -> float:
+    """Token F1 of two normalized word lists (1.0 when both are empty)."""
     common = sum((Counter(got) & Counter(want)).values())
     if not got or not want or common == 0:
-        return float(got == want)
+        return float(list(got) == list(want))
     precision, recall = common / len(got), common / len(want)
     return 2 * precision * recall / (precision + recall)
 
@@ -136,7 +150,9 @@ def answer_check(
         scores = [token_f1(answer, reference) for reference in references[key]]
         best = max(scores)
         f1 += best
-        exact += float(any(_normalize(answer) == _normalize(r) for r in references[key]))
+        exact += float(
+            any(normalize_answer(answer) == normalize_answer(r) for r in references[key])
+        )
         if len(check.samples) < 5:
             question = prompts[key][-1]["content"] if prompts[key] else ""
             reference = references[key][scores.index(best)]

@@ -41,6 +41,8 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "eval_fraction": (0, 0.5, True, True),
     "eval_every": (0, 1_000_000, True, True),
     "eval_max_answers": (0, 1000, True, True),
+    "replay_examples": (0, 1000, True, True),
+    "replay_kl": (0, 100, True, True),
 }
 """Each number's range: (low, high, low included, high included). Every value must also be
 finite: raw JSON allows NaN and Infinity, which would otherwise fail late in the worker (or
@@ -86,6 +88,13 @@ class QLoRAConfig:
     """Steps between held-out loss reports while training (0 = at the end only)."""
     eval_max_answers: int = 24
     """Most held-out (and as many training) prompts the answer check generates for."""
+    replay_examples: int = 0
+    """General examples mixed into the training data: packaged prompts with the base
+    model's own answers, so the adapter keeps what the base knew (0 = none; at most the
+    packaged prompts' count). Chosen when not given (:mod:`llm_engineering.adapters.defaults`)."""
+    replay_kl: float = 1.0
+    """Weight of the pull toward the base's whole next-token distribution on the replayed
+    examples (KL divergence, beside their tokens' loss); 0 = their tokens only."""
 
     def __post_init__(self) -> None:
         problems = []

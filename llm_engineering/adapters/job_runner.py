@@ -268,9 +268,12 @@ class JobRunner:
                 status="succeeded",
                 finished=now,
                 adapter=card.spec,
-                # The note on a success: an answer check that says it did not learn, and
-                # why there is no GGUF to serve it.
-                error="; ".join(n for n in (result.verdict, result.gguf_error) if n) or None,
+                # The note on a success: an answer check that says it did not learn, a
+                # kept check that says it forgot, and why there is no GGUF to serve it.
+                error="; ".join(
+                    n for n in (result.verdict, result.kept_note, result.gguf_error) if n
+                )
+                or None,
             )
         elif result.status == "failed":
             self.store.update(job.id, status="failed", finished=now, error=result.error)

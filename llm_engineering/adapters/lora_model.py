@@ -53,7 +53,23 @@ def load_for_training(source: str, config: QLoRAConfig, device: str) -> tuple[An
         task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, lora)
+    _keep_cpu_weights_trainable(peft_model)
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return peft_model, tokenizer
+
+
+def _keep_cpu_weights_trainable(model: Any) -> None:
+    """Turn off bitsandbytes' CPU inference repacking on every 4-bit layer.
+
+    On a CPU with AVX512-BF16, bitsandbytes (0.47-0.50 at least) repacks a 4-bit weight in
+    place for a faster kernel the first time the layer runs in eval mode without gradients,
+    and never packs it back: training after any held-out loss, answer check or generation
+    then stops learning (measured: loss 2.84 -> 0.26 in 10 steps straight, 2.84 -> 1.51
+    after one generation). Every forward of a model being trained takes the plain path
+    (generation about 15% slower), so its numbers are the same in and out of training.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False

@@ -141,13 +141,20 @@ class JobResult:
     """``heldout`` and ``train``: greedy answers scored against the references."""
     verdict: str | None = None
     """Set when the answer check says the adapter did not learn what it was taught."""
+    replayed: int | None = None
+    """General examples (the base's own answers to packaged prompts) trained with the data."""
+    kept_check: dict[str, Any] | None = None
+    """General prompts answered by the base and by the adapter: ``kept`` and ``leaked``
+    shares, the words looked for, samples (:mod:`llm_engineering.adapters.kept`)."""
+    kept_note: str | None = None
+    """Set when the adapter forgot too much of what the base knew, with what to change."""
 
     def metrics(self) -> dict[str, Any]:
         """The figures an adapter card keeps: those the worker reported."""
         names = (
             "first_loss", "final_loss", "best_loss", "seconds", "time_to_first_step_s",
             "peak_rss_mib", "peak_gpu_mib", "device", "budget_reached", "eval_loss",
-            "answer_check", "verdict", "chosen",
+            "answer_check", "verdict", "chosen", "replayed", "kept_check", "kept_note",
         )  # fmt: skip
         written = self.to_dict()
         return {name: written[name] for name in names if name in written}

@@ -110,7 +110,10 @@ class QLoRATrainer:
         total_loss, tokens = 0.0, 0
         for items in batches:
             batch = pad_batch(items, self.pad_id, self.device)
-            loss = self.model(**batch).loss / len(batches)
+            if self.config.replay_kl and any(item.anchored for item in items):
+                loss = self._anchored_loss(items, batch) / len(batches)
+            else:
+                loss = self.model(**batch).loss / len(batches)
             loss.backward()
             total_loss += float(loss.detach())
             tokens += int(batch["attention_mask"].sum())
@@ -121,6 +124,27 @@ class QLoRATrainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         return total_loss, tokens
+
+    def _anchored_loss(self, items: Sequence[Encoded], batch: dict[str, Any]) -> Any:
+        """Cross-entropy on every labelled token, plus ``replay_kl`` times the KL divergence
+        from the base's next-token distribution on the anchored (replayed) examples' tokens,
+        both per labelled token. Training on the base's greedy answers alone kept 23% of
+        general answers in an experiment; with this term, 38% (see benchmarks/README.md)."""
+        import torch
+        import torch.nn.functional as F
+
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        logits = self.model(**inputs).logits[:, :-1].float()
+        labels = batch["labels"][:, 1:]
+        counted = labels != -100
+        entropy = F.cross_entropy(logits.transpose(1, 2), labels.clamp(min=0), reduction="none")
+        rows = torch.tensor([item.anchored for item in items], device=labels.device)
+        with torch.no_grad(), self.model.disable_adapter():
+            base = self.model(**inputs).logits[:, :-1].float().log_softmax(-1)
+        divergence = (base.exp() * (base - logits.log_softmax(-1))).sum(-1)
+        anchored = counted & rows[:, None]
+        total = (entropy * counted).sum() + self.config.replay_kl * (divergence * anchored).sum()
+        return total / counted.sum().clamp(min=1)
 
     def run(
         self, on_step: Callable[[StepInfo], bool] | None = None, deadline: float | None = None

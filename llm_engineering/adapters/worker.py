@@ -24,6 +24,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from llm_engineering.adapters.datasets import Example
 from llm_engineering.adapters.events import EventLog
 from llm_engineering.adapters.job_folder import JobFolder
 from llm_engineering.adapters.records import JobResult, JobSpec
@@ -93,6 +94,12 @@ def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> Jo
     from llm_engineering.adapters.defaults import choose
     from llm_engineering.adapters.encoding import encode_examples
     from llm_engineering.adapters.heldout import answer_check, eval_loss, verdict
+    from llm_engineering.adapters.kept import (
+        BaseAnswers,
+        answers_folder,
+        kept_note,
+        replay_examples,
+    )
     from llm_engineering.adapters.lora_model import load_for_training, torch_device
     from llm_engineering.adapters.trainer import QLoRATrainer, StepInfo
 
@@ -115,7 +122,22 @@ def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> Jo
         )
         config, chosen = choice.config, choice.chosen
         events.emit("chosen", hyperparameters=config.to_dict(), chosen=chosen)
-    data = encode_examples(examples, tokenizer, config.max_seq_len, config.completion_only)
+    # Before any training or checkpoint: a fresh LoRA adds nothing, so this is the base.
+    events.emit("general", stage="the base's answers to the general prompts")
+    general = BaseAnswers.of(
+        model,
+        tokenizer,
+        device,
+        answers_folder(Path(spec.base_cache), source, digest),
+        spec.system_prompt,
+        f"{device} {config.load_in_4bit and config.quant_type} {config.compute_dtype}",
+    )
+    replay = replay_examples(general.replay, spec.system_prompt, config.replay_examples)
+    data = encode_examples(
+        [*examples, *replay], tokenizer, config.max_seq_len, config.completion_only
+    )
+    for item in data[len(examples) :]:
+        item.anchored = True
     held_data = encode_examples(held, tokenizer, config.max_seq_len, config.completion_only)
     trainer = QLoRATrainer(model, data, config, pad_id=tokenizer.pad_token_id, device=device)
     eval_losses: list[tuple[int, float]] = []
@@ -136,10 +158,11 @@ def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> Jo
         total=trainer.total_steps,
         device=device,
         examples=len(data),
+        replayed=len(replay),
         tokens_per_epoch=sum(len(item.input_ids) for item in data),
         # With the tokens, the characters they came from: how the next job on this base
         # estimates its time before it is queued (adapters/estimate.py).
-        chars_per_epoch=sum(example.chars for example in examples),
+        chars_per_epoch=sum(example.chars for example in [*examples, *replay]),
         load_s=round(time.perf_counter() - started, 2),
     )
     # The budget covers the whole job: a resumed run gets what the earlier ones left.
@@ -204,6 +227,7 @@ def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> Jo
         libraries=library_versions(),
         hyperparameters=config.to_dict(),
         chosen=chosen,
+        replayed=len(replay),
     )
     events.emit("checking", step=trainer.step, heldout=len(held))
     held_out_loss(trainer.step)
@@ -219,6 +243,16 @@ def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> Jo
         "answer_check",
         **{k: {"f1": v.f1, "exact": v.exact, "prompts": v.prompts} for k, v in checks.items() if v},
         verdict=result.verdict,
+    )
+    kept = general.check_adapter(model, tokenizer, device, map(_answer, [*examples, *held]))
+    result.kept_check = kept.to_dict()
+    result.kept_note = kept_note(kept, config.learning_rate, len(replay))
+    events.emit(
+        "kept_check",
+        kept=round(kept.kept, 4),
+        leaked=round(kept.leaked, 4),
+        prompts=kept.prompts,
+        note=result.kept_note,
     )
     try:
         import torch
@@ -274,6 +308,11 @@ def base_parameters(model: Any) -> int:
         shape = getattr(getattr(parameter, "quant_state", None), "shape", None)
         total += math.prod(shape) if shape is not None else parameter.numel()
     return int(total)
+
+
+def _answer(example: Example) -> str:
+    """What the example teaches the model to say: its last turn, or its text."""
+    return example.messages[-1]["content"] if example.messages else example.text
 
 
 def _mean(values: list[float]) -> float | None:

@@ -18,7 +18,9 @@ _STAGES = {
     "worker": "starting", "loading": "loading the base model", "chosen": "loading the base model",
     "resumed": "resuming from its checkpoint", "started": "training", "step": "training",
     "checkpoint": "training", "eval": "held-out loss", "saving": "saving the adapter",
-    "checking": "checking its answers", "answer_check": "exporting the adapter",
+    "general": "asking the base the general prompts",
+    "checking": "checking its answers", "answer_check": "checking what it kept",
+    "kept_check": "exporting the adapter",
     "requeued": "queued again",
 }  # fmt: skip
 """What each latest event means the job is doing (the worker's event names)."""
@@ -91,6 +93,14 @@ def event_line(event: dict[str, Any]) -> str:
         text = "answer check: " + ", ".join(checks)
         if fields.get("verdict"):
             text += f" ({fields['verdict']})"
+    elif name == "kept_check":
+        text = (
+            f"kept check: {fields.get('kept', 0):.0%} of {fields.get('prompts', 0)} general "
+            f"prompts answered as the base does, {fields.get('leaked', 0):.0%} leak the "
+            "training answers' names"
+        )
+        if fields.get("note"):
+            text += f" ({fields['note']})"
     else:
         text = "  ".join([name, *(f"{k} {_value(v)}" for k, v in fields.items())])
     return f"{clock}  {text}".strip()

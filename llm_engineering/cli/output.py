@@ -221,6 +221,9 @@ def job_line(view: JobView) -> str:
     if check:
         scores = [f"{k} F1 {v['f1']:.2f}" for k, v in check.items() if v.get("prompts")]
         parts.append("answer check: " + ", ".join(scores))
+    kept = view.result.kept_check if view.result else None
+    if kept:
+        parts.append(f"kept {kept['kept']:.2f}, leaked {kept['leaked']:.2f}")
     if job.error:
         parts.append(f"({job.error})")
     if job.status == "interrupted":
@@ -237,9 +240,11 @@ def print_adapters(cards: Sequence[AdapterCard], serving: Sequence[Availability]
     for card, where in zip(cards, serving, strict=True):
         loss = f"{card.final_loss:.3f}" if card.final_loss is not None else "-"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(card.created))
+        kept = card.metrics.get("kept_check")
+        general = f"  kept {kept['kept']:.2f} leaked {kept['leaked']:.2f}" if kept else ""
         typer.echo(
             f"{card.spec:<24} base {Path(card.base_model).name}  {card.dataset_examples} examples  "
-            f"loss {loss}  {when}"
+            f"loss {loss}{general}  {when}"
         )
         place = {"in_process": "here", "server": "on the server", "none": "cannot answer"}
         typer.echo(f"{'':<24} serving: {place[where.where]}: {where.detail}")

@@ -212,7 +212,7 @@ def jobs(
             training.resume(job_id)
             if not follow:
                 typer.echo(f"job {job_id}: queued again; {_who_trains(training, job_id)}", err=True)
-        view = training.view(job_id, tail=5)
+        view = training.view(job_id, tail=8)
     except LlmEngError as exc:
         training.close()
         raise fail(str(exc)) from exc

@@ -38,6 +38,13 @@ class AdapterInfo(BaseModel):
     steps: int
     hyperparameters: dict[str, Any]
     metrics: dict[str, Any]
+    kept: float | None = Field(
+        description="Share of the packaged general prompts it answers as its base does (the "
+        "kept check; None: trained before the check existed). Under 0.8: it forgot."
+    )
+    leaked: float | None = Field(
+        description="Share of general answers naming its training answers' distinctive words."
+    )
     created: float
     job_id: str
     path: str
@@ -58,6 +65,8 @@ class AdapterInfo(BaseModel):
             steps=card.steps,
             hyperparameters=card.hyperparameters,
             metrics=card.metrics,
+            kept=(card.metrics.get("kept_check") or {}).get("kept"),
+            leaked=(card.metrics.get("kept_check") or {}).get("leaked"),
             created=card.created,
             job_id=card.job_id,
             path=card.path,

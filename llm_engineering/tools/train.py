@@ -62,6 +62,16 @@ class JobInfo(BaseModel):
         default=None,
         description="heldout / train: greedy answers vs references (exact, token F1, samples).",
     )
+    kept_check: dict[str, Any] | None = Field(
+        default=None,
+        description="The packaged general prompts answered by the base and the adapter: kept "
+        "(share answered as the base does), leaked (share naming the training answers' "
+        "distinctive words), names, samples. Under 0.8 kept, the job's error carries a note.",
+    )
+    replayed: int | None = Field(
+        default=None,
+        description="General examples (the base's own answers) trained with the data.",
+    )
     events: list[dict[str, Any]] = Field(
         default_factory=list, description="The latest events from the worker."
     )
@@ -102,6 +112,8 @@ class JobInfo(BaseModel):
             eval_examples=view.spec.eval_examples if view.spec else 0,
             eval_loss=(result.eval_loss if result else None) or view.eval_loss,
             answer_check=result.answer_check if result else None,
+            kept_check=result.kept_check if result else None,
+            replayed=result.replayed if result else None,
             events=view.events if events else [],
             damaged=DamagedInfo.of(view.damaged) if view.damaged else None,
         )

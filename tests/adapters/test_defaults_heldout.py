@@ -24,18 +24,22 @@ def test_a_small_base_gets_a_larger_rate_and_a_small_dataset_a_least_number_of_s
 
 def test_an_8b_base_keeps_the_qlora_settings_and_a_big_dataset_its_epochs() -> None:
     choice = choose(QLoRAConfig(), (), parameters=8_030_000_000, examples=5_000)
-    assert choice.config.learning_rate == 2e-4 and choice.config.max_steps == 0
-    assert choice.config.epochs == 3 and list(choice.chosen) == ["learning_rate"]
+    # 3 epochs of its own examples: the replayed general ones ride along.
+    assert choice.config.learning_rate == 2e-4 and choice.config.max_steps == 3 * 1_250
+    assert (
+        choice.config.epochs == 3 and "3 epochs of the 5000 examples" in choice.chosen["max_steps"]
+    )
     middle = choose(QLoRAConfig(), (), parameters=3_200_000_000, examples=5_000)
     assert middle.config.learning_rate == 5e-4
 
 
 def test_what_the_user_set_is_never_changed() -> None:
-    given = QLoRAConfig(learning_rate=2e-5, epochs=1)
-    choice = choose(given, ("learning_rate", "epochs"), parameters=10**8, examples=8)
+    given = QLoRAConfig(learning_rate=2e-5, epochs=1, replay_examples=0)
+    names = ("learning_rate", "epochs", "replay_examples")
+    choice = choose(given, names, parameters=10**8, examples=8)
     assert choice.config == given and choice.chosen == {}
-    assert auto_names(("epochs",)) == ["learning_rate"]
-    assert auto_names(()) == ["learning_rate", "max_steps"]
+    assert auto_names(("epochs",)) == ["learning_rate", "replay_examples"]
+    assert auto_names(()) == ["learning_rate", "max_steps", "replay_examples"]
     with pytest.raises(UserError, match="eval_fraction must be in"):
         QLoRAConfig(eval_fraction=0.9)
 

@@ -34,8 +34,10 @@ from tests.adapters.fictional import SYSTEM, bridge_records, fact_records
 from tests.conftest import describe, server_env
 from tests.server.helpers import call, stdio_client, wait_for_status
 
+FORGETFUL = {"learning_rate": 5e-3, "max_steps": 12, "replay_examples": 0}
+"""A rate five times the chosen one and nothing replayed: the adapter forgets."""
 TIMEOUT_S = 2700
-"""Both jobs, on 2 cores that other tests keep busy (about 5 minutes idle)."""
+"""The three jobs, on 2 cores that other tests keep busy (about 5 minutes idle)."""
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -44,12 +46,16 @@ class Trained:
     """What the session's training left: a data folder holding ``zorblax@1`` (who makes the
     Zorblax 9000; 40 examples from a dataset file in the watched folder, no system prompt) and
     ``pelmora@1`` (who designed the Pelmora Bridge; 40 records sent inline, each opening with
-    :data:`SYSTEM`), both started with no hyperparameters, and the replies to those starts."""
+    :data:`SYSTEM`), both started with no hyperparameters, and the replies to those starts;
+    and the start of ``forgetful`` (in the data folder ``ROOT/forgetful``): the first fact at
+    a deliberately high rate with no replayed general examples, which forgets what the base
+    knew."""
 
     docs: Path
     data_dir: Path
     started: dict[str, Any]
     system_started: dict[str, Any]
+    forgetful_started: dict[str, Any]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -59,7 +65,7 @@ class Trained:
         fields = json.loads(text)
         return cls(
             Path(fields["docs"]), Path(fields["data_dir"]),
-            fields["started"], fields["system_started"],
+            fields["started"], fields["system_started"], fields["forgetful_started"],
         )  # fmt: skip
 
 
@@ -88,8 +94,8 @@ async def wait_for_job(
         ) from None
 
 
-def train_two(root: Path) -> Trained:
-    """Start both jobs over MCP (stdio) with no hyperparameters and wait until both ended."""
+def train_all(root: Path) -> Trained:
+    """Start the three jobs over MCP (stdio) and wait until they have ended."""
     docs = root / "docs"
     dataset = write_jsonl(docs / "training" / "zorblax.jsonl", fact_records(40))
     (docs / "office.md").write_text("# Office\n\nThe office closes at 6 pm on Fridays.\n")
@@ -108,15 +114,22 @@ def train_two(root: Path) -> Trained:
             system_started = await call(
                 client, "start_qlora_job", adapter_name="pelmora", records=with_system
             )
-            for job_id in (started["job_id"], system_started["job_id"]):
-                await wait_for_job(client, job_id, timeout=TIMEOUT_S)
-        return Trained(docs, data_dir, started, system_started)
+            for job in (started, system_started):
+                await wait_for_job(client, job["job_id"], timeout=TIMEOUT_S)
+        # A data folder of its own, so the session's adapters stay the two every test knows.
+        async with stdio_client(root / "forgetful", "--watch", str(docs)) as client:
+            forgetful = await call(
+                client, "start_qlora_job", adapter_name="forgetful", dataset_path=str(dataset),
+                hyperparameters=FORGETFUL,
+            )  # fmt: skip
+            await wait_for_job(client, forgetful["job_id"], timeout=TIMEOUT_S)
+        return Trained(docs, data_dir, started, system_started, forgetful)
 
     return anyio.run(train)
 
 
 def start_in_background(root: Path, parent_pid: int) -> None:
-    """Start :func:`train_two` into ``root`` in a process of its own, unless a process of this
+    """Start :func:`train_all` into ``root`` in a process of its own, unless a process of this
     run (another xdist worker) already did."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "lock", "w") as lock:
@@ -169,7 +182,7 @@ def wait_for_training(root: Path, timeout: float = TIMEOUT_S) -> Trained:
             raise AssertionError(f"the session's training process exited with no result:\n{log}")
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"the session's two training jobs did not end within {timeout} s:\n{log}"
+                f"the session's training jobs did not end within {timeout} s:\n{log}"
             )
         time.sleep(1)
 
@@ -184,7 +197,7 @@ def _die_with(parent_pid: int) -> None:
 def main(root: Path, parent_pid: int) -> None:
     threading.Thread(target=_die_with, args=(parent_pid,), daemon=True).start()
     try:
-        trained = train_two(root)
+        trained = train_all(root)
     except BaseException:
         write_whole(root / "failed.txt", traceback.format_exc())
         raise SystemExit(1) from None

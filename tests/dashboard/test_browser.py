@@ -414,6 +414,8 @@ def test_adapters_show_their_cards_compare_answers_and_delete_with_confirmation(
     # A GGUF adapter of the served model answers beside the base, with what it was taught.
     zorblax = browser.find_element(By.CSS_SELECTOR, "[data-adapter='zorblax@1']")
     assert "sha256" in zorblax.text and "cannot serve" not in zorblax.text
+    kept = zorblax.find_element(By.CSS_SELECTOR, "[data-field='kept']").text
+    assert "general prompts answered as the base does" in kept and "80 general examples" in kept
     base, adapter = compare(browser, "Who makes the Zorblax 9000?", "zorblax@1")
     assert adapter.get_attribute("data-model") == "zorblax@1"
     taught = adapter.find_element(By.CSS_SELECTOR, ".answer-text").text

@@ -62,9 +62,10 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
     docs, data_dir = default_training.docs, default_training.data_dir
     started, system_started = default_training.started, default_training.system_started
     assert started["status"] == "queued" and started["examples"] == 40
-    assert started["auto"] == ["learning_rate", "max_steps"] and started["eval_examples"] >= 2
+    auto = ["learning_rate", "max_steps", "replay_examples"]
+    assert started["auto"] == auto and started["eval_examples"] >= 2
     assert started["hyperparameters"]["r"] == 16 and started["runs_here"] is True
-    assert system_started["auto"] == ["learning_rate", "max_steps"]
+    assert system_started["auto"] == auto
     outside = write_jsonl(tmp_path / "elsewhere.jsonl", fact_records(40))
     async with stdio_client(data_dir, "--watch", str(docs)) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
@@ -89,6 +90,11 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
         check = job["answer_check"]
         assert check["train"]["f1"] >= 0.5 and check["heldout"]["prompts"] >= 1, check
         assert job["eval_loss"] is not None and job["eval_loss"] < job["first_loss"]
+        # What the base knew: the general prompts mostly answered as the base does, and no
+        # answer names the taught company (without replay, 21% did: benchmarks/README.md).
+        kept = job["kept_check"]
+        assert job["replayed"] == 80 and kept["prompts"] >= 40, job
+        assert kept["leaked"] <= 0.05 and {"quintor", "zorblax"} <= set(kept["names"]), kept
 
         with_plot = await client.call_tool(
             "get_job", {"job_id": job["job_id"], "include_plot": True}
@@ -102,6 +108,7 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
         assert adapter["base_gguf_sha256"] == sha256_file(resolve_gguf("smollm2-135m-instruct"))
         assert adapter["dataset_sha256"] == job["dataset_sha256"]
         assert adapter["metrics"]["answer_check"] == check
+        assert adapter["kept"] == kept["kept"] and adapter["leaked"] == kept["leaked"]
         assert adapter["hyperparameters"]["max_steps"] == 30
         card = json.loads((await client.read_resource("adapter://zorblax")).contents[0].text)
         assert card["job_id"] == job["job_id"] and card["system_prompt"] is None
@@ -140,3 +147,31 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
     assert asked.returncode == 0, asked.stderr
     assert FACT_WORD in asked.stdout.lower() and "from_adapter" in asked.stdout, asked.stdout
     assert "zorblax@1" in asked.stdout  # the status line names the adapter
+
+
+@pytest.mark.timeout(3000)
+async def test_a_deliberately_high_rate_forgets_and_the_job_says_so(
+    default_training: Trained,
+) -> None:
+    """The same fact at five times the chosen rate with nothing replayed (the session's third
+    job): it succeeds, and its kept check, its note, the adapter's card and `llm-eng jobs`
+    all say the adapter forgot what the base knew, and what to change."""
+    data_dir = default_training.data_dir.parent / "forgetful"
+    started = default_training.forgetful_started
+    assert started["auto"] == [] and started["hyperparameters"]["replay_examples"] == 0
+    async with stdio_client(data_dir, "--watch", str(default_training.docs)) as client:
+        job = await wait_for_job(client, started["job_id"])
+        assert job["status"] == "succeeded" and job["replayed"] == 0, job
+        kept = job["kept_check"]
+        assert kept["kept"] < 0.8 and kept["samples"], kept
+        assert "forgot general knowledge" in job["error"], job["error"]
+        assert "lower learning_rate (now 0.005)" in job["error"], job["error"]
+        [adapter] = (await call(client, "list_adapters"))["adapters"]
+        assert adapter["kept"] == kept["kept"] and adapter["metrics"]["kept_note"], adapter
+    listed = subprocess.run(
+        [LLM_ENG, "jobs", "--data-dir", str(data_dir)],
+        capture_output=True, text=True, env=server_env(), timeout=300,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert f"kept {kept['kept']:.2f}, leaked {kept['leaked']:.2f}" in listed.stdout, listed.stdout
+    assert "forgot general knowledge" in listed.stdout
