@@ -165,6 +165,9 @@ def test_a_time_limited_or_cancelled_job_says_so_and_one_that_cannot_end_in_its_
     shown = run("jobs", job_id, *data).stdout
     assert '"t":' not in shown and "{" not in shown
     assert re.search(r"^  \d\d:\d\d:\d\d  step 1/100000  loss \d", shown, re.MULTILINE), shown
+    # The kept check, on its line and in the job's: one step changed nothing the base knew.
+    assert re.search(r"kept check: \d+% of 48 general prompts answered as the base does", shown)
+    assert re.search(r"kept \d\.\d\d, leaked 0\.00", shown), shown
 
     with following([*train, "--name", "cancelme", *data], tmp_path) as (process, job_id):
         wait_for_first_step(tmp_path / "data", job_id)
