@@ -128,8 +128,7 @@ class QLoRATrainer:
     def _anchored_loss(self, items: Sequence[Encoded], batch: dict[str, Any]) -> Any:
         """Cross-entropy on every labelled token, plus ``replay_kl`` times the KL divergence
         from the base's next-token distribution on the anchored (replayed) examples' tokens,
-        both per labelled token. Training on the base's greedy answers alone kept 23% of
-        general answers in an experiment; with this term, 38% (see benchmarks/README.md)."""
+        both per labelled token (what the weight does: ``QLoRAConfig.replay_kl``)."""
         import torch
         import torch.nn.functional as F
 
