@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="kept-check-"))
+    work.mkdir(parents=True, exist_ok=True)
     base_cache = REPO / ".bench-cache" / "train-base"
     rows = []
     for name in args.variants.split(","):

@@ -232,6 +232,7 @@ class CountingEmbedder:
         self._inner = inner
         self.name = inner.name
         self.dimension = inner.dimension
+        self.precision = inner.precision
         self.tokenizer = inner.tokenizer
         self.embedded = 0
 

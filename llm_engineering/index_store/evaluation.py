@@ -22,6 +22,7 @@ from typing import Any
 
 from llm_engineering.config import Settings
 from llm_engineering.errors import PathError, UserError
+from llm_engineering.index_store.models.precision import resolve
 from llm_engineering.index_store.query.search import Hit
 from llm_engineering.index_store.service import IndexService
 
@@ -130,6 +131,9 @@ def open_eval_index(
         while block := handle.read(1 << 20):
             digest.update(block)
     shape = f"{settings.embedding_model}|{settings.chunk_size}|{settings.chunk_overlap}"
+    precision = resolve(settings.embedding_precision, None, "")
+    if precision != "float32":  # float32 indexes keep the key they had before precisions
+        shape += f"|{precision}"
     key = f"{digest.hexdigest()[:16]}-{hashlib.sha256(shape.encode()).hexdigest()[:8]}"
     root = cache_dir / key
     folder = root / "docs"

@@ -18,6 +18,7 @@ from llm_engineering.index_store.ingest.published import ProgressFile, RunProgre
 from llm_engineering.index_store.ingest.report import FailedFile, IngestReport
 from llm_engineering.index_store.ingest.run import GoneFn, MoreFn, ProgressFn, RunOptions
 from llm_engineering.index_store.models.lazy import IndexModels
+from llm_engineering.index_store.models.precision import resolve
 from llm_engineering.index_store.query.documents import Documents, DocumentSlice
 from llm_engineering.index_store.query.listing import DocumentPage
 from llm_engineering.index_store.query.search import Hit, Searcher, SearchMode
@@ -83,6 +84,12 @@ class IndexService:
         if rebuild:
             self.rebuild()
         self.vectors.check_model(settings.embedding_model)
+        if self.vectors.recorded_precision is not None:  # an explicit other one: refused now
+            resolve(
+                settings.embedding_precision,
+                self.vectors.recorded_precision,
+                self.vectors.location,
+            )
         self._seen_generation = self.ledger.generation()
         self.models = IndexModels(settings, self.vectors, self.keyword.document_frequency, embedder)
         self._parsers = parsers

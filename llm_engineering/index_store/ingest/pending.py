@@ -216,7 +216,9 @@ class PendingFiles:
         if not text_of:
             return {}, 0, None
         embedder = self._embedder()
-        self._vectors.ensure(embedder.name, embedder.dimension)
+        self._vectors.ensure(
+            embedder.name, embedder.dimension, getattr(embedder, "precision", None)
+        )
         vectors: dict[str, Any] = {}
         existing = self._ledger.ids_with_text_hashes(text_of)
         for digest in text_of:

