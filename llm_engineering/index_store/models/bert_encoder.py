@@ -124,6 +124,7 @@ class BertEncoder:
         self._pad_id = int(config.get("pad_token_id") or 0)
         weights = load_file(str(folder / "model.safetensors"))
         self._w = {k.removeprefix("bert."): v.float() for k, v in weights.items()}
+        self._w16: dict[str, Any] | None = None
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=max_seq_length)
@@ -133,18 +134,20 @@ class BertEncoder:
     ) -> list[list[float]]:
         """One vector per text, in order. Texts are batched by token length (less padding).
 
-        ``bfloat16``: the matrix products in bfloat16 under torch's CPU autocast (layer norms,
-        softmax and pooling stay float32; :mod:`.precision` says when that pays).
+        ``bfloat16``: torch's CPU autocast (matrix products and attention in bfloat16; layer
+        norms, softmax and pooling in float32) over a bfloat16 copy of the linear weights
+        made once: autocast alone cast every weight on every call, and a one-line query took
+        5.5 ms instead of float32's 4.6 (:mod:`.precision` says when bfloat16 pays).
         """
         import torch
 
         encodings = self._tokenizer.encode_batch(list(texts))
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         vectors: list[list[float]] = [[] for _ in encodings]
-        lowered = precision == "bfloat16"
+        lowered = self._lowered() if precision == "bfloat16" else None
         with (
             torch.inference_mode(),
-            torch.autocast("cpu", dtype=torch.bfloat16, enabled=lowered),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=lowered is not None),
         ):
             for start in range(0, len(order), batch_size):
                 batch = order[start : start + batch_size]
@@ -155,12 +158,24 @@ class BertEncoder:
                     n = len(encodings[i].ids)
                     ids[row, :n] = torch.tensor(encodings[i].ids, dtype=torch.long)
                     mask[row, :n] = True
-                pooled = self._forward(ids, mask).float()
+                pooled = self._forward(ids, mask, lowered).float()
                 for i, vector in zip(batch, pooled.tolist(), strict=True):
                     vectors[i] = vector
         return vectors
 
-    def _forward(self, ids: Any, mask: Any) -> Any:
+    def _lowered(self) -> dict[str, Any]:
+        """The linear layers' weights and biases in bfloat16, cast on first use."""
+        import torch
+
+        if self._w16 is None:
+            self._w16 = {
+                k: v.to(torch.bfloat16)
+                for k, v in self._w.items()
+                if k.startswith("encoder.") and "LayerNorm" not in k
+            }
+        return self._w16
+
+    def _forward(self, ids: Any, mask: Any, lowered: dict[str, Any] | None = None) -> Any:
         import torch.nn.functional as F
 
         w = self._w
@@ -171,8 +186,10 @@ class BertEncoder:
         def norm(x: Any, name: str) -> Any:
             return F.layer_norm(x, (hidden,), w[f"{name}.weight"], w[f"{name}.bias"], self._eps)
 
+        linear = lowered or w
+
         def dense(x: Any, name: str) -> Any:
-            return F.linear(x, w[f"{name}.weight"], w[f"{name}.bias"])
+            return F.linear(x, linear[f"{name}.weight"], linear[f"{name}.bias"])
 
         def heads(x: Any) -> Any:
             return x.view(batch, width, self._heads, head).transpose(1, 2)
