@@ -27,8 +27,8 @@ class ModelSettings(BaseModel):
     embedding_precision: Literal["auto", "float32", "bfloat16"] = Field(
         default="auto",
         description="What the in-process embedder computes in. auto: an existing index's "
-        "precision; for a new one bfloat16 on a CPU with bfloat16 instructions (about 3x "
-        "faster, vectors of cosine 0.9999 to float32), else float32. The index records it; "
+        "precision; for a new one bfloat16 on a CPU with bfloat16 instructions (about 2.8x "
+        "faster, vectors of cosine 0.99998 to float32), else float32. The index records it; "
         "another explicit value is refused until `llm-eng ingest PATH --rebuild`.",
     )
     embedding_url: str = Field(
