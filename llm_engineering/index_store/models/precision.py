@@ -1,10 +1,10 @@
 """The precision the in-process embedder computes in, and which one an index was built with.
 
 All-MiniLM-L6-v2's matrix work in bfloat16 (torch autocast on the CPU: the linear layers and
-attention in bfloat16, layer norms and softmax in float32) ran 2.9x faster than float32 on
-this machine's 2 cores (2.76x; 2.22x for the whole ingestion), whose CPU has AVX512_BF16
-and AMX, with vectors of cosine 0.99998 to
-the float32 ones (``benchmarks/embedding_precision.py``). Where the CPU lacks native
+attention in bfloat16, layer norms and softmax in float32) ran 2.76x faster than float32 on
+this machine's 2 cores (the whole ingestion 2.22x), whose CPU has AVX512_BF16 and AMX, with
+vectors of cosine 0.99998 to the float32 ones and the same SciFact nDCG@10
+(``benchmarks/embedding_precision.py``). Where the CPU lacks native
 bfloat16 instructions, torch emulates them and is slower than float32: ``auto`` then stays
 float32.
 
