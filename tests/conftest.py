@@ -153,8 +153,10 @@ def anyio_backend() -> str:
 RUN_DIR = "LLM_ENG_TEST_RUN_DIR"
 """A folder for the whole run, shared by every pytest-xdist worker (set by the controller)."""
 RUN_PID = "LLM_ENG_TEST_RUN_PID"
-TRAINED = {"default_training", "trained_adapters"}
-"""Fixtures that need the session's two trained adapters (tests/adapters/trained.py)."""
+TRAINED = {"default_training", "trained_adapters", "forgetful_training"}
+"""Fixtures that need the session's trained adapters (tests/adapters/trained.py)."""
+TRAINED_TIMEOUT_S = 3000
+"""A test that waits for the session's training may wait this long, its setup included."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -188,6 +190,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not needing:
         return
     items[:] = [item for item in items if item not in needing] + needing
+    for item in needing:  # their setup waits for the training: pytest's 600 s is too short
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TRAINED_TIMEOUT_S))
     if not config.option.collectonly:
         from tests.adapters.trained import start_in_background
 
@@ -212,6 +217,15 @@ def default_training():  # type: ignore[no-untyped-def]
     root = Path(os.environ[RUN_DIR]) / "trained"
     start_in_background(root, int(os.environ[RUN_PID]))  # started at collection: a no-op then
     return wait_for_training(root)
+
+
+@pytest.fixture(scope="session")
+def forgetful_training(default_training):  # type: ignore[no-untyped-def]
+    """The start reply of the session's third job, ``forgetful`` (a high rate, nothing
+    replayed; in the data folder ``trained/forgetful``), once it has ended."""
+    from tests.adapters.trained import wait_for_forgetful
+
+    return wait_for_forgetful(Path(os.environ[RUN_DIR]) / "trained")
 
 
 @pytest.fixture(scope="session")

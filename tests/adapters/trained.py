@@ -47,15 +47,14 @@ class Trained:
     Zorblax 9000; 40 examples from a dataset file in the watched folder, no system prompt) and
     ``pelmora@1`` (who designed the Pelmora Bridge; 40 records sent inline, each opening with
     :data:`SYSTEM`), both started with no hyperparameters, and the replies to those starts;
-    and the start of ``forgetful`` (in the data folder ``ROOT/forgetful``): the first fact at
-    a deliberately high rate with no replayed general examples, which forgets what the base
-    knew."""
+    then, written apart once the two are done (:func:`wait_for_forgetful`), the start of
+    ``forgetful`` (in the data folder ``ROOT/forgetful``): the first fact at a deliberately
+    high rate with no replayed general examples, which forgets what the base knew."""
 
     docs: Path
     data_dir: Path
     started: dict[str, Any]
     system_started: dict[str, Any]
-    forgetful_started: dict[str, Any]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -65,7 +64,7 @@ class Trained:
         fields = json.loads(text)
         return cls(
             Path(fields["docs"]), Path(fields["data_dir"]),
-            fields["started"], fields["system_started"], fields["forgetful_started"],
+            fields["started"], fields["system_started"],
         )  # fmt: skip
 
 
@@ -116,14 +115,23 @@ def train_all(root: Path) -> Trained:
             )
             for job in (started, system_started):
                 await wait_for_job(client, job["job_id"], timeout=TIMEOUT_S)
-        # A data folder of its own, so the session's adapters stay the two every test knows.
+        return Trained(docs, data_dir, started, system_started)
+
+    return anyio.run(train)
+
+
+def train_forgetful(root: Path, docs: Path) -> dict[str, Any]:
+    """Start the forgetful job in a data folder of its own (the session's adapters stay the
+    two every test knows) and wait until it has ended; its start's reply."""
+
+    async def train() -> dict[str, Any]:
         async with stdio_client(root / "forgetful", "--watch", str(docs)) as client:
             forgetful = await call(
-                client, "start_qlora_job", adapter_name="forgetful", dataset_path=str(dataset),
-                hyperparameters=FORGETFUL,
+                client, "start_qlora_job", adapter_name="forgetful",
+                dataset_path=str(docs / "training" / "zorblax.jsonl"), hyperparameters=FORGETFUL,
             )  # fmt: skip
             await wait_for_job(client, forgetful["job_id"], timeout=TIMEOUT_S)
-        return Trained(docs, data_dir, started, system_started, forgetful)
+        return forgetful
 
     return anyio.run(train)
 
@@ -170,19 +178,28 @@ def stop_background(root: Path) -> None:
 def wait_for_training(root: Path, timeout: float = TIMEOUT_S) -> Trained:
     """The background training's result; fails naming what happened when it failed, died or
     ran past ``timeout`` seconds."""
+    return Trained.from_json(_wait_for(root, "trained.json", timeout))
+
+
+def wait_for_forgetful(root: Path, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    """The forgetful job's start reply, once it has ended (trained after the two)."""
+    return dict(json.loads(_wait_for(root, "forgetful.json", timeout)))
+
+
+def _wait_for(root: Path, name: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
-    pid_file, done, failed = root / "pid", root / "trained.json", root / "failed.txt"
+    pid_file, done, failed = root / "pid", root / name, root / "failed.txt"
     while True:
         if done.is_file():
-            return Trained.from_json(done.read_text())
+            return done.read_text()
         if failed.is_file():
             raise AssertionError(f"the session's training failed:\n{failed.read_text()}")
         log = (root / "log.txt").read_text(errors="replace")[-3000:] if pid_file.exists() else ""
         if pid_file.is_file() and not _alive(int(pid_file.read_text())) and not done.is_file():
-            raise AssertionError(f"the session's training process exited with no result:\n{log}")
+            raise AssertionError(f"the session's training process exited without {name}:\n{log}")
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"the session's training jobs did not end within {timeout} s:\n{log}"
+                f"the session's training did not write {name} within {timeout} s:\n{log}"
             )
         time.sleep(1)
 
@@ -198,10 +215,12 @@ def main(root: Path, parent_pid: int) -> None:
     threading.Thread(target=_die_with, args=(parent_pid,), daemon=True).start()
     try:
         trained = train_all(root)
+        write_whole(root / "trained.json", trained.to_json())
+        forgetful = train_forgetful(root, trained.docs)
     except BaseException:
         write_whole(root / "failed.txt", traceback.format_exc())
         raise SystemExit(1) from None
-    write_whole(root / "trained.json", trained.to_json())
+    write_whole(root / "forgetful.json", json.dumps(forgetful))
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
         assert "line 10: the last message must be the assistant's" in message
 
         job = await wait_for_job(client, started["job_id"])
-        assert job["status"] == "succeeded" and job["error"] is None, job
+        assert job["status"] == "succeeded", job
         assert (
             job["hyperparameters"]["learning_rate"] == 1e-3
             and "135M" in job["chosen"]["learning_rate"]
@@ -95,6 +95,9 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
         kept = job["kept_check"]
         assert job["replayed"] == 80 and kept["prompts"] >= 40, job
         assert kept["leaked"] <= 0.05 and {"quintor", "zorblax"} <= set(kept["names"]), kept
+        # Its only note is the kept check's, when it keeps under 0.8 (the 135M base: about 0.5).
+        note = None if kept["kept"] >= 0.8 else "the adapter forgot general knowledge: it answers"
+        assert job["error"] is None if note is None else str(job["error"]).startswith(note), job
 
         with_plot = await client.call_tool(
             "get_job", {"job_id": job["job_id"], "include_plot": True}
@@ -151,13 +154,13 @@ async def test_a_fact_taught_with_the_default_hyperparameters_is_stated_as_train
 
 @pytest.mark.timeout(3000)
 async def test_a_deliberately_high_rate_forgets_and_the_job_says_so(
-    default_training: Trained,
+    default_training: Trained, forgetful_training: dict[str, Any]
 ) -> None:
     """The same fact at five times the chosen rate with nothing replayed (the session's third
     job): it succeeds, and its kept check, its note, the adapter's card and `llm-eng jobs`
     all say the adapter forgot what the base knew, and what to change."""
     data_dir = default_training.data_dir.parent / "forgetful"
-    started = default_training.forgetful_started
+    started = forgetful_training
     assert started["auto"] == [] and started["hyperparameters"]["replay_examples"] == 0
     async with stdio_client(data_dir, "--watch", str(default_training.docs)) as client:
         job = await wait_for_job(client, started["job_id"])
