@@ -111,9 +111,9 @@ class JobResult:
     reason: str | None = None
     budget_reached: bool | None = None
     first_loss: float | None = None
-    """Mean loss over the first epoch's worth of steps."""
+    """Mean loss over the first epoch's worth of steps (an epoch of the user's examples)."""
     final_loss: float | None = None
-    """Mean loss over the last epoch's worth of steps."""
+    """Mean loss over the last epoch's worth of steps (an epoch of the user's examples)."""
     best_loss: float | None = None
     train_tokens: int | None = None
     device: str | None = None

@@ -91,7 +91,7 @@ def _watch_parent(stop: _Stop, parent: int) -> None:
 
 def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> JobResult:
     from llm_engineering.adapters.base_model import prepare_base
-    from llm_engineering.adapters.defaults import choose
+    from llm_engineering.adapters.defaults import choose, steps_per_epoch
     from llm_engineering.adapters.encoding import encode_examples
     from llm_engineering.adapters.heldout import answer_check, eval_loss, verdict
     from llm_engineering.adapters.kept import (
@@ -207,7 +207,8 @@ def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> Jo
     events.emit("saving", step=trainer.step)
     model.save_pretrained(str(folder.peft))
     losses = trainer.losses
-    window = max(1, min(len(losses), trainer.steps_per_epoch))
+    # An epoch of the user's examples (the replayed ones ride along and keep a low loss).
+    window = max(1, min(len(losses), steps_per_epoch(len(examples), config)))
     result = JobResult(
         "succeeded",
         step=trainer.step,
