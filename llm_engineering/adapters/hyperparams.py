@@ -43,6 +43,7 @@ RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "eval_max_answers": (0, 1000, True, True),
     "replay_examples": (0, 1000, True, True),
     "replay_kl": (0, 100, True, True),
+    "kept_prompts": (0, 1000, True, True),
 }
 """Each number's range: (low, high, low included, high included). Every value must also be
 finite: raw JSON allows NaN and Infinity, which would otherwise fail late in the worker (or
@@ -98,6 +99,10 @@ class QLoRAConfig:
     the 135M base and 36 examples of a made-up fact: 0, 1, 4 and 16 kept 33%, 46%, 58% and
     60% of general answers, but from 4 up the fact itself was lost on unseen phrasings (4 of
     6 at 4 through ``llm-eng train``, 0 of 6 at 16), so 1."""
+    kept_prompts: int = 48
+    """Packaged general prompts the kept check asks the trained adapter, as the base answered
+    them (:mod:`llm_engineering.adapters.kept`; at most the 48 packaged); 0 = no kept check.
+    With this and ``replay_examples`` both 0 the base answers nothing before training."""
 
     def __post_init__(self) -> None:
         problems = []

@@ -331,13 +331,19 @@ class BaseAnswers:
         )
 
     def check_adapter(
-        self, model: Any, tokenizer: Any, device: str, training_answers: Iterable[str]
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: str,
+        training_answers: Iterable[str],
+        count: int | None = None,
     ) -> KeptCheck:
-        """The kept check of the trained ``model`` against these answers."""
+        """The kept check of the trained ``model`` against these answers, on the first
+        ``count`` check prompts (all when None); the training answers' distinctive names are
+        found against every base answer, whatever ``count``."""
         prompts = general_prompts()
-        after = generate(
-            model, tokenizer, [conversation(p, self.system) for p in prompts["check"]], device
-        )
+        asked = prompts["check"][:count]
+        after = generate(model, tokenizer, [conversation(p, self.system) for p in asked], device)
         general = [*self.check, *self.replay, *prompts["check"], *prompts["replay"]]
         names = distinctive_names(training_answers, general)
-        return kept_check(prompts["check"], self.check, after, names)
+        return kept_check(asked, self.check[: len(asked)], after, names)

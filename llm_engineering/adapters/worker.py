@@ -122,17 +122,23 @@ def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> Jo
         )
         config, chosen = choice.config, choice.chosen
         events.emit("chosen", hyperparameters=config.to_dict(), chosen=chosen)
-    # Before any training or checkpoint: a fresh LoRA adds nothing, so this is the base.
-    events.emit("general", stage="the base's answers to the general prompts")
-    general = BaseAnswers.of(
-        model,
-        tokenizer,
-        device,
-        answers_folder(Path(spec.base_cache), source, digest),
-        spec.system_prompt,
-        f"{device} {config.load_in_4bit and config.quant_type} {config.compute_dtype}",
+    general: BaseAnswers | None = None
+    if config.kept_prompts or config.replay_examples:
+        # Before any training or checkpoint: a fresh LoRA adds nothing, so this is the base.
+        events.emit("general", stage="the base's answers to the general prompts")
+        general = BaseAnswers.of(
+            model,
+            tokenizer,
+            device,
+            answers_folder(Path(spec.base_cache), source, digest),
+            spec.system_prompt,
+            f"{device} {config.load_in_4bit and config.quant_type} {config.compute_dtype}",
+        )
+    replay = (
+        replay_examples(general.replay, spec.system_prompt, config.replay_examples)
+        if general
+        else []
     )
-    replay = replay_examples(general.replay, spec.system_prompt, config.replay_examples)
     data = encode_examples(
         [*examples, *replay], tokenizer, config.max_seq_len, config.completion_only
     )
@@ -245,16 +251,18 @@ def train(folder: JobFolder, spec: JobSpec, events: EventLog, stop: _Stop) -> Jo
         **{k: {"f1": v.f1, "exact": v.exact, "prompts": v.prompts} for k, v in checks.items() if v},
         verdict=result.verdict,
     )
-    kept = general.check_adapter(model, tokenizer, device, map(_answer, [*examples, *held]))
-    result.kept_check = kept.to_dict()
-    result.kept_note = kept_note(kept, config.learning_rate, len(replay))
-    events.emit(
-        "kept_check",
-        kept=round(kept.kept, 4),
-        leaked=round(kept.leaked, 4),
-        prompts=kept.prompts,
-        note=result.kept_note,
-    )
+    if general and config.kept_prompts:
+        answers = map(_answer, [*examples, *held])
+        kept = general.check_adapter(model, tokenizer, device, answers, config.kept_prompts)
+        result.kept_check = kept.to_dict()
+        result.kept_note = kept_note(kept, config.learning_rate, len(replay))
+        events.emit(
+            "kept_check",
+            kept=round(kept.kept, 4),
+            leaked=round(kept.leaked, 4),
+            prompts=kept.prompts,
+            note=result.kept_note,
+        )
     try:
         import torch
 

@@ -154,14 +154,17 @@ def test_llm_eng_train_follows_a_short_job_to_a_registered_adapter(tmp_path: Pat
     data = ["--data-dir", str(tmp_path / "data")]
     dataset = tmp_path / "faq.jsonl"
     dataset.write_text("".join(json.dumps(r) + "\n" for r in fact_records(8)))
-    # No answer check (eight greedy answers of the model): the defaults' is proven in
-    # tests/tools/test_default_training.py; this is about the command following the job.
+    # No answer check, kept check or replay (a few hundred greedy answers of the model): the
+    # defaults' are proven in tests/tools/test_default_training.py; this is about the command
+    # following the job.
     train = ["train", str(dataset), "--name", "faq", "--max-steps", "2"]
-    result = run(*train, "--set", "eval_max_answers=0", *data)
+    quick = ["--set", "eval_max_answers=0", "--set", "replay_examples=0", "--set", "kept_prompts=0"]
+    result = run(*train, *quick, *data)
     assert result.returncode == 0, result.stderr
     assert "succeeded" in result.stdout and "-> faq@1" in result.stdout
     [card] = json.loads(run("adapters", "--json", *data).stdout)
     assert card["steps"] == 2 and card["dataset_examples"] == 8
+    assert "kept_check" not in card["metrics"], card["metrics"]  # kept_prompts=0: none asked
     assert (Path(card["path"]) / "adapter.gguf").is_file()
     assert "deleted faq@1" in run("adapters", "--delete", "faq@1", "--yes", *data).stdout
 

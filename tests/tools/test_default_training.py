@@ -167,7 +167,7 @@ async def test_a_deliberately_high_rate_forgets_and_the_job_says_so(
         job = await wait_for_job(client, started["job_id"])
         assert job["status"] == "succeeded" and job["replayed"] == 0, job
         kept = job["kept_check"]
-        assert kept["kept"] < 0.8 and kept["samples"], kept
+        assert kept["kept"] < 0.8 and kept["samples"] and kept["prompts"] == 24, kept
         assert "forgot general knowledge" in job["error"], job["error"]
         assert "lower learning_rate (now 0.005)" in job["error"], job["error"]
         [adapter] = (await call(client, "list_adapters"))["adapters"]

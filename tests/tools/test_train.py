@@ -28,9 +28,11 @@ def serve_http(data_dir: Path, port: int) -> list[str]:
 @pytest.mark.timeout(2400)
 async def test_a_job_survives_a_killed_server_and_a_cancelled_job_stops(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    # No answer check at the end (the defaults' is proven in test_default_training.py).
+    # No answer check, kept check or replay (the defaults' are proven in
+    # test_default_training.py).
     resumable = {
         "learning_rate": 1e-3, "max_steps": 6, "checkpoint_every": 2, "eval_max_answers": 0,
+        "replay_examples": 0, "kept_prompts": 0,
     }  # fmt: skip
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
