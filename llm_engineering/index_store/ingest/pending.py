@@ -154,7 +154,6 @@ class PendingFiles:
                     VectorRecord(
                         chunk.id,
                         vector,
-                        chunk.text,
                         {"path": chunk.path, "file_type": parsed.row.file_type, "ordinal": chunk.ordinal},
                     )
                 )  # fmt: skip

@@ -88,7 +88,7 @@ data = Path(sys.argv[1])
 vectors = VectorIndex(load_settings(data_dir=data))
 vectors.ensure("model", 384)
 records = lambda start: [
-    VectorRecord(f"id{i}", [random.random() for _ in range(384)], "text " * 50, {"n": i})
+    VectorRecord(f"id{i}", [random.random() for _ in range(384)], {"n": i})
     for i in range(start, start + 100)
 ]
 start = 0

@@ -268,13 +268,37 @@ def test_repair_removes_orphan_vectors_and_requeues_files_missing_vectors(
     service.ingest([mixed_folder])
     from llm_engineering.index_store.store.vectors import VectorRecord
 
-    service.vectors.add([VectorRecord("orphan-id", [0.1] * 384, "ghost", {"path": "/gone.md"})])
+    # What a run killed part way leaves: its mark that a write began, an orphan vector (added,
+    # never committed) and, as Chroma lost them, a file's committed vectors. The counts agree
+    # (one each way), so only the mark makes the start compare every id.
+    service.ledger.mark_vectors(False)
+    service.vectors.add([VectorRecord("orphan-id", [0.1] * 384, {"path": "/gone.md"})])
     lost = service.ledger.chunk_ids(str(mixed_folder / "log.txt"))
+    assert len(lost) == 1
     service.vectors.delete(lost)
     orphans, requeued = service.ingestor.repair()
-    assert (orphans, requeued) == (1, 1)
+    assert (orphans, requeued) == (1, 1) and service.ledger.vectors_settled()
     report = service.ingest([mixed_folder])
     assert report.added == 1 and report.unchanged == 5
+    assert chroma_ids(service) == service.ledger.all_chunk_ids()
+
+
+def test_a_start_after_a_run_that_ended_reads_no_ids_unless_the_counts_disagree(
+    service_factory, mixed_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    service = service_factory()
+    service.ingest([mixed_folder])
+    assert service.ledger.vectors_settled()
+    read: list[str] = []
+    every_id = service.vectors.all_ids
+    monkeypatch.setattr(service.vectors, "all_ids", lambda: read.append("ids") or every_id())
+    assert service.ingestor.repair() == (0, 0) and read == []
+    # A vector the ledger does not know (a delete skipped while the disk was full): the
+    # counts differ, so every id is compared after all.
+    from llm_engineering.index_store.store.vectors import VectorRecord
+
+    service.vectors.add([VectorRecord("orphan-id", [0.1] * 384, {"path": "/gone.md"})])
+    assert service.ingestor.repair() == (1, 0) and read == ["ids"]
     assert chroma_ids(service) == service.ledger.all_chunk_ids()
 
 
