@@ -20,7 +20,7 @@ from typing import Literal
 from llm_engineering.errors import UserError
 from llm_engineering.index_store.read.readers import file_type_of
 from llm_engineering.index_store.read.scanning import is_supported, scan_file, scan_folder
-from llm_engineering.index_store.store.ledger import FileRow, Ledger
+from llm_engineering.index_store.store.ledger import FileRow, Ledger, prefix_sql
 from llm_engineering.paths import path_text
 
 __all__ = [
@@ -135,7 +135,11 @@ def list_documents(
     candidates = [r for r in waiting if _matches(r, path_prefix, types, modified_after)]
     where, params = _filter_sql(path_prefix, types, modified_after)
     totals = {"indexed": 0, "pending": len(candidates), "failed": 0}
-    counted = ledger.count_files(where, params)
+    if path_prefix or types or modified_after is not None:
+        counted = ledger.count_files(where, params)
+    else:  # the triggers' tallies: no scan of the files
+        tallies = ledger.counts()
+        counted = {"indexed": tallies["documents"], "failed": tallies["failed"]}
     stale = {r.path for r in waiting} & {
         r.path for r in candidates if ledger.file(r.path) is not None
     }
@@ -208,9 +212,11 @@ def _filter_sql(
 ) -> tuple[str, list[object]]:
     clauses, params = ["1 = 1"], []
     if path_prefix:
-        column = "path" if path_prefix.startswith("/") else "rel_path"
-        clauses.append(f"substr({column}, 1, ?) = ?")
-        params += [len(path_prefix), path_prefix]
+        condition, values = prefix_sql(
+            "path" if path_prefix.startswith("/") else "rel_path", path_prefix
+        )
+        clauses.append(condition)
+        params += values
     if types:
         clauses.append(f"file_type IN ({','.join('?' * len(types))})")
         params += types
@@ -244,7 +250,8 @@ def _after_sql(sort: Sort, after: tuple[int, str]) -> tuple[str, list[object]]:
     mtime, path = after
     if sort == "path":
         return "path > ?", [path]
-    return "(mtime_ns < ? OR (mtime_ns = ? AND path > ?))", [mtime, mtime, path]
+    # The first term is a range the index on (mtime_ns DESC, path) seeks to.
+    return "mtime_ns <= ? AND (mtime_ns < ? OR path > ?)", [mtime, mtime, path]
 
 
 def _encode_cursor(row: FileRow, sort: Sort) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
+from llm_engineering.index_store.store.ledger import prefix_sql
 from llm_engineering.storage import Storage
 
 __all__ = ["STOPWORDS", "KeywordIndex", "analyze", "fts_query", "query_terms"]
@@ -153,8 +154,9 @@ class KeywordIndex:
         params: list[Any] = []
         if path_prefix:
             column = "c.path" if path_prefix.startswith("/") else "f.rel_path"
-            clauses.append(f"substr({column}, 1, ?) = ?")
-            params += [len(path_prefix), path_prefix]
+            condition, values = prefix_sql(column, path_prefix)
+            clauses.append(condition)
+            params += values
         if file_types:
             clauses.append(f"f.file_type IN ({','.join('?' * len(file_types))})")
             params += list(file_types)
@@ -180,7 +182,7 @@ class KeywordIndex:
                     f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms
                 ).fetchall()
             )
-        total = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        total = self.db.execute("SELECT n FROM tallies WHERE name = 'chunks'").fetchone()[0]
         return counts, int(total)
 
     def bm25_for(

@@ -21,7 +21,7 @@ from llm_engineering.index_store.store.schema import MIGRATIONS
 from llm_engineering.paths import path_text
 from llm_engineering.storage import Storage
 
-__all__ = ["MIGRATIONS", "ChunkInFile", "ChunkRow", "FileRow", "Ledger"]
+__all__ = ["MIGRATIONS", "ChunkInFile", "ChunkRow", "FileRow", "Ledger", "prefix_sql"]
 
 T = TypeVar("T")
 
@@ -73,6 +73,24 @@ class ChunkInFile:
     ordinal: int
 
 
+def prefix_sql(column: str, prefix: str) -> tuple[str, list[object]]:
+    """An SQL condition: ``column`` starts with ``prefix``, as a range an index on the column
+    seeks to (UTF-8 keeps code point order, so every such text lies in [prefix, successor)),
+    checked exactly by ``substr``."""
+    condition = f"substr({column}, 1, ?) = ?"
+    params: list[object] = [len(prefix), prefix]
+    successor = prefix
+    while successor and successor[-1] == "\U0010ffff":
+        successor = successor[:-1]
+    if successor:
+        code = ord(successor[-1]) + 1
+        code = 0xE000 if 0xD800 <= code <= 0xDFFF else code  # surrogates have no UTF-8
+        successor = successor[:-1] + chr(code)
+        condition = f"{column} >= ? AND {column} < ? AND {condition}"
+        params = [prefix, successor, *params]
+    return condition, params
+
+
 _CHUNK_IN_FILE_COLUMNS = (
     "c.id, c.path, f.rel_path, f.title, f.file_type, c.text, c.heading, c.page, c.start_line, "
     "c.end_line, c.ordinal"
@@ -80,6 +98,8 @@ _CHUNK_IN_FILE_COLUMNS = (
 
 
 _FILE_COLUMNS = "path, root, rel_path, file_type, size, mtime_ns, sha256, status, error, title, chunk_count, updated_at"
+_UPSERT = ", ".join(f"{c} = excluded.{c}" for c in _FILE_COLUMNS.split(", ")[1:])
+"""A file row written again keeps its rowid and fires the tallies' update trigger."""
 _CHUNK_COLUMNS = "id, path, ordinal, text_hash, text, heading, page, start_line, end_line"
 
 
@@ -131,6 +151,20 @@ class Ledger:
             lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         )
 
+    def vectors_settled(self) -> bool:
+        """Whether the last write to the index ended with Chroma holding exactly the chunks'
+        vectors (no run stopped part way by a crash or an error since)."""
+        return self.get_meta("vectors") == "settled"
+
+    def mark_vectors(self, settled: bool) -> None:
+        """Record that a write begins (False) or ended with the vectors in step (True). Not a
+        change of the index: the generation stays."""
+        value = "settled" if settled else "writing"
+        if self.get_meta("vectors") != value:
+            self.storage.write(
+                lambda db: db.execute("INSERT OR REPLACE INTO meta VALUES ('vectors', ?)", (value,))
+            )
+
     def chunked_by(self, version: str) -> bool:
         """Make every file be read again unless the index was chunked by ``version`` of the
         chunker (a new release cuts files differently); returns whether they will be.
@@ -178,14 +212,12 @@ class Ledger:
         return [_file_row(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
-        files = dict(
-            self.db.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall()
-        )
-        chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        """Files indexed and failed, and chunks: the triggers' tallies, never a scan."""
+        tallies = dict(self.db.execute("SELECT name, n FROM tallies").fetchall())
         return {
-            "documents": files.get("indexed", 0),
-            "failed": files.get("failed", 0),
-            "chunks": chunks,
+            "documents": tallies.get("files:indexed", 0),
+            "failed": tallies.get("files:failed", 0),
+            "chunks": tallies.get("chunks", 0),
         }
 
     def touch(self, path: str, size: int, mtime_ns: int) -> None:
@@ -247,7 +279,8 @@ class Ledger:
                 ],
             )
             db.execute(
-                f"INSERT OR REPLACE INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"ON CONFLICT(path) DO UPDATE SET {_UPSERT}",
                 (
                     row.path, row.root, row.rel_path, row.file_type, row.size, row.mtime_ns, row.sha256,
                     row.status, row.error, row.title, row.chunk_count, row.updated_at,
@@ -326,6 +359,8 @@ class Ledger:
         return [_file_row(row) for row in rows]
 
     def count_files(self, where: str, params: Sequence[Any]) -> dict[str, int]:
+        """Files by status among those matching an SQL condition (a scan of those rows: with no
+        condition, read :meth:`counts`)."""
         rows = self.db.execute(
             f"SELECT status, count(*) FROM files WHERE {where} GROUP BY status", list(params)
         )

@@ -2,8 +2,9 @@
 
 ``files`` (one row per file seen, indexed or failed), ``chunks`` (one row per chunk, under the
 id its vector has in Chroma), ``chunks_fts`` (FTS5, BM25 with Porter stemming, kept in step by
-triggers), ``chunks_vocab`` (its document frequencies) and ``document_text`` (the text each
-file was indexed from, which ``get_document`` reads).
+triggers), ``chunks_vocab`` (its document frequencies), ``document_text`` (the text each
+file was indexed from, which ``get_document`` reads) and ``tallies`` (chunks, and files by
+status, counted by triggers).
 """
 
 from __future__ import annotations
@@ -80,4 +81,41 @@ def m004_document_text(db: sqlite3.Connection) -> None:
     # pages of a PDF, else one text whose lines are the lines chunks cite.
     db.execute(
         "CREATE TABLE document_text (path TEXT PRIMARY KEY, units TEXT NOT NULL, pages TEXT)"
+    )
+
+
+@MIGRATIONS.register
+def m005_tallies(db: sqlite3.Connection) -> None:
+    # Counts kept by triggers, so a status, a listing's totals or BM25's document count is a
+    # row read, not a scan of a million chunks. Files are written by upsert (ON CONFLICT DO
+    # UPDATE), which fires the update trigger; INSERT OR REPLACE would delete without it.
+    run_script(
+        db,
+        """
+        CREATE TABLE tallies (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO tallies VALUES ('chunks', (SELECT count(*) FROM chunks));
+        INSERT INTO tallies VALUES
+            ('files:indexed', (SELECT count(*) FROM files WHERE status = 'indexed'));
+        INSERT INTO tallies VALUES
+            ('files:failed', (SELECT count(*) FROM files WHERE status = 'failed'));
+        CREATE TRIGGER chunks_tally_ai AFTER INSERT ON chunks BEGIN
+            UPDATE tallies SET n = n + 1 WHERE name = 'chunks';
+        END;
+        CREATE TRIGGER chunks_tally_ad AFTER DELETE ON chunks BEGIN
+            UPDATE tallies SET n = n - 1 WHERE name = 'chunks';
+        END;
+        CREATE TRIGGER files_tally_ai AFTER INSERT ON files BEGIN
+            UPDATE tallies SET n = n + 1 WHERE name = 'files:' || new.status;
+        END;
+        CREATE TRIGGER files_tally_ad AFTER DELETE ON files BEGIN
+            UPDATE tallies SET n = n - 1 WHERE name = 'files:' || old.status;
+        END;
+        CREATE TRIGGER files_tally_au AFTER UPDATE OF status ON files
+        WHEN old.status != new.status BEGIN
+            UPDATE tallies SET n = n - 1 WHERE name = 'files:' || old.status;
+            UPDATE tallies SET n = n + 1 WHERE name = 'files:' || new.status;
+        END;
+        CREATE INDEX files_modified ON files(mtime_ns DESC, path);
+        CREATE INDEX files_rel_path ON files(rel_path);
+        """,
     )
