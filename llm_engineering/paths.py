@@ -18,6 +18,7 @@ deletion (the raw name again) finds that entry.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -40,10 +41,30 @@ MAX_PATH_BYTES = 4096
 """Longest whole path Linux takes (PATH_MAX)."""
 
 
+ROOTS_TTL = 2.0
+"""Seconds :func:`is_inside` keeps the roots' resolved paths: a scan asks for each of 500,000
+files, and resolving the roots again for each doubled its cost. The file is resolved every
+time; a root re-pointed meanwhile can only refuse a file for that long, never admit one
+outside the folder the user watched."""
+_roots_seen: dict[tuple[str, ...], tuple[float, list[Path]]] = {}
+
+
 def is_inside(path: Path, roots: Sequence[Path]) -> bool:
     """Whether ``path`` (links resolved) is one of ``roots`` or lies below one (links resolved)."""
     resolved = Path(os.path.realpath(path))
-    return any(resolved == root or root in resolved.parents for root in _real(roots))
+    return any(resolved == root or root in resolved.parents for root in _real_recent(roots))
+
+
+def _real_recent(roots: Sequence[Path]) -> list[Path]:
+    key, now = tuple(map(str, roots)), time.monotonic()
+    seen = _roots_seen.get(key)
+    if seen is not None and now - seen[0] < ROOTS_TTL:
+        return seen[1]
+    real = _real(roots)
+    if len(_roots_seen) > 64:
+        _roots_seen.clear()
+    _roots_seen[key] = (now, real)
+    return real
 
 
 def confine(

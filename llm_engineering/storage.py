@@ -37,6 +37,7 @@ __all__ = [
     "Storage",
     "is_disk_full",
     "no_space_left",
+    "prefix_sql",
     "run_script",
     "write_whole",
 ]
@@ -306,3 +307,21 @@ def _sync_user_version(db: sqlite3.Connection, applied: set[str]) -> None:
             break
         version += 1
     db.execute(f"PRAGMA user_version = {version}")
+
+
+def prefix_sql(column: str, prefix: str) -> tuple[str, list[object]]:
+    """An SQL condition: ``column`` starts with ``prefix``, as a range an index on the column
+    seeks to (UTF-8 keeps code point order, so every such text lies in [prefix, successor)),
+    checked exactly by ``substr``."""
+    condition = f"substr({column}, 1, ?) = ?"
+    params: list[object] = [len(prefix), prefix]
+    successor = prefix
+    while successor and successor[-1] == "\U0010ffff":
+        successor = successor[:-1]
+    if successor:
+        code = ord(successor[-1]) + 1
+        code = 0xE000 if 0xD800 <= code <= 0xDFFF else code  # surrogates have no UTF-8
+        successor = successor[:-1] + chr(code)
+        condition = f"{column} >= ? AND {column} < ? AND {condition}"
+        params = [prefix, successor, *params]
+    return condition, params

@@ -167,9 +167,8 @@ class PendingFiles:
         self._made = {digest: v for digest, v in self._made.items() if digest in needed}
         done = [parsed for parsed in self.files if not parsed.missing]
         self.files = [parsed for parsed in self.files if parsed.missing]
-        stale: list[str] = []
+        stale = self._ledger.replace_files([(p.row, p.chunks, p.text) for p in done])
         for parsed in done:
-            stale += self._ledger.replace_file(parsed.row, parsed.chunks, parsed.text)
             if parsed.is_new:
                 report.added += 1
                 report.added_paths.append(parsed.row.path)

@@ -119,14 +119,17 @@ class RemoteEmbedder:
             self._serialized = SerializedTokenizer(self._tokenizer.to_str())
         return self._serialized
 
-    def _cut(self, text: str) -> str:
-        """``text`` up to the model's token limit, cut where sentence-transformers cuts it."""
+    def _cut(self, texts: list[str]) -> list[str]:
+        """``texts`` up to the model's token limit, cut where sentence-transformers cuts them
+        (one call of the tokenizer, which works outside the GIL)."""
         if self._tokenizer is None or self._cut_at is None:
-            return text
-        encoding = self._tokenizer.encode(text, add_special_tokens=False)
-        if len(encoding.ids) <= self._cut_at:
-            return text
-        return text[: encoding.offsets[self._cut_at - 1][1]]
+            return texts
+        limit = self._cut_at
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [
+            text if len(encoding.ids) <= limit else text[: encoding.offsets[limit - 1][1]]
+            for text, encoding in zip(texts, encodings, strict=True)
+        ]
 
     def _request(self, texts: list[str]) -> list[list[float]]:
         import numpy as np
@@ -161,8 +164,7 @@ class RemoteEmbedder:
         """
         if not texts:
             return []
-        cut = [self._cut(text) for text in texts]
-        starts = range(0, len(cut), self.batch_size)
+        starts = range(0, len(texts), self.batch_size)
         failed = threading.Event()
         errors: list[ServerError] = []
 
@@ -170,7 +172,8 @@ class RemoteEmbedder:
             if failed.is_set():
                 return None
             try:
-                return self._request(cut[start : start + self.batch_size])
+                # Cut here, in the sending threads: beside the requests in flight.
+                return self._request(self._cut(list(texts[start : start + self.batch_size])))
             except ServerError as exc:
                 errors.append(exc)
                 failed.set()
@@ -180,7 +183,7 @@ class RemoteEmbedder:
             batches = list(pool.map(send, starts))
         vectors: list[list[float] | None] = []
         for start, batch in zip(starts, batches, strict=True):
-            size = min(self.batch_size, len(cut) - start)
+            size = min(self.batch_size, len(texts) - start)
             vectors += batch if batch is not None else [None] * size
         if errors:
             raise EmbeddingServerError(str(errors[0]), vectors)
@@ -188,7 +191,7 @@ class RemoteEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         """Raises ServerError when the server fails (after its retries)."""
-        return self._request([self._cut(text)])[0]
+        return self._request(self._cut([text]))[0]
 
     def close(self) -> None:
         self._server.close()

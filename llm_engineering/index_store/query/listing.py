@@ -20,8 +20,9 @@ from typing import Literal
 from llm_engineering.errors import UserError
 from llm_engineering.index_store.read.readers import file_type_of
 from llm_engineering.index_store.read.scanning import is_supported, scan_file, scan_folder
-from llm_engineering.index_store.store.ledger import FileRow, Ledger, prefix_sql
+from llm_engineering.index_store.store.ledger import FileRow, Ledger
 from llm_engineering.paths import path_text
+from llm_engineering.storage import prefix_sql
 
 __all__ = [
     "MAX_LIMIT",

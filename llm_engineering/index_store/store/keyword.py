@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from llm_engineering.index_store.store.ledger import prefix_sql
-from llm_engineering.storage import Storage
+from llm_engineering.storage import Storage, prefix_sql
 
 __all__ = ["STOPWORDS", "KeywordIndex", "analyze", "fts_query", "query_terms"]
 

@@ -21,7 +21,7 @@ from llm_engineering.index_store.store.schema import MIGRATIONS
 from llm_engineering.paths import path_text
 from llm_engineering.storage import Storage
 
-__all__ = ["MIGRATIONS", "ChunkInFile", "ChunkRow", "FileRow", "Ledger", "prefix_sql"]
+__all__ = ["MIGRATIONS", "ChunkInFile", "ChunkRow", "FileRow", "Ledger"]
 
 T = TypeVar("T")
 
@@ -73,22 +73,39 @@ class ChunkInFile:
     ordinal: int
 
 
-def prefix_sql(column: str, prefix: str) -> tuple[str, list[object]]:
-    """An SQL condition: ``column`` starts with ``prefix``, as a range an index on the column
-    seeks to (UTF-8 keeps code point order, so every such text lies in [prefix, successor)),
-    checked exactly by ``substr``."""
-    condition = f"substr({column}, 1, ?) = ?"
-    params: list[object] = [len(prefix), prefix]
-    successor = prefix
-    while successor and successor[-1] == "\U0010ffff":
-        successor = successor[:-1]
-    if successor:
-        code = ord(successor[-1]) + 1
-        code = 0xE000 if 0xD800 <= code <= 0xDFFF else code  # surrogates have no UTF-8
-        successor = successor[:-1] + chr(code)
-        condition = f"{column} >= ? AND {column} < ? AND {condition}"
-        params = [prefix, successor, *params]
-    return condition, params
+def _replace(
+    db: sqlite3.Connection,
+    row: FileRow,
+    chunks: Sequence[ChunkRow],
+    text: tuple[list[str], list[int] | None] | None,
+) -> list[str]:
+    """One file's rows written again (in the caller's transaction); its dropped chunk ids."""
+    old = [r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (row.path,))]
+    db.execute("DELETE FROM chunks WHERE path = ?", (row.path,))
+    db.executemany(
+        f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (c.id, c.path, c.ordinal, c.text_hash, c.text, c.heading, c.page, c.start_line, c.end_line)
+            for c in chunks
+        ],
+    )  # fmt: skip
+    db.execute(
+        f"INSERT INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"ON CONFLICT(path) DO UPDATE SET {_UPSERT}",
+        (
+            row.path, row.root, row.rel_path, row.file_type, row.size, row.mtime_ns, row.sha256,
+            row.status, row.error, row.title, row.chunk_count, row.updated_at,
+        ),
+    )  # fmt: skip
+    db.execute("DELETE FROM document_text WHERE path = ?", (row.path,))
+    if text is not None:
+        units, pages = text
+        db.execute(
+            "INSERT INTO document_text VALUES (?, ?, ?)",
+            (row.path, json.dumps(units), None if pages is None else json.dumps(pages)),
+        )
+    keep = {c.id for c in chunks}
+    return [chunk_id for chunk_id in old if chunk_id not in keep]
 
 
 _CHUNK_IN_FILE_COLUMNS = (
@@ -251,52 +268,35 @@ class Ledger:
         Returns:
             The ids of the file's previous chunks that are not among the new ones.
         """
-        row.updated_at = time.time()
-        row.chunk_count = len(chunks)
-        # An error or title may quote a name that is not UTF-8 (a link's target) too.
-        row.path, row.root, row.rel_path = map(path_text, (row.path, row.root, row.rel_path))
-        row.error = None if row.error is None else path_text(row.error)
-        row.title = None if row.title is None else path_text(row.title)
+        return self.replace_files([(row, chunks, text)])
+
+    def replace_files(
+        self,
+        files: Sequence[
+            tuple[FileRow, Sequence[ChunkRow], tuple[list[str], list[int] | None] | None]
+        ],
+    ) -> list[str]:
+        """:meth:`replace_file` for several files, in one transaction (one commit for the
+        files an ingestion step completed, not one each).
+
+        Returns:
+            The ids of their previous chunks that are not among the new ones.
+        """
+        for row, chunks, _ in files:
+            row.updated_at = time.time()
+            row.chunk_count = len(chunks)
+            # An error or title may quote a name that is not UTF-8 (a link's target) too.
+            row.path, row.root, row.rel_path = map(path_text, (row.path, row.root, row.rel_path))
+            row.error = None if row.error is None else path_text(row.error)
+            row.title = None if row.title is None else path_text(row.title)
 
         def work(db: sqlite3.Connection) -> list[str]:
-            old = [r[0] for r in db.execute("SELECT id FROM chunks WHERE path = ?", (row.path,))]
-            db.execute("DELETE FROM chunks WHERE path = ?", (row.path,))
-            db.executemany(
-                f"INSERT INTO chunks ({_CHUNK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        c.id,
-                        c.path,
-                        c.ordinal,
-                        c.text_hash,
-                        c.text,
-                        c.heading,
-                        c.page,
-                        c.start_line,
-                        c.end_line,
-                    )
-                    for c in chunks
-                ],
-            )
-            db.execute(
-                f"INSERT INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                f"ON CONFLICT(path) DO UPDATE SET {_UPSERT}",
-                (
-                    row.path, row.root, row.rel_path, row.file_type, row.size, row.mtime_ns, row.sha256,
-                    row.status, row.error, row.title, row.chunk_count, row.updated_at,
-                ),
-            )  # fmt: skip
-            db.execute("DELETE FROM document_text WHERE path = ?", (row.path,))
-            if text is not None:
-                units, pages = text
-                db.execute(
-                    "INSERT INTO document_text VALUES (?, ?, ?)",
-                    (row.path, json.dumps(units), None if pages is None else json.dumps(pages)),
-                )
-            keep = {c.id for c in chunks}
-            return [chunk_id for chunk_id in old if chunk_id not in keep]
+            stale: list[str] = []
+            for row, chunks, text in files:
+                stale += _replace(db, row, chunks, text)
+            return stale
 
-        return self._change(work)
+        return self._change(work) if files else []
 
     def remove_files(
         self, paths: Iterable[str], text_hashes: dict[str, str] | None = None

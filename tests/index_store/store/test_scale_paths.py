@@ -17,8 +17,8 @@ import pytest
 
 from llm_engineering.index_store.query.listing import list_documents
 from llm_engineering.index_store.store.keyword import KeywordIndex, analyze
-from llm_engineering.index_store.store.ledger import ChunkRow, FileRow, Ledger, prefix_sql
-from llm_engineering.storage import Storage
+from llm_engineering.index_store.store.ledger import ChunkRow, FileRow, Ledger
+from llm_engineering.storage import Storage, prefix_sql
 
 FILES = 1500
 ROOT = "/docs"
