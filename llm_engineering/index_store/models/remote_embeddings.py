@@ -99,6 +99,9 @@ class RemoteEmbedder:
                 name,
             )
         self._dimension: int | None = None
+        self._format = "base64"
+        """How vectors come: base64 of little-endian float32 (a quarter of the bytes of
+        JSON floats, decoded without a parse), or ``float`` for a server refusing that."""
         try:
             (probe,) = self._request([_PROBE])
         except ServerError as exc:
@@ -134,10 +137,17 @@ class RemoteEmbedder:
     def _request(self, texts: list[str]) -> list[list[float]]:
         import numpy as np
 
-        answer = self._server.post(
-            self._endpoint,
-            {"model": self.server_model, "input": texts, "encoding_format": "float"},
-        )
+        body = {"model": self.server_model, "input": texts, "encoding_format": self._format}
+        try:
+            answer = self._server.post(self._endpoint, body)
+        except ServerError as exc:
+            if self._format != "base64" or exc.status not in (400, 422):
+                raise
+            # A server that does not take base64 (it is OpenAI's, llama.cpp's, vLLM's and
+            # TEI's): floats from now on.
+            log.info("the embedding server refused base64 vectors (%s); asking for floats", exc)
+            self._format = "float"
+            answer = self._server.post(self._endpoint, {**body, "encoding_format": "float"})
         data = answer.get("data") if isinstance(answer, dict) else None
         if not isinstance(data, list) or len(data) != len(texts):
             raise ServerError(
@@ -145,7 +155,7 @@ class RemoteEmbedder:
                 f"vectors for {len(texts)} texts: {json.dumps(answer)[:200]}"
             )
         ordered = sorted(data, key=lambda item: int(item.get("index", 0)))
-        matrix = np.asarray([item["embedding"] for item in ordered], dtype=np.float64)
+        matrix = np.asarray([_vector(item.get("embedding")) for item in ordered], dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != (self._dimension or matrix.shape[1]):
             raise ServerError(
                 f"the embedding server at {self._endpoint} answered vectors of shape {matrix.shape}, "
@@ -195,6 +205,20 @@ class RemoteEmbedder:
 
     def close(self) -> None:
         self._server.close()
+
+
+def _vector(embedding: Any) -> Any:
+    """A vector as the server sent it: JSON floats, or base64 of little-endian float32."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(embedding, str):
+        try:
+            return np.frombuffer(base64.b64decode(embedding, validate=True), dtype="<f4")
+        except ValueError as exc:
+            raise ServerError(f"a vector that is not base64 of float32: {exc}") from exc
+    return embedding
 
 
 def embed_partly(

@@ -267,12 +267,14 @@ class VectorIndex:
         # Chroma ignores an id it already holds. That is right here: an id is a hash of
         # path, position and text, so an existing id already has this very vector. It
         # refuses more than about 5,000 at once (a 20 MB file has 20,000 chunks).
+        import numpy as np
+
         for start in range(0, len(records), 5000):
             batch = records[start : start + 5000]
             self._chroma(
                 self._collection.add,
                 ids=[rec.id for rec in batch],
-                embeddings=[list(rec.embedding) for rec in batch],
+                embeddings=np.asarray([rec.embedding for rec in batch], dtype=np.float32),
                 metadatas=[rec.metadata for rec in batch],
             )
 

@@ -56,6 +56,40 @@ def test_vectors_are_normalised_and_long_texts_cut_where_sentence_transformers_c
     assert embedder.tokenizer is not None and embedder.tokenizer("hello world") == [7592, 2088]
 
 
+@pytest.mark.parametrize("server", ["base64", "refuses base64", "ignores the format"])
+def test_vectors_come_as_base64_where_the_server_takes_it_and_as_floats_elsewhere(
+    server: str,
+) -> None:
+    """base64 float32 is a quarter of the bytes of JSON floats and needs no parse; a server
+    that refuses it (422) is asked for floats from then on, one that ignores it sends floats."""
+    import base64
+
+    import numpy as np
+
+    def answer(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if body["encoding_format"] == "base64" and server == "refuses base64":
+            return 422, {"error": {"message": "encoding_format must be 'float'"}}
+        status, reply = embeddings(path, body)
+        if body["encoding_format"] == "base64" and server == "base64":
+            for item in reply["data"]:
+                item["embedding"] = base64.b64encode(
+                    np.asarray(item["embedding"], dtype="<f4").tobytes()
+                ).decode()
+        return status, reply
+
+    texts = ["alpha beta", "gamma delta", "epsilon"]
+    with http_stub(answer) as stub:
+        embedder = RemoteEmbedder(stub.url, MODEL, retries=0)
+        vectors = embedder.embed_documents(texts)
+        formats = [body["encoding_format"] for _, body in stub.requests]
+    expected = [np.asarray(raw_vector(t)) / np.linalg.norm(raw_vector(t)) for t in texts]
+    assert np.allclose(vectors, expected, atol=1e-7), (vectors, expected)
+    if server == "refuses base64":  # the probe learns it; the batch asks for floats at once
+        assert formats == ["base64", "float", "float"], formats
+    else:
+        assert formats == ["base64", "base64"], formats
+
+
 def test_texts_go_in_batches_with_several_requests_in_flight_at_once() -> None:
     in_flight, most = 0, 0
     changed = threading.Condition()
