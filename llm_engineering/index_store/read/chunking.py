@@ -79,7 +79,7 @@ class Chunker:
     """
 
     def __init__(self, chunk_size: int, chunk_overlap: int, tokenizer: Callable[[str], list[Any]]):
-        from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
+        from llama_index.core.node_parser import MarkdownNodeParser
 
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
@@ -89,9 +89,9 @@ class Chunker:
         self._spans: Callable[[str], list[tuple[int, int]]] | None = getattr(
             tokenizer, "spans", None
         )
-        self._sentences = SentenceSplitter(
-            chunk_size=chunk_size, chunk_overlap=chunk_overlap, tokenizer=tokenizer
-        )
+        self._sentences: Any = None
+        """LlamaIndex's sentence splitter, made when a tokenizer without offsets needs it
+        (it loads nltk: a second of a parse worker's start)."""
         self._markdown = MarkdownNodeParser()
         self._parsers: dict[str | None, Any] = {}
         self._lock = threading.Lock()
@@ -100,7 +100,8 @@ class Chunker:
         """Load what the first split loads (nltk's sentence model, the Markdown parser)."""
         from llama_index.core import Document
 
-        self._sentences.split_text("One. Two. " * self.chunk_size)
+        if self._spans is None:
+            self._splitter().split_text("One. Two. " * self.chunk_size)
         self._markdown.get_nodes_from_documents([Document(text="# A\n\nB.\n")])
 
     def chunk(self, doc: ParsedDocument) -> list[Chunk]:
@@ -119,6 +120,18 @@ class Chunker:
 
     # -- prose -------------------------------------------------------------------------
 
+    def _splitter(self) -> Any:
+        with self._lock:
+            if self._sentences is None:
+                from llama_index.core.node_parser import SentenceSplitter
+
+                self._sentences = SentenceSplitter(
+                    chunk_size=self.chunk_size,
+                    chunk_overlap=self.chunk_overlap,
+                    tokenizer=self._tokenizer,
+                )
+            return self._sentences
+
     def _fits(self, text: str) -> bool:
         return len(self._tokenizer(text)) <= self.chunk_size
 
@@ -132,7 +145,7 @@ class Chunker:
             return self._stream_prose(section, text, offset, heading, lines)
         # Without token offsets (a tokenizer that only counts): LlamaIndex's sentence splitter.
         # The splitter returns a text that fits as one stripped piece: no need to count it first.
-        pieces = self._sentences.split_text(text)
+        pieces = self._splitter().split_text(text)
         chunks = []
         cursor = 0
         for piece in pieces:
