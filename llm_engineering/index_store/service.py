@@ -112,6 +112,7 @@ class IndexService:
             self.embedder,
             settings.candidates,
             settings.rrf_k,
+            keyword_postings=settings.keyword_postings,
             reranker=self.reranker,
             rerank_candidates=settings.rerank_candidates,
             batch_queries=settings.query_batching,

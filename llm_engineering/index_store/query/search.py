@@ -65,6 +65,8 @@ class Searcher:
         embedder: Returns the query embedder (loaded on first use).
         candidates: How many candidates each retriever gives the fusion.
         rrf_k: Reciprocal rank fusion constant.
+        keyword_postings: Most postings a keyword search reads (0: no limit), see
+            :meth:`KeywordIndex.selective`.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Searcher:
         embedder: Callable[[], QueryEmbedder],
         candidates: int = 50,
         rrf_k: int = 60,
+        keyword_postings: int = 0,
         reranker: Callable[[], Reranker] | None = None,
         rerank_candidates: int = 50,
         batch_queries: bool = True,
@@ -88,6 +91,7 @@ class Searcher:
         self._reranker = reranker
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.keyword_postings = keyword_postings
         self.rerank_candidates = rerank_candidates
 
     def search(
@@ -117,6 +121,9 @@ class Searcher:
         prefix = path_prefix or None
         pool = max(self.candidates, top_k, size if reranker else 0)
         match = fts_query(query)
+        if match is not None and self.keyword_postings and (mode != "dense" or reranker):
+            # Its rarest terms when all of them would read too many rows.
+            match = self._keyword.selective(match, self.keyword_postings)
         ranked: dict[str, list[tuple[str, float]]] = {}
         if embedder is not None:
             allowed = self._keyword.filtered_chunk_ids(prefix, types) if (prefix or types) else None

@@ -119,3 +119,16 @@ def m005_tallies(db: sqlite3.Connection) -> None:
         CREATE INDEX files_rel_path ON files(rel_path);
         """,
     )
+
+
+@MIGRATIONS.register
+def m006_status_indexes(db: sqlite3.Connection) -> None:
+    # What every status and the dashboard's overview read: the failed files (a few, found
+    # without a scan of all of them) and the files indexed last.
+    run_script(
+        db,
+        """
+        CREATE INDEX files_failed ON files(path) WHERE status = 'failed';
+        CREATE INDEX files_recent ON files(updated_at) WHERE status = 'indexed';
+        """,
+    )

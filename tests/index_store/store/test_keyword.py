@@ -45,3 +45,29 @@ def test_bm25_filters_and_document_frequency_read_the_ledgers_chunks(tmp_path: P
     walrus, kelp = analyze("walrus kelp")
     assert keyword.document_frequency([walrus, kelp, walrus]) == ({walrus: 2, kelp: 1}, 3)
     storage.close()
+
+
+def test_a_query_whose_terms_hold_too_many_postings_keeps_its_rarest_terms(
+    tmp_path: Path,
+) -> None:
+    """Over a budget of postings the keyword search reads only the query's rarest terms (a
+    million chunks made a ten-word question read 300,000 rows); under it, the whole query."""
+    storage = Storage(tmp_path / "state.sqlite")
+    ledger, keyword = Ledger(storage), KeywordIndex(storage)
+    texts = [f"common ordinary note {n}" for n in range(40)] + [
+        "a rare walrus and a common note", "the narwhal tusk, common",
+    ]  # fmt: skip
+    path = "/docs/a.md"
+    ledger.replace_file(
+        FileRow(path, "/docs", "a.md", "md", 1, 1, "sha", "indexed"),
+        [ChunkRow(f"{path}#{n}", path, n, f"h{n}", text) for n, text in enumerate(texts)],
+    )
+    match = fts_query("common walrus narwhal ordinary note")
+    assert match is not None
+    assert keyword.selective(match, budget=1000) == match  # 42 + 1 + 1 + 40 + 41 postings
+    assert keyword.selective(match, budget=10) == '"walrus" OR "narwhal"'
+    assert keyword.selective(match, budget=1) == '"walrus"'  # at least one term
+    assert keyword.selective(fts_query("common") or "", budget=1) == '"common"'
+    found = [cid for cid, _ in keyword.keyword_search(keyword.selective(match, budget=10), 5)]
+    assert sorted(found) == [f"{path}#40", f"{path}#41"]
+    storage.close()

@@ -187,3 +187,19 @@ def test_prefix_ranges_hold_exactly_the_texts_that_start_with_the_prefix(prefix:
     condition, params = prefix_sql("p", prefix)
     got = sorted(r[0] for r in db.execute(f"SELECT p FROM t WHERE {condition}", params))
     assert got == sorted(t for t in texts if t.startswith(prefix))
+
+
+def test_the_failed_files_and_the_latest_indexed_are_read_from_their_own_indexes(
+    ledger: Ledger,
+) -> None:
+    """What every status (its failed files) and the dashboard's overview (the files indexed
+    last) read: a partial index each, never the table."""
+    db = ledger.db
+    found = scans(db, ledger.failed_files)
+    found |= scans(db, lambda: ledger.list_files("status = 'indexed'", [], "updated_at DESC", 8))
+    assert len(found) == 2, found
+    for sql in found:
+        steps = plan(db, sql)
+        assert any("files_failed" in s or "files_recent" in s for s in steps), (sql, steps)
+        assert "USE TEMP B-TREE" not in " ".join(steps), (sql, steps)
+    assert len(ledger.failed_files()) == FILES // 50
