@@ -22,7 +22,11 @@ measured:
 Growth is fitted between consecutive sizes as the exponent of size (0: constant, 1: linear).
 Every run here uses the hash server; the output says so.
 
+With ``--chroma-server`` the vectors go to a ``chroma run`` server (``chroma_url``) instead
+of embedded Chroma, whose writes hold the GIL of the indexing process.
+
 Usage: python benchmarks/scale.py [--sizes 10000 100000 1000000] [--root DIR] [--queries 60]
+       [--chroma-server]
 """
 
 from __future__ import annotations
@@ -165,6 +169,32 @@ def hash_server() -> tuple[subprocess.Popen[str], str]:
     return process, line.split()[-1]
 
 
+def chroma_server(path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``chroma run`` on ``path`` (a free port), once it answers its heartbeat."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "chroma"), "run", "--path", str(path),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2).read()
+            return process, url
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise SystemExit(f"chroma run did not answer at {url}") from None
+            time.sleep(0.5)
+
+
 def ingest(docs: Path, data: Path, env: dict[str, str]) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(
@@ -278,7 +308,11 @@ def dashboard_render(docs: Path, data: Path, env: dict[str, str]) -> dict[str, f
     from llm_engineering.dashboard import create_dashboard
     from llm_engineering.index_store.service import IndexService
 
-    os.environ["LLM_ENG_EMBEDDING_URL"] = env["LLM_ENG_EMBEDDING_URL"]
+    for name in ("LLM_ENG_EMBEDDING_URL", "LLM_ENG_CHROMA_URL"):
+        if name in env:
+            os.environ[name] = env[name]
+        else:
+            os.environ.pop(name, None)
     settings = load_settings(data_dir=data, watch=[docs])
     index = IndexService(settings)
     app = AppContext(settings=settings, read_only=True, index=index, runner=None)
@@ -305,16 +339,23 @@ def dashboard_render(docs: Path, data: Path, env: dict[str, str]) -> dict[str, f
 # -- one size ----------------------------------------------------------------------------
 
 
-def measure(size: int, root: Path, queries: list[str], rebuild: bool) -> dict[str, Any]:
+def measure(
+    size: int, root: Path, queries: list[str], rebuild: bool, chroma: bool = False
+) -> dict[str, Any]:
     files = int(size / CHUNKS_PER_FILE)
     docs = root / f"docs-{size}"
-    data = root / f"data-{size}"
+    data = root / f"data-{size}{'-chroma-server' if chroma else ''}"
     begun = time.perf_counter()
     corpus(docs, files)
     print(f"[{size}] corpus of {files} files in {time.perf_counter() - begun:.0f} s", flush=True)
     server, url = hash_server()
     env = {**os.environ, "LLM_ENG_CONFIG": "", "LLM_ENG_EMBEDDING_URL": url}
     result: dict[str, Any] = {"target_chunks": size, "embeddings": f"hash server ({url})"}
+    store = None
+    if chroma:
+        data.mkdir(parents=True, exist_ok=True)
+        store, env["LLM_ENG_CHROMA_URL"] = chroma_server(data / "chroma-server")
+        result["vectors"] = f"chroma run ({env['LLM_ENG_CHROMA_URL']})"
     try:
         if rebuild or not (data / ".built").is_file():
             shutil.rmtree(data, ignore_errors=True)
@@ -348,11 +389,13 @@ def measure(size: int, root: Path, queries: list[str], rebuild: bool) -> dict[st
         result["dashboard_overview_ms"] = dashboard_render(docs, data, env)
         result["disk_mb"] = {
             "state_sqlite": disk_mb(data / "state.sqlite"),
-            "chroma": disk_mb(data / "chroma"),
+            "chroma": disk_mb(data / ("chroma-server" if chroma else "chroma")),
         }
     finally:
-        server.terminate()
-        server.wait()
+        for process in (server, store):
+            if process is not None:
+                process.terminate()
+                process.wait()
     return result
 
 
@@ -390,13 +433,16 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=ROOT / ".bench-cache" / "scale")
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--rebuild", action="store_true", help="index again even if built")
+    parser.add_argument(
+        "--chroma-server", action="store_true", help="vectors in a `chroma run` server (chroma_url)"
+    )
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     claims = [json.loads(line)["text"] for line in (SHARED / "scifact" / "queries.jsonl").open()]
     queries = random.Random(11).sample(claims, args.queries)
     results = []
     for size in args.sizes:
-        results.append(measure(size, args.root, queries, args.rebuild))
+        results.append(measure(size, args.root, queries, args.rebuild, args.chroma_server))
         print(json.dumps(results[-1], indent=1), flush=True)
     print(json.dumps({"growth_exponents": growth(results)}, indent=1))
 

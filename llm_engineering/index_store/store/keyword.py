@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
@@ -24,6 +25,10 @@ a quarter of a second. Past this many, the search keeps the query's rarest terms
 postings fit (:meth:`KeywordIndex.selective`): the common ones weigh least in BM25 (their
 idf is lowest), and the dense retriever still sees the whole question. Under it, which is
 every query over SciFact's 10,000 chunks, nothing changes."""
+FREQUENCIES_EXACT_UNDER = 100_000
+"""Below this many chunks a term's count is read again after every change of the index."""
+FREQUENCIES_TTL_S = 300.0
+"""How long a term's count is kept over a larger index that changed by under 1 %."""
 _QUOTED = re.compile(r'"((?:[^"]|"")*)"')
 
 # The Lucene/Elasticsearch English stop list BM25 baselines are usually run with, plus a few
@@ -153,6 +158,9 @@ class KeywordIndex:
 
     def __init__(self, storage: Storage):
         self.storage = storage
+        # term -> (chunks holding it, ledger generation, total chunks, when): see
+        # :meth:`document_frequency`.
+        self._frequencies: dict[str, tuple[int, int, int, float]] = {}
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -183,31 +191,62 @@ class KeywordIndex:
         ]
 
     def document_frequency(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
-        """(term -> chunks containing it, total chunks) for stemmed ``terms``."""
+        """(term -> chunks containing it, total chunks) for stemmed ``terms``.
+
+        FTS5 counts a term's chunks by walking its postings (60 ns each: 50 ms for five
+        common words over a million chunks), so counts are kept: exact while the index is
+        unchanged (its generation); in an index of :data:`FREQUENCIES_EXACT_UNDER` chunks or
+        more, also for :data:`FREQUENCIES_TTL_S` while the total moves under 1 %, as the
+        counts of common words then barely do.
+        """
         terms = list(dict.fromkeys(terms))
+        total = int(self.db.execute("SELECT n FROM tallies WHERE name = 'chunks'").fetchone()[0])
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        generation = int(row[0]) if row else 0
+        now = time.monotonic()
         counts: dict[str, int] = {}
-        if terms:
-            marks = ",".join("?" * len(terms))
-            counts = dict(
+        for term in terms:
+            kept = self._frequencies.get(term)
+            if kept is not None and (
+                kept[1] == generation
+                or (
+                    total >= FREQUENCIES_EXACT_UNDER
+                    and now - kept[3] < FREQUENCIES_TTL_S
+                    and abs(total - kept[2]) <= total // 100
+                )
+            ):
+                counts[term] = kept[0]
+        missing = [term for term in terms if term not in counts]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            found = dict(
                 self.db.execute(
-                    f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms
+                    f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", missing
                 ).fetchall()
             )
-        total = self.db.execute("SELECT n FROM tallies WHERE name = 'chunks'").fetchone()[0]
-        return counts, int(total)
+            if len(self._frequencies) > 100_000:
+                self._frequencies.clear()
+            for term in missing:
+                counts[term] = int(found.get(term, 0))
+                self._frequencies[term] = (counts[term], generation, total, now)
+        return {term: n for term, n in counts.items() if n}, total
 
     def selective(self, match: str, budget: int | None = None) -> str:
         """``match`` (an OR of quoted terms, :func:`fts_query`) when its terms' postings fit
         ``budget`` (default :data:`POSTINGS`); else an OR of its rarest terms whose postings
-        fit together (at least one). A phrase's postings are taken as its rarest word's."""
+        fit together (at least one)."""
         budget = POSTINGS if budget is None else budget
         terms = [term.replace('""', '"') for term in _QUOTED.findall(match)]
         if len(terms) < 2:
             return match
-        stems = {term: analyze(term) for term in terms}
-        counts, _ = self.document_frequency([s for words in stems.values() for s in words])
+        # Each term's rows, counted up to one past the budget: a walk of at most that many
+        # postings (1.5 ms), where an exact count walks them all.
         postings = {
-            term: min((counts.get(s, 0) for s in words), default=0) for term, words in stems.items()
+            term: self.db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
+                ('"' + term.replace('"', '""') + '"', budget + 1),
+            ).fetchone()[0]
+            for term in terms
         }
         if sum(postings.values()) <= budget:
             return match

@@ -71,3 +71,26 @@ def test_a_query_whose_terms_hold_too_many_postings_keeps_its_rarest_terms(
     found = [cid for cid, _ in keyword.keyword_search(keyword.selective(match, budget=10), 5)]
     assert sorted(found) == [f"{path}#40", f"{path}#41"]
     storage.close()
+
+
+def test_term_counts_are_kept_until_the_index_changes(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "state.sqlite")
+    ledger, keyword = Ledger(storage), KeywordIndex(storage)
+
+    def write(path: str, texts: list[str]) -> None:
+        ledger.replace_file(
+            FileRow(path, "/docs", path[6:], "md", 1, 1, "sha", "indexed"),
+            [ChunkRow(f"{path}#{n}", path, n, f"{path}{n}", t) for n, t in enumerate(texts)],
+        )
+
+    write("/docs/a.md", ["walrus tusks", "kelp"])
+    assert keyword.document_frequency(analyze("walrus kelp")) == ({"walru": 1, "kelp": 1}, 2)
+    seen: list[str] = []
+    storage.db.set_trace_callback(seen.append)
+    assert keyword.document_frequency(analyze("walrus"))[0] == {"walru": 1}
+    assert not any("chunks_vocab" in sql for sql in seen), seen  # kept: no walk of postings
+    write("/docs/b.md", ["a walrus census"])  # a change of the index: counted again
+    assert keyword.document_frequency(analyze("walrus"))[0] == {"walru": 2}
+    assert any("chunks_vocab" in sql for sql in seen)
+    storage.db.set_trace_callback(None)
+    storage.close()
