@@ -15,7 +15,7 @@ from llm_engineering.storage import Storage, prefix_sql
 
 __all__ = ["POSTINGS", "STOPWORDS", "KeywordIndex", "analyze", "fts_query", "query_terms"]
 
-POSTINGS = 20_000
+POSTINGS = 10_000
 """Most postings (rows holding a query term, summed over its terms) a keyword search reads,
 by default (the ``keyword_postings`` setting).
 
@@ -23,8 +23,9 @@ FTS5 scores every row holding any term of an OR query before it sorts: about 1 m
 postings here, so a ten-word question over a million chunks read 300,000 of them and took
 a quarter of a second. Past this many, the search keeps the query's rarest terms whose
 postings fit (:meth:`KeywordIndex.selective`): the common ones weigh least in BM25 (their
-idf is lowest), and the dense retriever still sees the whole question. Under it, which is
-every query over SciFact's 10,000 chunks, nothing changes."""
+idf is lowest), and the dense retriever still sees the whole question. Over SciFact's 10,000
+chunks a few long claims reach it: nDCG@10 keyword 0.6966 -> 0.6965, hybrid and reranked
+unchanged."""
 FREQUENCIES_EXACT_UNDER = 100_000
 """Below this many chunks a term's count is read again after every change of the index."""
 FREQUENCIES_TTL_S = 300.0
