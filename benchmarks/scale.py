@@ -358,13 +358,15 @@ def measure(
     env = {**os.environ, "LLM_ENG_CONFIG": "", "LLM_ENG_EMBEDDING_URL": url}
     result: dict[str, Any] = {"target_chunks": size, "embeddings": f"hash server ({url})"}
     store = None
+    fresh = rebuild or not (data / ".built").is_file()
+    if fresh:
+        shutil.rmtree(data, ignore_errors=True)
     if chroma:
         data.mkdir(parents=True, exist_ok=True)
         store, env["LLM_ENG_CHROMA_URL"] = chroma_server(data / "chroma-server")
         result["vectors"] = f"chroma run ({env['LLM_ENG_CHROMA_URL']})"
     try:
-        if rebuild or not (data / ".built").is_file():
-            shutil.rmtree(data, ignore_errors=True)
+        if fresh:
             seconds, _ = ingest(docs, data, env)
             indexed, chunks = ledger_counts(data / "state.sqlite")
             result["ingest"] = {
