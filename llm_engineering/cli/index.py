@@ -56,7 +56,10 @@ def _ctrl_c() -> Iterator[threading.Event]:
     even where the exception is lost (twice in four loaded test runs, Ctrl-C was ignored and
     the ingest ran to its end; not found where)."""
     stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # started to ignore it: it does
+    ):
         yield stop
         return
 

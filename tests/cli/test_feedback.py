@@ -151,6 +151,7 @@ def test_ctrl_c_during_an_ingest_is_kept_even_where_its_exception_is_swallowed()
 
     from llm_engineering.cli.index import _ctrl_c
 
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # xdist ignores it
     with _ctrl_c() as stop:
         try:
             os.kill(os.getpid(), signal.SIGINT)
@@ -159,4 +160,11 @@ def test_ctrl_c_during_an_ingest_is_kept_even_where_its_exception_is_swallowed()
         except KeyboardInterrupt:
             pass  # as a library might
         assert stop.is_set()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with _ctrl_c() as stop:  # a process started to ignore Ctrl-C goes on ignoring it
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+        assert not stop.is_set()
+    signal.signal(signal.SIGINT, before)
