@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,13 +27,10 @@ __all__ = ["index_watched", "ingest", "open_watched", "search", "status"]
 
 
 def _ingest(index: IndexService, targets: list[Path], retry_failed: bool = True) -> IngestReport:
-    with file_progress(chunks=lambda: index.status().chunks) as progress, _ctrl_c() as stop:
+    with file_progress(chunks=lambda: index.status().chunks) as progress:
         index.models.on_load = lambda name: progress.note(f"loading the embedding model {name}")
         try:
-            report = index.ingest(targets, progress, stop=stop, retry_failed=retry_failed)
-            if stop.is_set():  # its KeyboardInterrupt was lost on the way (the run stopped)
-                raise KeyboardInterrupt
-            return report
+            return index.ingest(targets, progress, retry_failed=retry_failed)
         except KeyboardInterrupt:
             left = max(progress.total - progress.done, 0)
             typer.echo(
@@ -48,32 +41,6 @@ def _ingest(index: IndexService, targets: list[Path], retry_failed: bool = True)
             raise typer.Exit(130) from None
         finally:
             index.models.on_load = None
-
-
-@contextmanager
-def _ctrl_c() -> Iterator[threading.Event]:
-    """An event Ctrl-C sets as it raises KeyboardInterrupt: the ingest stops at its next file
-    even where the exception is lost (twice in four loaded test runs, Ctrl-C was ignored and
-    the ingest ran to its end; not found where)."""
-    stop = threading.Event()
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # started to ignore it: it does
-    ):
-        yield stop
-        return
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        stop.set()
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        yield stop
-    finally:
-        signal.signal(
-            signal.SIGINT, previous if previous is not None else signal.default_int_handler
-        )
 
 
 def index_watched(index: IndexService) -> None:
