@@ -5,7 +5,7 @@ backtrack far) are packed greedily into chunks of at most ``chunk_size`` tokens 
 by whole sentences of at most ``chunk_overlap`` tokens. A text longer than ``STREAM_CHARS``
 is first cut into blocks at paragraph, line or sentence ends. (LlamaIndex's sentence
 splitter, used before for every text under that size, tokenized its input once per level of
-splitting and ran nltk's sentence regex over all of it: 5x slower, and it gave up after
+splitting and ran nltk's sentence regex over all of it: 1.8x slower, and it gave up after
 5 s on a 20 MB text.)
 """
 
