@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from llm_engineering.index_store.changes import ChangeObservers, IndexChange
 from llm_engineering.index_store.ingest.full_disk import WritePause
 from llm_engineering.index_store.ingest.ingestor import EmbedderLike, Ingestor
 from llm_engineering.index_store.ingest.published import ProgressFile, RunProgress
-from llm_engineering.index_store.ingest.report import FailedFile, IngestReport
+from llm_engineering.index_store.ingest.report import IngestReport
 from llm_engineering.index_store.ingest.run import GoneFn, MoreFn, ProgressFn, RunOptions
 from llm_engineering.index_store.models.lazy import IndexModels
 from llm_engineering.index_store.models.precision import resolve
@@ -25,12 +26,13 @@ from llm_engineering.index_store.query.search import Hit, Searcher, SearchMode
 from llm_engineering.index_store.read.parse_pool import ParseConfig, ParsePool
 from llm_engineering.index_store.read.readers import ReadLimits
 from llm_engineering.index_store.read.tokens import model_spec, spec_of
-from llm_engineering.index_store.status import IndexStatus
+from llm_engineering.index_store.status import IndexStatus, status_of
 from llm_engineering.index_store.store.keyword import KeywordIndex
 from llm_engineering.index_store.store.ledger import Ledger
 from llm_engineering.index_store.store.vectors import VectorIndex
 from llm_engineering.lock import WriterLock
 from llm_engineering.paths import confine
+from llm_engineering.retrieval.live import EmbeddingIndex, LiveFile, live_index
 from llm_engineering.storage import Storage
 
 __all__ = ["IndexService", "IndexStatus"]
@@ -78,20 +80,12 @@ class IndexService:
         self.ledger = Ledger(self.storage)
         self.keyword = KeywordIndex(self.storage)
         self.documents = Documents(self.ledger, settings.watch)
-        self.vectors = VectorIndex(settings)
+        self.live_file = LiveFile(settings.data_dir)
+        self._live_stamp = self.live_file.stamp()
+        self.live = live_index(settings, self.live_file.read())
+        """The embedding model and collection searches use (:mod:`llm_engineering.retrieval.live`)."""
         self._parsers_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        if rebuild:
-            self.rebuild()
-        self.vectors.check_model(settings.embedding_model)
-        if self.vectors.recorded_precision is not None:  # an explicit other one: refused now
-            resolve(
-                settings.embedding_precision,
-                self.vectors.recorded_precision,
-                self.vectors.location,
-            )
-        self._seen_generation = self.ledger.generation()
-        self.models = IndexModels(settings, self.vectors, self.keyword.document_frequency, embedder)
         self._parsers = parsers
         self._own_parsers = parsers is None
         self._parse_config: ParseConfig | None = None
@@ -100,23 +94,61 @@ class IndexService:
         self.run = RunProgress(self.progress_file)
         self.last_report: IngestReport | None = None
         self._observers = ChangeObservers()
-        self.ingestor = Ingestor(
-            settings, self.ledger, self.vectors, self.embedder, self.parsers, self.parse_config
+        self.given_embedder = embedder  # the configured model's: not a tuned one's
+        given = embedder if self.live.version is None else None
+        self._assemble(self.live, VectorIndex(self.index_settings(self.live)), given)
+        if rebuild:
+            self.rebuild()
+        self.vectors.check_model(self.live.model)
+        if self.vectors.recorded_precision is not None:  # an explicit other one: refused now
+            resolve(
+                settings.embedding_precision,
+                self.vectors.recorded_precision,
+                self.vectors.location,
+            )
+        self._seen_generation = self.ledger.generation()
+
+    def index_settings(self, live: EmbeddingIndex) -> Settings:
+        return self.settings.model_copy(
+            update={"embedding_model": live.model, "collection": live.collection}
         )
-        self.pause = WritePause(settings.data_dir, self.vectors, self.run, self.ingestor.repair)
+
+    def _assemble(self, live: EmbeddingIndex, vectors: VectorIndex, embedder: Any) -> None:
+        """The parts that depend on the embedding model: its vectors, the models, ingest, search."""
+        settings = self.index_settings(live)
+        self.live = live
+        self.vectors = vectors
+        self.models = IndexModels(settings, vectors, self.keyword.document_frequency, embedder)
+        self.ingestor = Ingestor(
+            settings, self.ledger, vectors, self.embedder, self.parsers, self.parse_config
+        )
+        self.pause = WritePause(settings.data_dir, vectors, self.run, self.ingestor.repair)
         """Writes wait while the data folder's disk is full (see :mod:`.full_disk`)."""
         self.searcher = Searcher(
-            self.ledger,
-            self.keyword,
-            self.vectors,
-            self.embedder,
-            settings.candidates,
-            settings.rrf_k,
-            keyword_postings=settings.keyword_postings,
-            reranker=self.reranker,
-            rerank_candidates=settings.rerank_candidates,
-            batch_queries=settings.query_batching,
-        )
+            self.ledger, self.keyword, vectors, self.embedder, settings.candidates, settings.rrf_k,
+            keyword_postings=settings.keyword_postings, reranker=self.reranker,
+            rerank_candidates=settings.rerank_candidates, batch_queries=settings.query_batching,
+        )  # fmt: skip
+
+    def switch_index(self, live: EmbeddingIndex, vectors: VectorIndex, embedder: Any) -> None:
+        """Answer from another embedding model's collection from now on (the retrieval tuner's
+        switch and rollback). The caller holds :meth:`exclusive` and has made ``vectors`` hold a
+        vector for every chunk; the models of the index left behind are closed."""
+        old = self.models
+        self._assemble(live, vectors, embedder)
+        self.ledger.mark_vectors(True)
+        old.close()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """No ingest or sync runs inside (the writer's lock on the index).
+
+        Raises:
+            IndexBusyError: another process is the writer of this data folder.
+        """
+        self._require_writer()
+        with self._write_lock:
+            yield
 
     # -- models ------------------------------------------------------------------------
 
@@ -155,7 +187,7 @@ class IndexService:
     def _tokenizer_spec(self) -> str | None:
         """The model's tokenizer for the parse workers: read from its ``tokenizer.json`` (as the
         embedders read it) until the model is loaded, which waits for a chunk to embed."""
-        spec = model_spec(self.settings.embedding_model) if not self.embedder_loaded else None
+        spec = model_spec(self.live.model) if not self.embedder_loaded else None
         return spec or spec_of(getattr(self.embedder(), "tokenizer", None))
 
     # -- documents ---------------------------------------------------------------------
@@ -360,46 +392,22 @@ class IndexService:
         """In a process that does not write, pick up what the writing process changed."""
         if self.is_writer:
             return
+        stamp = self.live_file.stamp()
+        if stamp != self._live_stamp:  # the writer switched the embedding model
+            self._live_stamp = stamp
+            live = live_index(self.settings, self.live_file.read())
+            if live != self.live:
+                old = self.models
+                given = self.given_embedder if live.version is None else None
+                self._assemble(live, VectorIndex(self.index_settings(live)), given)
+                old.close()
         generation = self.ledger.generation()
         if generation != self._seen_generation:
             self.vectors.reopen()
             self._seen_generation = generation
 
     def status(self) -> IndexStatus:
-        counts = self.ledger.counts()
-        failed = [FailedFile(row.path, row.error or "") for row in self.ledger.failed_files()]
-        failed += self.run.stalled
-        _, dim = self.vectors.recorded_model
-        run = self.run
-        pending, indexing, paused, building = run.pending, run.current, run.paused, run.building
-        if not self.is_writer:  # the live writing process's run, as it published it
-            live = self.writer_pid if self.lock.taken() else None
-            pending, indexing, paused, building = astuple(self.progress_file.read(live))
-        embeddings, reranking = self.models.where()
-        return IndexStatus(
-            documents=counts["documents"],
-            chunks=counts["chunks"],
-            pending=pending,
-            indexing=indexing,
-            failed=failed,
-            watched=[str(p) for p in self.settings.watch],
-            data_dir=str(self.settings.data_dir),
-            vector_store=(
-                f"chroma server {self.settings.chroma_url}"
-                if self.settings.chroma_url
-                else f"embedded chroma {self.settings.chroma_dir}"
-            ),
-            embedding_model=self.settings.embedding_model,
-            embedding_dimension=getattr(self.models.loaded_embedder, "dimension", None) or dim,
-            embedding_loaded=self.embedder_loaded,
-            embeddings=embeddings,
-            reranking=reranking,
-            last_ingest=self.last_report,
-            role="writer" if self.is_writer else "reader",
-            writer_pid=self.writer_pid,
-            error=paused,
-            building=building,
-        )
+        return status_of(self)
 
     def close(self) -> None:
         if self._own_parsers and self._parsers is not None:

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any, Literal
 
 from llm_engineering.index_store.ingest.report import FailedFile, IngestReport
 
-__all__ = ["IndexStatus", "Role"]
+__all__ = ["IndexStatus", "Role", "status_of"]
 
 
 Role = Literal["writer", "reader", "read-only"]
@@ -58,3 +58,42 @@ class IndexStatus:
             return "indexing is under way: the watched folders are being scanned"
         done = self.documents + len(self.failed)
         return f"indexing is under way: {done:,} of {done + self.pending:,} files done"
+
+
+def status_of(index: Any) -> IndexStatus:
+    """What ``index`` (an :class:`~.service.IndexService`, which imports this module) holds and
+    who keeps it so; a reader shows the writer's published run."""
+    counts = index.ledger.counts()
+    failed = [FailedFile(row.path, row.error or "") for row in index.ledger.failed_files()]
+    failed += index.run.stalled
+    _, dim = index.vectors.recorded_model
+    run = index.run
+    pending, indexing, paused, building = run.pending, run.current, run.paused, run.building
+    if not index.is_writer:  # the live writing process's run, as it published it
+        live = index.writer_pid if index.lock.taken() else None
+        pending, indexing, paused, building = astuple(index.progress_file.read(live))
+    embeddings, reranking = index.models.where()
+    return IndexStatus(
+        documents=counts["documents"],
+        chunks=counts["chunks"],
+        pending=pending,
+        indexing=indexing,
+        failed=failed,
+        watched=[str(p) for p in index.settings.watch],
+        data_dir=str(index.settings.data_dir),
+        vector_store=(
+            f"chroma server {index.settings.chroma_url}"
+            if index.settings.chroma_url
+            else f"embedded chroma {index.settings.chroma_dir}"
+        ),
+        embedding_model=index.live.label,
+        embedding_dimension=getattr(index.models.loaded_embedder, "dimension", None) or dim,
+        embedding_loaded=index.embedder_loaded,
+        embeddings=embeddings,
+        reranking=reranking,
+        last_ingest=index.last_report,
+        role="writer" if index.is_writer else "reader",
+        writer_pid=index.writer_pid,
+        error=paused,
+        building=building,
+    )

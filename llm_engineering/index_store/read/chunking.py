@@ -33,7 +33,7 @@ from llm_engineering.index_store.read.streaming import (
     stream_blocks,
 )
 
-__all__ = ["CHUNKING", "Chunk", "Chunker", "line_span"]
+__all__ = ["CHUNKING", "Chunk", "Chunker", "embedding_text", "line_span"]
 
 CHUNKING = "4"
 """How files are cut, as the index records it: a new value makes every file be read again.
@@ -57,10 +57,14 @@ class Chunk:
     end_line: int | None = None
 
     def embedding_text(self) -> str:
-        """The text to embed: the chunk, led by its heading path when it does not start with one."""
-        if not self.heading or self.text.lstrip().startswith("#"):
-            return self.text
-        return f"{self.heading}\n{self.text}"
+        return embedding_text(self.text, self.heading)
+
+
+def embedding_text(text: str, heading: str) -> str:
+    """The text to embed: the chunk, led by its heading path when it does not start with one."""
+    if not heading or text.lstrip().startswith("#"):
+        return text
+    return f"{heading}\n{text}"
 
 
 def line_span(source: str, start: int, text: str, first_line: int) -> tuple[int, int]:
