@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.config import Settings
@@ -19,6 +19,9 @@ from llm_engineering.generation.answer import Answerer
 from llm_engineering.generation.models import GeneratorCache
 from llm_engineering.index_store.background import IndexRunner
 from llm_engineering.index_store.service import IndexService, IndexStatus
+
+if TYPE_CHECKING:
+    from llm_engineering.retrieval.jobs import RetrievalJobs
 
 __all__ = ["AppContext", "Role"]
 
@@ -47,6 +50,8 @@ class AppContext:
     generators: GeneratorCache | None = None
     training: TrainingService | None = None
     training_error: str | None = None
+    tuning: RetrievalJobs | None = None
+    """Runs retrieval tuning jobs while this process writes the index."""
     _answerer: Answerer | None = None
 
     @classmethod
@@ -83,9 +88,17 @@ class AppContext:
         if self.training is not None and not self.read_only:
             # Runs queued jobs whenever this copy holds jobs.lock; resumes ones a restart stopped.
             self.training.start_runner()
+            if self.runner is not None and self.index is not None:
+                from llm_engineering.retrieval.jobs import RetrievalJobs
+
+                reconciled = self.runner.reconciled
+                self.tuning = RetrievalJobs(self.index, self.training.store, reconciled.is_set)
+                self.tuning.start()
 
     def close(self) -> None:
         """Stop the background work and close the services (blocking, seconds at most)."""
+        if self.tuning is not None:
+            self.tuning.stop()
         if self.training is not None:
             self.training.close()
         if self.runner is not None:

@@ -49,6 +49,7 @@ def test_a_file_from_before_named_migrations_opens_without_running_them_again(
     path = tmp_path / "state.sqlite"
     old_state_file(path, version=3)
     newer = [s.__name__ for s in LEDGER_MIGRATIONS if s.__name__ not in LEGACY_MIGRATIONS]
+    newer += [s.__name__ for s in JOB_MIGRATIONS if s.__name__ not in LEGACY_MIGRATIONS]
     for _ in range(2):  # open, close, open again
         storage = Storage(path)
         ledger = Ledger(storage)  # applies only the migrations that came after the file
@@ -56,6 +57,7 @@ def test_a_file_from_before_named_migrations_opens_without_running_them_again(
         assert storage.migrate(LEDGER_MIGRATIONS) == [] and storage.migrate(JOB_MIGRATIONS) == []
         assert storage.applied_migrations() == [*LEGACY_MIGRATIONS, *newer]
         assert ledger.file("/d/a.md") is not None and jobs.get("j1").status == "queued"
+        assert jobs.get("j1").kind == "qlora"  # a job from before kinds is a QLoRA job
         jobs.close()
         storage.close()
     assert user_version(path) == 3
@@ -69,7 +71,10 @@ def test_a_file_from_before_the_jobs_table_gets_it_from_the_job_store(tmp_path: 
     ledger_names = [s.__name__ for s in LEDGER_MIGRATIONS]
     assert storage.applied_migrations() == ledger_names
     store = JobStore(tmp_path)
-    assert sorted(store.storage.applied_migrations()) == sorted({*ledger_names, *LEGACY_MIGRATIONS})
+    job_names = {s.__name__ for s in JOB_MIGRATIONS}
+    assert sorted(store.storage.applied_migrations()) == sorted(
+        {*ledger_names, *LEGACY_MIGRATIONS, *job_names}
+    )
     assert store.jobs() == []
     assert user_version(path) == 3
     store.close()
@@ -79,15 +84,15 @@ def test_a_file_from_before_the_jobs_table_gets_it_from_the_job_store(tmp_path: 
 def test_each_owner_applies_only_its_own_migrations_and_each_runs_once(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     storage = Storage(path)
-    assert storage.migrate(JOB_MIGRATIONS) == ["m003_jobs"]
+    assert storage.migrate(JOB_MIGRATIONS) == ["m003_jobs", "m007_job_kind"]
     assert storage.migrate(JOB_MIGRATIONS) == []
     tables = {row[0] for row in storage.db.execute("SELECT name FROM sqlite_master")}
     assert "jobs" in tables and "files" not in tables
     # The previous release reads user_version as a count of the legacy list: m001 is missing.
     assert user_version(path) == 0
     Ledger(storage)
-    ledger_names = {s.__name__ for s in LEDGER_MIGRATIONS}
-    assert sorted(storage.applied_migrations()) == sorted({*ledger_names, *LEGACY_MIGRATIONS})
+    names = {s.__name__ for s in [*LEDGER_MIGRATIONS, *JOB_MIGRATIONS]}
+    assert sorted(storage.applied_migrations()) == sorted({*names, *LEGACY_MIGRATIONS})
     assert user_version(path) == 3
     storage.close()
 

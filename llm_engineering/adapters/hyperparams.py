@@ -15,11 +15,13 @@ import math
 import re
 import typing
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from llm_engineering.errors import UserError
 
-__all__ = ["RANGES", "QLoRAConfig"]
+__all__ = ["RANGES", "QLoRAConfig", "checked"]
+
+T = TypeVar("T")
 
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "r": (1, 1024, True, True),
@@ -135,23 +137,7 @@ class QLoRAConfig:
         A whole number given as a float (``8.0``) is taken for an int setting, and an int for
         a float setting; nothing else is converted (``"8"`` is refused, not guessed at).
         """
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(
-                f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        types = typing.get_type_hints(cls)
-        problems = []
-        for name, value in values.items():
-            try:
-                values[name] = _typed(value, types[name])
-            except ValueError as exc:
-                problems.append(f"{name} must be {exc}, not {_shown(value)}")
-        if problems:
-            raise UserError("invalid hyperparameters: " + "; ".join(problems))
-        return cls(**values)
+        return checked(cls, values, "hyperparameter")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,6 +148,32 @@ class QLoRAConfig:
     @classmethod
     def from_json(cls, text: str) -> QLoRAConfig:
         return cls.from_dict(json.loads(text))
+
+
+def checked(cls: type[T], values: dict[str, Any] | None, what: str) -> T:
+    """A dataclass of settings from user input (JSON types), as :meth:`QLoRAConfig.from_dict`
+    says; ``what`` names a setting in the errors (``hyperparameter``).
+
+    Raises:
+        UserError: unknown names, values of the wrong type (or those ``cls`` refuses).
+    """
+    values = dict(values or {})
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(
+            f"unknown {what}(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    types = typing.get_type_hints(cls)
+    problems = []
+    for name, value in values.items():
+        try:
+            values[name] = _typed(value, types[name])
+        except ValueError as exc:
+            problems.append(f"{name} must be {exc}, not {_shown(value)}")
+    if problems:
+        raise UserError(f"invalid {what}s: " + "; ".join(problems))
+    return cls(**values)
 
 
 def _typed(value: Any, kind: Any) -> Any:

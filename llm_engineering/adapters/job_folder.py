@@ -41,6 +41,9 @@ class JobFolder:
     CANCEL = "cancel"
     WORKER_LOG = "worker.log"
     LOSS_PLOT = "loss.png"
+    TUNING = "retrieval.json"
+    """A retrieval job's request (:mod:`llm_engineering.retrieval.jobs`), in place of ``job.json``."""
+    TUNING_RESULT = "retrieval-result.json"
 
     path: Path
 
@@ -161,6 +164,14 @@ class JobFolder:
         return (self.path / self.CANCEL).exists()
 
     # -- how it ended -------------------------------------------------------------------
+
+    def tuning_result(self) -> dict[str, Any] | None:
+        """What a retrieval job decided (the tuner's result), once it has."""
+        path = self.path / self.TUNING_RESULT
+        values: dict[str, Any] | None = (
+            json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        )
+        return values
 
     def write_result(self, result: JobResult) -> None:
         write_whole(self.result_file, result.to_json())

@@ -47,6 +47,24 @@ def _created(folder: JobFolder) -> float:
         return folder.path.stat().st_mtime
 
 
+def _retrieval_row(folder: JobFolder) -> dict[str, Any]:
+    """A retrieval job's row from its request (and, once it ended, its decision)."""
+    request = json.loads((folder.path / folder.TUNING).read_text(encoding="utf-8"))
+    decided = folder.tuning_result() or {}
+    return {
+        "id": folder.id,
+        "name": str(request.get("name") or "retrieval"),
+        "kind": "retrieval",
+        "adapter": f"retrieval-v{decided['version']}"
+        if decided.get("status") == "switched"
+        else None,
+        "base_model": str(decided.get("live_before") or "?"),
+        "examples": int(decided.get("pairs") or 0) + int(decided.get("heldout") or 0),
+        "hyperparameters": json.dumps(request.get("config") or {}),
+        "created": _created(folder),
+    }
+
+
 def rows_from_folders(jobs: Path, adapters: Path) -> list[dict[str, Any]]:
     """One jobs-table row (column -> value) per job folder under ``jobs`` whose spec reads;
     a folder without one is skipped (logged)."""
@@ -55,17 +73,19 @@ def rows_from_folders(jobs: Path, adapters: Path) -> list[dict[str, Any]]:
     paths = sorted(p for p in jobs.iterdir() if p.is_dir()) if jobs.is_dir() else []
     for folder in map(JobFolder, paths):
         try:
-            spec = folder.spec_values()
-            dataset = spec.get("dataset") or {}
-            row: dict[str, Any] = {
-                "id": folder.id,
-                "name": str(spec["name"]),
-                "base_model": str(spec["base_model"]),
-                "dataset_sha256": dataset.get("sha256"),
-                "examples": int(dataset.get("examples") or 0),
-                "hyperparameters": json.dumps(spec.get("hyperparameters") or {}),
-                "created": _created(folder),
-            }
+            row = _retrieval_row(folder) if (folder.path / folder.TUNING).is_file() else None
+            if row is None:
+                spec = folder.spec_values()
+                dataset = spec.get("dataset") or {}
+                row = {
+                    "id": folder.id,
+                    "name": str(spec["name"]),
+                    "base_model": str(spec["base_model"]),
+                    "dataset_sha256": dataset.get("sha256"),
+                    "examples": int(dataset.get("examples") or 0),
+                    "hyperparameters": json.dumps(spec.get("hyperparameters") or {}),
+                    "created": _created(folder),
+                }
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning(
                 "job folder %s: its %s cannot be read (%s); not restored",
@@ -83,6 +103,6 @@ def rows_from_folders(jobs: Path, adapters: Path) -> list[dict[str, Any]]:
             row["status"] = "cancelled"
         else:
             row["status"], row["error"] = "interrupted", LOST
-        row["adapter"] = adapter_of.get(folder.id)
+        row.setdefault("adapter", adapter_of.get(folder.id))
         rows.append(row)
     return rows

@@ -204,13 +204,13 @@ class JobRunner:
             if process.poll() is not None:
                 del self._children[job_id]
                 self._finish(self.store.get(job_id), process.returncode)
-        for job in self.store.jobs(["running"], limit=1000):
+        for job in self.store.jobs(["running"], limit=1000, kind="qlora"):
             if job.id not in self._children and not worker_alive(
                 job.pid, self.store.folder(job.id)
             ):
                 self._finish(job, None)
         while len(self._children) < self.max_concurrent and not self._stopping.is_set():
-            queued = self.store.jobs(["queued"], limit=1000)
+            queued = self.store.jobs(["queued"], limit=1000, kind="qlora")
             if not queued:
                 break
             self._launch(queued[-1])  # the oldest

@@ -42,6 +42,9 @@ class JobView:
     events: list[dict[str, Any]] = field(default_factory=list)
     result: JobResult | None = None
     loss_plot: Path | None = None
+    tuning: dict[str, Any] | None = None
+    """A retrieval job's decision once it has ended: switched or kept, why, both indexes'
+    held-out scores, the shadow build (:mod:`llm_engineering.retrieval.tuner`)."""
 
     @classmethod
     def read(cls, job: Job, folder: JobFolder, tail: int = 10) -> JobView:
@@ -84,6 +87,7 @@ class JobView:
             except (*UNREADABLE, UserError) as exc:
                 view.damaged = damaged(f"job {job.id}", folder.spec_file, exc)
         view.loss_plot = folder.loss_plot()
+        view.tuning = folder.tuning_result()
         return view
 
     def to_dict(self) -> dict[str, Any]:

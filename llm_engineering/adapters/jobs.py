@@ -24,7 +24,7 @@ from llm_engineering.adapters.job_rows import rows_from_folders
 from llm_engineering.errors import UserError
 from llm_engineering.storage import Migrations, Storage, run_script
 
-__all__ = ["ACTIVE", "MIGRATIONS", "Job", "JobStatus", "JobStore"]
+__all__ = ["ACTIVE", "MIGRATIONS", "Job", "JobKind", "JobStatus", "JobStore"]
 
 JobStatus = Literal[
     "validating", "queued", "running", "succeeded", "failed", "cancelled", "interrupted"
@@ -64,10 +64,19 @@ def m003_jobs(db: sqlite3.Connection) -> None:
     )
 
 
+@MIGRATIONS.register
+def m007_job_kind(db: sqlite3.Connection) -> None:
+    db.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'qlora'")
+
+
 _COLUMNS = (
     "id, name, status, base_model, dataset_sha256, examples, hyperparameters, created, "
-    "started, finished, pid, attempts, cancel_requested, adapter, error"
+    "started, finished, pid, attempts, cancel_requested, adapter, error, kind"
 )
+JobKind = Literal["qlora", "retrieval"]
+"""``qlora``: an adapter, trained by a worker process the job runner starts. ``retrieval``: the
+embedding model tuned on the corpus, run by the process that writes the index
+(:mod:`llm_engineering.retrieval.jobs`)."""
 
 
 @dataclass
@@ -87,6 +96,7 @@ class Job:
     cancel_requested: bool
     adapter: str | None
     error: str | None
+    kind: JobKind = "qlora"
 
 
 def _job(row: Sequence[Any]) -> Job:
@@ -132,7 +142,7 @@ class JobStore:
         return JobFolder(self.root / job_id)
 
     def create(
-        self, name: str, base_model: str, hyperparameters: dict[str, Any]
+        self, name: str, base_model: str, hyperparameters: dict[str, Any], kind: JobKind = "qlora"
     ) -> tuple[Job, JobFolder]:
         """A new job in ``validating``, with its (empty) folder."""
         job_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
@@ -142,9 +152,9 @@ class JobStore:
 
         def work(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT INTO jobs (id, name, status, base_model, hyperparameters, created) "
-                "VALUES (?, ?, 'validating', ?, ?, ?)",
-                (job_id, name, base_model, json.dumps(hyperparameters), now),
+                "INSERT INTO jobs (id, name, status, base_model, hyperparameters, created, kind) "
+                "VALUES (?, ?, 'validating', ?, ?, ?, ?)",
+                (job_id, name, base_model, json.dumps(hyperparameters), now, kind),
             )
 
         self.storage.write(work)
@@ -160,12 +170,18 @@ class JobStore:
             raise UserError(f"unknown job {job_id!r}; recent jobs: {recent}")
         return _job(row)
 
-    def jobs(self, status: Sequence[str] | None = None, limit: int = 50) -> list[Job]:
+    def jobs(
+        self, status: Sequence[str] | None = None, limit: int = 50, kind: JobKind | None = None
+    ) -> list[Job]:
         """Newest first."""
-        where, args = "", tuple[str, ...]()
+        conditions, args = [], tuple[str, ...]()
         if status:
-            where = f"WHERE status IN ({', '.join('?' * len(status))})"
+            conditions.append(f"status IN ({', '.join('?' * len(status))})")
             args = tuple(status)
+        if kind:
+            conditions.append("kind = ?")
+            args += (kind,)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         rows = self.storage.db.execute(
             f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY created DESC, id DESC LIMIT ?",
             (*args, limit),

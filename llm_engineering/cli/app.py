@@ -18,6 +18,7 @@ from llm_engineering.cli.evaluate import eval_retrieval
 from llm_engineering.cli.index import ingest, search, status
 from llm_engineering.cli.serve import serve
 from llm_engineering.cli.train import adapters, jobs, train
+from llm_engineering.cli.tune import tune_retrieval
 
 __all__ = ["Command", "app", "eval_app", "main"]
 
@@ -131,6 +132,7 @@ def _main(
 
 for _command in (ingest, search, status, ask, dashboard, show, ls, serve, train, jobs, adapters):
     app.command()(_command)
+app.command("tune-retrieval")(tune_retrieval)
 eval_app.command("retrieval")(eval_retrieval)
 
 

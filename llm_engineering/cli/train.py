@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["adapter_listing", "adapters", "job_listing", "jobs", "train"]
 
 
-def _hyperparameters(pairs: list[str] | None, **named: Any) -> dict[str, Any]:
+def set_values(pairs: list[str] | None, **named: Any) -> dict[str, Any]:
+    """``--set NAME=VALUE`` options (JSON values, else text) over the named options given."""
     values: dict[str, Any] = {k: v for k, v in named.items() if v is not None}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
@@ -81,7 +82,7 @@ def train(
     settings: Settings,
 ) -> None:
     """Fine-tune the local model with QLoRA on DATASET and register the adapter as NAME."""
-    hyperparameters = _hyperparameters(
+    hyperparameters = set_values(
         set_,
         epochs=epochs,
         max_steps=max_steps,

@@ -27,6 +27,7 @@ from llm_engineering.tools import rerank as rerank_tools
 from llm_engineering.tools import resources as resource_tools
 from llm_engineering.tools import search as search_tools
 from llm_engineering.tools import train as train_tools
+from llm_engineering.tools import tuning as tuning_tools
 from llm_engineering.tools.arguments import checked_tool_arguments
 from llm_engineering.tools.notifications import ResourceNotifier
 
@@ -105,6 +106,7 @@ def create_server(
     rerank_tools.register(server)
     answer_tools.register(server)
     train_tools.register(server, read_only)
+    tuning_tools.register(server, read_only)
     adapter_tools.register(server, read_only)
     if not read_only:
         ingest_tools.register(server)

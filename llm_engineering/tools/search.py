@@ -72,7 +72,10 @@ class SearchDocsResult(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    embedding_model: str
+    embedding_model: str = Field(
+        description="The embedding model searches use: the configured one, or 'tuned vN (PATH)' "
+        "once start_retrieval_tuning switched to a model tuned on this corpus."
+    )
     embedding_dimension: int | None
     embedding_loaded: bool
     embeddings: str = Field(

@@ -80,6 +80,15 @@ class JobInfo(BaseModel):
         description="Set when the job's job.json cannot be read (its path and why); the rest "
         "of what is known of the job is still given.",
     )
+    kind: str = Field(
+        default="qlora",
+        description="qlora (an adapter) or retrieval (the embedding model, start_retrieval_tuning).",
+    )
+    tuning: dict[str, Any] | None = Field(
+        default=None,
+        description="A retrieval job's decision once it ended: status (switched or kept), reason, "
+        "scores of the live and the tuned index on held-out pairs (nDCG@10, R@10), training, shadow build.",
+    )
 
     @classmethod
     def of(cls, view: JobView, events: bool = True) -> JobInfo:
@@ -116,6 +125,8 @@ class JobInfo(BaseModel):
             replayed=result.replayed if result else None,
             events=view.events if events else [],
             damaged=DamagedInfo.of(view.damaged) if view.damaged else None,
+            kind=job.kind,
+            tuning=view.tuning,
         )
 
 

@@ -171,7 +171,7 @@ def test_llm_eng_train_follows_a_short_job_to_a_registered_adapter(tmp_path: Pat
 
 def test_the_job_store_applies_its_own_migration_to_the_state_file(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
-    assert store.storage.applied_migrations() == ["m003_jobs"]
+    assert store.storage.applied_migrations() == ["m003_jobs", "m007_job_kind"]
     assert store.jobs() == []
     store.close()
     reopened = JobStore(tmp_path)

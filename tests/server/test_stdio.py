@@ -161,7 +161,10 @@ READ_TOOLS = {
     "list_jobs",
     "list_adapters",
 }
-WRITE_TOOLS = {"ingest", "start_qlora_job", "cancel_job", "resume_job", "delete_adapter"}
+WRITE_TOOLS = {
+    "ingest", "start_qlora_job", "cancel_job", "resume_job", "delete_adapter",
+    "start_retrieval_tuning", "rollback_retrieval_tuning",
+}  # fmt: skip
 
 
 async def test_read_only_server_offers_no_write_tool(tmp_path: Path) -> None:
