@@ -261,6 +261,7 @@ class RetrievalTuner:
 
     def _shadow(self, target: EmbeddingIndex, result: TuningResult) -> tuple[VectorIndex, Any]:
         vectors = VectorIndex(self.index.index_settings(target))
+        self._drop_stale(vectors)
         vectors.drop()  # a run that stopped part way left it
         embedder = self._embedder(target, vectors)
         vectors.ensure(target.model, embedder.dimension, getattr(embedder, "precision", None))
@@ -278,6 +279,19 @@ class RetrievalTuner:
             "seconds": round(time.perf_counter() - started, 1),
         }
         return vectors, embedder
+
+    def _drop_stale(self, vectors: VectorIndex) -> None:
+        """Collections of tuned models that are neither live nor kept for a rollback: a run
+        that crashed while building left them."""
+        record = self.index.live_file.read()
+        keep = {self.index.live.collection}
+        if record is not None and record.previous is not None:
+            keep.add(record.previous.collection)
+        base = _collection(self.index.live, 0).removesuffix("-v0")
+        for name in vectors.collections():
+            suffix = name.removeprefix(f"{base}-v")
+            if name not in keep and suffix != name and suffix.isdigit():
+                VectorIndex(self.index.settings.model_copy(update={"collection": name})).drop()
 
     def _progress(self, done: int, total: int) -> None:
         self._report("shadow", {"embedded": done, "of": total})

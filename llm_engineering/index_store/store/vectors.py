@@ -258,6 +258,10 @@ class VectorIndex:
             self._chroma(self._client.delete_collection, self._name)
         self._collection = None
 
+    def collections(self) -> list[str]:
+        """The names of every collection where this one lives."""
+        return [getattr(c, "name", c) for c in self._chroma(self._client.list_collections)]
+
     def count(self) -> int:
         return 0 if self._collection is None else int(self._chroma(self._collection.count))
 
