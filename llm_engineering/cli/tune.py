@@ -130,6 +130,13 @@ def tune_retrieval(
             min=0, help="Without --pairs: also have the local model write questions for N chunks."
         ),
     ] = 0,
+    hard_negatives: Annotated[
+        bool,
+        typer.Option(
+            "--hard-negatives",
+            help="Give each pair the best keyword hit outside its files as a negative (slower).",
+        ),
+    ] = False,
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -164,7 +171,7 @@ def tune_retrieval(
             return
         job = queue_tuning(
             training.store, index, pairs=pairs, min_gain=min_gain, heldout_fraction=heldout,
-            settings=given, questions=questions,
+            settings=given, questions=questions, hard_negatives=hard_negatives,
         )  # fmt: skip
         typer.echo(f"job {job.id}: {job.examples} pairs, queued", err=True)
         if detach:

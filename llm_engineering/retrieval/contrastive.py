@@ -132,7 +132,8 @@ def _batches(pairs: Sequence[Pair], size: int, rng: random.Random) -> list[list[
             if (
                 len(batch) == size
                 or pair.query in queries
-                or pair.positive in positives | negatives
+                or pair.positive in positives
+                or pair.positive in negatives
                 or not positives.isdisjoint(pair.negatives)
             ):
                 waiting.append(i)
@@ -144,6 +145,10 @@ def _batches(pairs: Sequence[Pair], size: int, rng: random.Random) -> list[list[
         batches.append(batch)
         order = waiting
     return batches
+
+
+def _shuffler(seed: int, epoch: int) -> random.Random:
+    return random.Random(seed * 1_000_003 + epoch)
 
 
 def _factor(step: int, total: int, warmup: int) -> float:
@@ -203,6 +208,7 @@ def _write(source: Path, trained: dict[str, Any], prefix: str, out: Path) -> Non
         if lost:
             raise TrainingFailed(f"trained weights with no name in {weights}: {lost[:5]}")
         save_file(tensors, str(temp / "model.safetensors"), metadata={"format": "pt"})
+        (temp / "model.safetensors").chmod(0o644)
         if out.exists():
             old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
             os.replace(out, old)
@@ -286,7 +292,7 @@ def tune_embedder(
         [{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
         lr=config.learning_rate,
     )
-    per_epoch = len(_batches(pairs, config.batch_size, random.Random(config.seed)))
+    per_epoch = len(_batches(pairs, config.batch_size, _shuffler(config.seed, 0)))
     total = max(1, math.ceil(config.epochs * per_epoch))
     warmup = int(total * config.warmup_ratio)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -298,7 +304,7 @@ def tune_embedder(
     stopped = False
     epoch = 0
     while len(losses) < total and not stopped:
-        batches = _batches(pairs, config.batch_size, random.Random(config.seed * 1_000_003 + epoch))
+        batches = _batches(pairs, config.batch_size, _shuffler(config.seed, epoch))
         for number, batch in enumerate(batches, start=1):
             chosen = [pairs[i] for i in batch]
             passages = [p.positive for p in chosen] + [n for p in chosen for n in p.negatives]

@@ -63,6 +63,7 @@ def queue_tuning(
     heldout_fraction: float = 0.2,
     settings: dict[str, Any] | None = None,
     questions: int = 0,
+    hard_negatives: bool = False,
 ) -> Job:
     """Check the request now (every bad line of ``pairs`` named), then queue it.
 
@@ -86,7 +87,10 @@ def queue_tuning(
                 "give pairs of your own (a JSONL of query and positives), or ask the local "
                 "model to write questions (questions=200)"
             )
-    options = TuningOptions(None, heldout_fraction, min_gain, config=config, questions=questions)
+    options = TuningOptions(
+        None, heldout_fraction, min_gain, hard_negatives=hard_negatives, config=config,
+        questions=questions,
+    )  # fmt: skip
     values = {**asdict(options), "pairs_path": str(pairs) if pairs else None, "name": name}
     job, folder = store.create(name, index.live.label, asdict(config), kind="retrieval")
     if pairs is not None:

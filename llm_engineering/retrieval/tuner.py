@@ -1,8 +1,8 @@
 """Tune the embedding model on the user's corpus, build its index in the shadow, switch if better.
 
 One run: pairs (the user's file, or titles and headings from the corpus) split into train and
-held out; the live model fine-tuned on the train pairs (:mod:`.contrastive`, hard negatives
-mined from the keyword index); every chunk embedded again by the tuned model into a new
+held out; the live model fine-tuned on the train pairs (:mod:`.contrastive`; hard negatives
+the user gave, or mined from the keyword index when asked); every chunk embedded again by the tuned model into a new
 collection while the live one keeps answering and the watcher keeps indexing
 (:func:`.shadow.fill`, in rounds); both collections scored on the held-out pairs; the
 switch made only when the tuned one wins by ``min_gain`` nDCG@10, under the index's write
@@ -58,7 +58,10 @@ class TuningOptions:
     min_gain: float = 0.01
     """nDCG@10 the tuned index must gain on the held-out pairs to be switched to."""
     max_pairs: int = 4000
-    hard_negatives: bool = True
+    hard_negatives: bool = False
+    """Give each pair without negatives of its own the best keyword hit outside its positives'
+    files. Off by default: on SciFact it doubled the tuning time and, at the default rate,
+    added little (benchmarks/README.md, "Retrieval tuning")."""
     config: TuneConfig = field(default_factory=TuneConfig)
     pairs_label: str | None = None
     """How to name the pairs' file in the result (the job runs on its own copy)."""
@@ -169,7 +172,12 @@ class RetrievalTuner:
             return not self._stop.is_set()
 
         trained = tune_embedder(source, examples, folder / "model", options.config, on_step)
-        result.training = {**asdict(trained), "config": asdict(options.config)}
+        negatives = sum(len(example.negatives) for example in examples)
+        result.training = {
+            **asdict(trained),
+            "negatives": negatives,
+            "config": asdict(options.config),
+        }
         if trained.stopped:
             result.reason = "cancelled while training"
             return self._register(folder, result, sha)

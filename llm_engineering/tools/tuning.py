@@ -56,6 +56,13 @@ async def start_retrieval_tuning(
             "many sampled chunks (slower: about a second each with the packaged model).",
         ),
     ] = 0,
+    hard_negatives: Annotated[
+        bool,
+        Field(
+            description="Give each pair without negatives of its own the best keyword hit "
+            "outside its positives' files as one (slower).",
+        ),
+    ] = False,
     settings: Annotated[
         dict[str, Any] | None,
         Field(
@@ -77,6 +84,7 @@ async def start_retrieval_tuning(
         return queue_tuning(
             training.store, index, pairs=pairs, min_gain=min_gain,
             heldout_fraction=heldout_fraction, settings=settings, questions=questions,
+            hard_negatives=hard_negatives,
         )  # fmt: skip
 
     job = await anyio.to_thread.run_sync(queue)

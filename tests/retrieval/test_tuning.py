@@ -136,9 +136,14 @@ def test_a_tuning_that_cannot_beat_the_live_index_switches_nothing(
     pairs.write_text("\n".join(json.dumps(line) for line in lines))
     before = index.vectors.all_ids()
     result = RetrievalTuner(index).run(
-        TuningOptions(pairs, heldout_fraction=0.3, config=TuneConfig(epochs=1, batch_size=8))
-    )
+        TuningOptions(
+            pairs, heldout_fraction=0.3, hard_negatives=True,
+            config=TuneConfig(epochs=1, batch_size=8, max_passage_tokens=128),
+        )
+    )  # fmt: skip
     assert result.status == "kept", result
+    # One mined for each pair whose top keyword hits are not all in its own file.
+    assert 0.8 * result.pairs <= result.training["negatives"] <= result.pairs
     assert result.scores["tuned"]["nDCG@10"] < result.scores["live"]["nDCG@10"] + 0.01
     assert "the live index stays" in result.reason
     assert index.live.version is None and index.vectors.all_ids() == before
