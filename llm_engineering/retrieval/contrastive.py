@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +48,17 @@ class Pair:
 
 @dataclass(frozen=True)
 class TuneConfig:
-    """How to tune; validated at construction (a bad value is a :class:`UserError`)."""
+    """How to tune; validated at construction (a bad value is a :class:`UserError`).
 
-    epochs: float = 1.0
+    The defaults are the best of ``benchmarks/retrieval_tuning.py`` on SciFact (tune on half
+    the train claims, score the other half, dense nDCG@10 0.671 untuned): every weight at 1e-4
+    for 3 epochs 0.734; at 2e-5 0.686, 5e-5 0.711, 2e-4 0.736 (loss near 0: no better, less
+    safe); LoRA rank 16 at 1e-3 0.704; one mined hard negative a pair 0.736 at 5e-5 in 2.1x
+    the time."""
+
+    epochs: float = 3.0
     batch_size: int = 32
-    learning_rate: float = 2e-5
+    learning_rate: float = 1e-4
     method: str = "full"
     """``full`` (every weight) or ``lora`` (rank-``lora_rank`` adapters, merged before saving)."""
     max_query_tokens: int = 64
@@ -64,19 +70,21 @@ class TuneConfig:
     lora_rank: int = 16
 
     def __post_init__(self) -> None:
-        problems = []
-        if not (math.isfinite(self.epochs) and self.epochs > 0):
-            problems.append(f"epochs must be > 0, not {self.epochs}")
+        problems = [
+            f"{name} must be a finite number > 0, not {value}"
+            for name, value in (
+                ("epochs", self.epochs),
+                ("learning_rate", self.learning_rate),
+                ("scale", self.scale),
+            )
+            if not (math.isfinite(value) and value > 0)
+        ]
         if self.batch_size < 2:
             problems.append(f"batch_size must be >= 2 (in-batch negatives), not {self.batch_size}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            problems.append(f"learning_rate must be > 0, not {self.learning_rate}")
         if self.method not in ("full", "lora"):
             problems.append(f"method must be full or lora, not {self.method!r}")
         if min(self.max_query_tokens, self.max_passage_tokens) < 3:
             problems.append("max_query_tokens and max_passage_tokens must be >= 3")
-        if not (math.isfinite(self.scale) and self.scale > 0):
-            problems.append(f"scale must be > 0, not {self.scale}")
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"warmup_ratio must be in [0, 1), not {self.warmup_ratio}")
         if self.lora_rank < 1:
@@ -239,6 +247,7 @@ def _load(source: Path, config: TuneConfig, device: str) -> tuple[Any, Any, str]
             target_modules=_LORA_TARGETS,
         )
         model = get_peft_model(model, lora)
+    model.train()  # dropout on, as sentence-transformers trains
     return model.to(device), tokenizer, prefix
 
 
@@ -285,60 +294,39 @@ def tune_embedder(
     torch.manual_seed(config.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tokenizer, prefix = _load(source, config, device)
-    model.train()
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and not _no_decay(n)]
-    rest = [p for n, p in model.named_parameters() if p.requires_grad and _no_decay(n)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
-        lr=config.learning_rate,
-    )
     per_epoch = len(_batches(pairs, config.batch_size, _shuffler(config.seed, 0)))
     total = max(1, math.ceil(config.epochs * per_epoch))
-    warmup = int(total * config.warmup_ratio)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: _factor(step, total, warmup)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    # As sentence-transformers: no weight decay on biases and layer norms.
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in named if not _no_decay(n)], "weight_decay": 0.01},
+            {"params": [p for n, p in named if _no_decay(n)], "weight_decay": 0.0},
+        ],
+        lr=config.learning_rate,
     )
-    autocast = device == "cuda" and torch.cuda.is_bf16_supported()
+    warmup = int(total * config.warmup_ratio)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _factor(s, total, warmup))
     losses: list[float] = []
-    training = time.perf_counter()
     stopped = False
-    epoch = 0
-    while len(losses) < total and not stopped:
-        batches = _batches(pairs, config.batch_size, _shuffler(config.seed, epoch))
-        for number, batch in enumerate(batches, start=1):
-            chosen = [pairs[i] for i in batch]
-            passages = [p.positive for p in chosen] + [n for p in chosen for n in p.negatives]
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                queries = _embed(
-                    model, tokenizer, [p.query for p in chosen], config.max_query_tokens, device
-                )
-                documents = _embed(model, tokenizer, passages, config.max_passage_tokens, device)
-            scores = config.scale * queries @ documents.T
-            labels = torch.arange(len(chosen), device=device)
-            loss = torch.nn.functional.cross_entropy(scores, labels)
-            if not torch.isfinite(loss):
-                raise TrainingFailed(
-                    f"the loss became {loss.item()} at step {len(losses) + 1}: "
-                    "lower learning_rate or scale"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(decay + rest, 1.0)
-            optimizer.step()
-            schedule.step()
-            losses.append(float(loss.item()))
-            info = TuneStep(
-                step=len(losses),
-                total_steps=total,
-                loss=losses[-1],
-                epoch=epoch + number / len(batches),
-                seconds=time.perf_counter() - training,
+    training = time.perf_counter()
+    for step, (epoch, chosen) in zip(range(1, total + 1), _steps(pairs, config), strict=False):
+        loss = _loss(model, tokenizer, chosen, config, device)
+        if not torch.isfinite(loss):
+            raise TrainingFailed(
+                f"the loss became {loss.item()} at step {step}: lower learning_rate or scale"
             )
-            if on_step is not None and on_step(info) is False and len(losses) < total:
-                stopped = True
-            if stopped or len(losses) == total:
-                break
-        epoch += 1
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(float(loss.item()))
+        info = TuneStep(step, total, losses[-1], epoch, time.perf_counter() - training)
+        if on_step is not None and on_step(info) is False and step < total:
+            stopped = True
+            break
     if not stopped:
         if config.method == "lora":
             model = model.merge_and_unload()
@@ -353,6 +341,31 @@ def tune_embedder(
         method=config.method,
         stopped=stopped,
     )
+
+
+def _steps(pairs: list[Pair], config: TuneConfig) -> Iterator[tuple[float, list[Pair]]]:
+    """Batches epoch after epoch, each with the (fractional) epoch it ends."""
+    epoch = 0
+    while True:
+        batches = _batches(pairs, config.batch_size, _shuffler(config.seed, epoch))
+        for number, batch in enumerate(batches, start=1):
+            yield epoch + number / len(batches), [pairs[i] for i in batch]
+        epoch += 1
+
+
+def _loss(model: Any, tokenizer: Any, chosen: list[Pair], config: TuneConfig, device: str) -> Any:
+    """Each query against every positive and hard negative of the batch; its own positive wins."""
+    import torch
+
+    passages = [p.positive for p in chosen] + [n for p in chosen for n in p.negatives]
+    autocast = device == "cuda" and torch.cuda.is_bf16_supported()
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        queries = _embed(
+            model, tokenizer, [p.query for p in chosen], config.max_query_tokens, device
+        )
+        documents = _embed(model, tokenizer, passages, config.max_passage_tokens, device)
+    scores = config.scale * queries @ documents.T
+    return torch.nn.functional.cross_entropy(scores, torch.arange(len(chosen), device=device))
 
 
 def _no_decay(name: str) -> bool:

@@ -18,6 +18,7 @@ from llm_engineering.index_store.service import IndexService
 from llm_engineering.index_store.store.vectors import VectorIndex
 from llm_engineering.retrieval.contrastive import TuneConfig
 from llm_engineering.retrieval.live import LiveFile, tuned_models
+from llm_engineering.retrieval.pairs import QueryPair, split_heldout
 from llm_engineering.retrieval.tuner import RetrievalTuner, TuningOptions
 from tests.conftest import wait_until
 from tests.retrieval.conftest import CODENAMES, QUICK, REAL, codename_pairs
@@ -122,23 +123,35 @@ def _check_switch_and_rollback(
     _ids_in_step(index)
 
 
-def test_a_tuning_that_cannot_beat_the_live_index_switches_nothing(
+def test_pairs_that_contradict_the_corpus_switch_nothing(
     workspace: tuple[IndexService, Path], tmp_path: Path
 ) -> None:
     index, folder = workspace
-    # Each query is a sentence copied from its document: the live model already finds them all.
-    lines = []
-    for text_file in sorted(folder.rglob("*.md")) + sorted(folder.rglob("*.rst")):
+    # Queries are sentences copied from the docs. The pairs to train on name another file as
+    # the answer (they contradict the corpus); those held out name the right one, which the
+    # live model finds: training on the contradictions cannot find them better.
+    files = sorted(folder.rglob("*.md")) + sorted(folder.rglob("*.rst"))
+    asked = []
+    for number, text_file in enumerate(files):
         sentences = [s.strip() for s in text_file.read_text().split(". ") if 60 < len(s) < 200]
-        for sentence in sentences[3:7]:
-            lines.append({"query": sentence, "positives": [str(text_file.relative_to(folder))]})
+        wrong = files[(number + 1) % len(files)]
+        asked += [(sentence, text_file, wrong) for sentence in sentences[2:12]]
+    _, held = split_heldout([QueryPair(q, ("?",)) for q, _, _ in asked], 0.3)
+    held_queries = {pair.query for pair in held}
+    lines = [
+        {
+            "query": q,
+            "positives": [str((right if q in held_queries else wrong).relative_to(folder))],
+        }
+        for q, right, wrong in asked
+    ]
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join(json.dumps(line) for line in lines))
     before = index.vectors.all_ids()
     result = RetrievalTuner(index).run(
         TuningOptions(
             pairs, heldout_fraction=0.3, hard_negatives=True,
-            config=TuneConfig(epochs=1, batch_size=8, max_passage_tokens=128),
+            config=TuneConfig(epochs=2, batch_size=8, max_passage_tokens=128),
         )
     )  # fmt: skip
     assert result.status == "kept", result
