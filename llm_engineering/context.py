@@ -21,7 +21,7 @@ from llm_engineering.index_store.background import IndexRunner
 from llm_engineering.index_store.service import IndexService, IndexStatus
 
 if TYPE_CHECKING:
-    from llm_engineering.retrieval.jobs import RetrievalJobs
+    from llm_engineering.adapters.retrieval_jobs import RetrievalJobs
 
 __all__ = ["AppContext", "Role"]
 
@@ -89,10 +89,7 @@ class AppContext:
             # Runs queued jobs whenever this copy holds jobs.lock; resumes ones a restart stopped.
             self.training.start_runner()
             if self.runner is not None and self.index is not None:
-                from llm_engineering.retrieval.jobs import RetrievalJobs
-
-                reconciled = self.runner.reconciled
-                self.tuning = RetrievalJobs(self.index, self.training.store, reconciled.is_set)
+                self.tuning = self.training.tuning_runner(self.index, self.runner.reconciled.is_set)
                 self.tuning.start()
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ class JobFolder:
     WORKER_LOG = "worker.log"
     LOSS_PLOT = "loss.png"
     TUNING = "retrieval.json"
-    """A retrieval job's request (:mod:`llm_engineering.retrieval.jobs`), in place of ``job.json``."""
+    """A retrieval job's request (:mod:`llm_engineering.adapters.retrieval_jobs`), in place of ``job.json``."""
     TUNING_RESULT = "retrieval-result.json"
 
     path: Path

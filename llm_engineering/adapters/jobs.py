@@ -76,7 +76,7 @@ _COLUMNS = (
 JobKind = Literal["qlora", "retrieval"]
 """``qlora``: an adapter, trained by a worker process the job runner starts. ``retrieval``: the
 embedding model tuned on the corpus, run by the process that writes the index
-(:mod:`llm_engineering.retrieval.jobs`)."""
+(:mod:`llm_engineering.adapters.retrieval_jobs`)."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ the job store or the registry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +105,20 @@ class TrainingService(JobControl):
         """Stop running jobs here (see :meth:`stop_runner`) and close the job store."""
         self.stop_runner()
         self.store.close()
+
+    # -- retrieval tuning (jobs of kind ``retrieval``) ------------------------------------
+
+    def queue_tuning(self, index: Any, **request: Any) -> Job:
+        """Check and queue a retrieval tuning job (see :func:`.retrieval_jobs.queue_tuning`)."""
+        from llm_engineering.adapters.retrieval_jobs import queue_tuning
+
+        return queue_tuning(self.store, index, **request)
+
+    def tuning_runner(self, index: Any, ready: Callable[[], bool] = lambda: True) -> Any:
+        """What runs retrieval jobs in ``index``'s writing process (a ``RetrievalJobs``)."""
+        from llm_engineering.adapters.retrieval_jobs import RetrievalJobs
+
+        return RetrievalJobs(index, self.store, ready)
 
     # -- starting ----------------------------------------------------------------------
 

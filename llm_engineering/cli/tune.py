@@ -77,10 +77,8 @@ def _rollback(index: IndexService, as_json: bool) -> None:
 
 def _run_here(training: TrainingService, index: IndexService, job_id: str) -> None:
     """Run the job in this process (the index's writer), printing its events as they come."""
-    from llm_engineering.retrieval.jobs import RetrievalJobs
-
-    runner = RetrievalJobs(index, training.store)
-    thread = threading.Thread(target=runner.run, args=(training.store.get(job_id),), daemon=True)
+    runner = training.tuning_runner(index)
+    thread = threading.Thread(target=runner.run, args=(training.job(job_id),), daemon=True)
     thread.start()
     _follow(training, job_id, thread.is_alive)
 
@@ -88,12 +86,12 @@ def _run_here(training: TrainingService, index: IndexService, job_id: str) -> No
 def _follow(training: TrainingService, job_id: str, running: Any = None) -> None:
     from llm_engineering.adapters.jobs import ACTIVE
 
-    tail = training.store.folder(job_id).tail()
+    tail = training.tail_events(job_id)
     try:
         while True:
             for event in tail.read():
                 _say(event)
-            ended = training.store.get(job_id).status not in ACTIVE
+            ended = training.job(job_id).status not in ACTIVE
             if ended and (running is None or not running()):
                 for event in tail.read_all():
                     _say(event)
@@ -155,8 +153,6 @@ def tune_retrieval(
     settings: Settings,
 ) -> None:
     """Tune the embedding model on this corpus; its new index replaces the live one only if better."""
-    from llm_engineering.retrieval.jobs import queue_tuning
-
     if as_list:
         _list(settings, as_json)
         return
@@ -169,8 +165,8 @@ def tune_retrieval(
         if rollback:
             _rollback(index, as_json)
             return
-        job = queue_tuning(
-            training.store, index, pairs=pairs, min_gain=min_gain, heldout_fraction=heldout,
+        job = training.queue_tuning(
+            index, pairs=pairs, min_gain=min_gain, heldout_fraction=heldout,
             settings=given, questions=questions, hard_negatives=hard_negatives,
         )  # fmt: skip
         typer.echo(f"job {job.id}: {job.examples} pairs, queued", err=True)

@@ -75,14 +75,13 @@ async def start_retrieval_tuning(
     app = app_of(ctx)
     index = app.require_writable_index()
     training = app.require_training()
-    from llm_engineering.retrieval.jobs import queue_tuning
 
     def queue() -> Any:
         pairs = None
         if pairs_path is not None:
             pairs = confine(pairs_path, training.allowed_roots(), what="pairs_path", kind="file")
-        return queue_tuning(
-            training.store, index, pairs=pairs, min_gain=min_gain,
+        return training.queue_tuning(
+            index, pairs=pairs, min_gain=min_gain,
             heldout_fraction=heldout_fraction, settings=settings, questions=questions,
             hard_negatives=hard_negatives,
         )  # fmt: skip

@@ -111,13 +111,19 @@ def test_on_step_returning_false_stops_training_and_writes_nothing(tmp_path: Pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_lora_is_merged_into_a_folder_the_encoder_loads(tmp_path: Path) -> None:
+def test_lora_with_hard_negatives_is_merged_into_a_folder_the_encoder_loads(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "model"
     config = TuneConfig(
         epochs=0.5, batch_size=4, method="lora", max_query_tokens=24, max_passage_tokens=32
     )
-    result = tune_embedder(PACKAGED, PAIRS, out, config)
-    assert (result.method, result.steps) == ("lora", 2)
+    # Another pair's answer as each one's hard negative: the two never share a batch.
+    pairs = [
+        Pair(p.query, p.positive, (PAIRS[(i + 6) % 12].positive,)) for i, p in enumerate(PAIRS)
+    ]
+    result = tune_embedder(PACKAGED, pairs, out, config)
+    assert result.method == "lora" and result.steps == result.total_steps >= 2
     assert load_bert_encoder(out) is not None
     assert tensor_names(out) == tensor_names(PACKAGED)
     with (

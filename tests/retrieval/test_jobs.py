@@ -14,10 +14,10 @@ import pytest
 
 from llm_engineering.adapters.job_rows import rows_from_folders
 from llm_engineering.adapters.jobs import JobStore
+from llm_engineering.adapters.retrieval_jobs import RetrievalJobs, queue_tuning
 from llm_engineering.adapters.service import TrainingService
 from llm_engineering.errors import UserError
 from llm_engineering.index_store.service import IndexService
-from llm_engineering.retrieval.jobs import RetrievalJobs, queue_tuning
 from llm_engineering.retrieval.live import LiveFile
 from tests.conftest import wait_until
 from tests.retrieval.conftest import codename_pairs
@@ -43,7 +43,7 @@ def test_a_request_is_checked_before_anything_is_queued(
     pairs = codename_pairs(tmp_path / "pairs.jsonl")
     for settings, says in (
         ({"epoch": 2}, r"unknown tuning setting\(s\) epoch;"),
-        ({"learning_rate": 0}, "learning_rate must be > 0"),
+        ({"learning_rate": 0}, "learning_rate must be a finite number > 0"),
         ({"method": "adapters"}, "method must be full or lora"),
     ):
         with pytest.raises(UserError, match=says):
