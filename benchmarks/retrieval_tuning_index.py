@@ -60,6 +60,7 @@ def main() -> None:
 
     from retrieval_tuning import half
 
+    from llm_engineering.adapters.retrieval_jobs import tuning_config
     from llm_engineering.config import load_settings
     from llm_engineering.index_store.evaluation import (
         _doc_file,
@@ -68,7 +69,6 @@ def main() -> None:
         open_eval_index,
     )
     from llm_engineering.index_store.service import IndexService
-    from llm_engineering.retrieval.jobs import tuning_config
     from llm_engineering.retrieval.tuner import RetrievalTuner, TuningOptions
 
     given = {}
