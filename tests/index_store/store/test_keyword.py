@@ -73,24 +73,48 @@ def test_a_query_whose_terms_hold_too_many_postings_keeps_its_rarest_terms(
     storage.close()
 
 
+def write(ledger: Ledger, path: str, texts: list[str]) -> None:
+    ledger.replace_file(
+        FileRow(path, "/docs", path[6:], "md", 1, 1, "sha", "indexed"),
+        [ChunkRow(f"{path}#{n}", path, n, f"{path}{n}", t) for n, t in enumerate(texts)],
+    )
+
+
 def test_term_counts_are_kept_until_the_index_changes(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "state.sqlite")
     ledger, keyword = Ledger(storage), KeywordIndex(storage)
 
-    def write(path: str, texts: list[str]) -> None:
-        ledger.replace_file(
-            FileRow(path, "/docs", path[6:], "md", 1, 1, "sha", "indexed"),
-            [ChunkRow(f"{path}#{n}", path, n, f"{path}{n}", t) for n, t in enumerate(texts)],
-        )
-
-    write("/docs/a.md", ["walrus tusks", "kelp"])
+    write(ledger, "/docs/a.md", ["walrus tusks", "kelp"])
     assert keyword.document_frequency(analyze("walrus kelp")) == ({"walru": 1, "kelp": 1}, 2)
     seen: list[str] = []
     storage.db.set_trace_callback(seen.append)
     assert keyword.document_frequency(analyze("walrus"))[0] == {"walru": 1}
     assert not any("chunks_vocab" in sql for sql in seen), seen  # kept: no walk of postings
-    write("/docs/b.md", ["a walrus census"])  # a change of the index: counted again
+    write(ledger, "/docs/b.md", ["a walrus census"])  # a change of the index: counted again
     assert keyword.document_frequency(analyze("walrus"))[0] == {"walru": 2}
     assert any("chunks_vocab" in sql for sql in seen)
+    storage.db.set_trace_callback(None)
+    storage.close()
+
+
+def test_counts_of_postings_are_kept_until_the_index_changes(tmp_path: Path) -> None:
+    """Choosing a question's rarest terms counts each term's rows (1.5 ms a common term at 1M
+    chunks): the counts are kept as term counts are, and counted again after a change."""
+    storage = Storage(tmp_path / "state.sqlite")
+    ledger, keyword = Ledger(storage), KeywordIndex(storage)
+
+    write(ledger, "/docs/a.md", ["common walrus", "common kelp", "common note"])
+    match = fts_query("common walrus")
+    assert match is not None
+    assert keyword.selective(match, budget=2) == '"walrus"'
+    seen: list[str] = []
+    storage.db.set_trace_callback(seen.append)
+    assert keyword.selective(match, budget=2) == '"walrus"'
+    assert not any("LIMIT" in sql for sql in seen), seen  # kept: no walk of postings
+    write(
+        ledger, "/docs/b.md", ["walrus", "walrus again", "a walrus census"]
+    )  # now the commoner term
+    assert keyword.selective(match, budget=2) == '"common"'
+    assert any("LIMIT" in sql for sql in seen)
     storage.db.set_trace_callback(None)
     storage.close()

@@ -203,3 +203,22 @@ def test_the_failed_files_and_the_latest_indexed_are_read_from_their_own_indexes
         assert any("files_failed" in s or "files_recent" in s for s in steps), (sql, steps)
         assert "USE TEMP B-TREE" not in " ".join(steps), (sql, steps)
     assert len(ledger.failed_files()) == FILES // 50
+
+
+def test_a_keyword_search_reads_the_chunk_rows_of_its_results_only(ledger: Ledger) -> None:
+    """FTS5 scores every row holding a term (up to ``keyword_postings``); joined to ``chunks``
+    before its sort, each of them was also looked up there (24 of 34 ms at 1M chunks). The
+    ranking is a subquery and only the rows it keeps are looked up."""
+    keyword = KeywordIndex(ledger.storage)
+    with statements(ledger.db) as seen:
+        found = keyword.keyword_search('"walrus" OR "kelp"', 5)
+    assert len(found) == 5
+    (sql,) = [s for s in seen if "chunks_fts MATCH" in s]
+    steps = list(ledger.db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+    parent = {step[0]: step[1] for step in steps}
+    fts = [step for step in steps if "chunks_fts VIRTUAL TABLE" in step[3]]
+    lookup = [step for step in steps if re.match(r"SEARCH c\b", step[3])]
+    assert len(fts) == 1 and len(lookup) == 1, steps
+    assert parent[fts[0][0]] != 0 and lookup[0][1] == 0, steps  # ranked inside, looked up outside
+    scores = [score for _, score in found]
+    assert scores == sorted(scores, reverse=True)
