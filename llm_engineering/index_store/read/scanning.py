@@ -62,14 +62,18 @@ def leads_out(path: Path, roots: Sequence[Path] | None) -> str | None:
     return f"symbolic link leading outside the watched folders{via}; skipped, never read"
 
 
-def scan_file(path: Path, roots: Sequence[Path] | None = None) -> ScannedFile:
+def scan_file(
+    path: Path, roots: Sequence[Path] | None = None, known_inside: bool = False
+) -> ScannedFile:
     """Size and mtime of ``path``, or the problem that keeps it from being read (a name that
     is not UTF-8, a link leading out, not a regular file).
 
     Args:
         roots: The folders it may resolve into; a link leading out of them is a problem.
+        known_inside: The caller knows ``path`` resolves inside ``roots`` (a file that is no
+            link, found in a folder that does): it is not resolved again.
     """
-    problem = name_problem(path) or leads_out(path, roots)
+    problem = name_problem(path) or (None if known_inside else leads_out(path, roots))
     if problem is not None:
         return ScannedFile(path, 0, 0, problem)
     try:
@@ -97,7 +101,12 @@ def scan_folder(
     problem. Links to files are read through only when they resolve inside ``roots``.
     ``exclude`` (the data folder) is never entered. A folder that cannot be listed is
     reported with its problem, so it is never skipped silently.
+
+    Only links are resolved: the walk enters no linked folder, so a file that is no link,
+    below a ``root`` inside ``roots``, is inside too (resolving every file was 44 % of an
+    unchanged re-index). A file is checked again, resolved, before it is read.
     """
+    root_inside = bool(roots) and is_inside(root, roots or [])
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -127,4 +136,4 @@ def scan_folder(
                 if not entry.is_symlink():
                     continue
             if file_type_of(path) in SUPPORTED_EXTENSIONS:
-                yield scan_file(path, roots)
+                yield scan_file(path, roots, root_inside and not entry.is_symlink())
