@@ -295,13 +295,6 @@ class IngestRun:
             return
         self._abandoned.discard(path)
         old = self._known.get(path) or self._ledger.file(path)
-        rel = path_text(
-            scanned.path.relative_to(root) if root in scanned.path.parents else scanned.path.name
-        )
-        row = FileRow(
-            path, path_text(root), rel, file_type_of(scanned.path), scanned.size,
-            scanned.mtime_ns, None, "indexed",
-        )  # fmt: skip
         indexed = old is not None and old.status == "indexed"
         if (
             old is not None
@@ -316,6 +309,13 @@ class IngestRun:
                 self.report.failed.append(FailedFile(path, old.error or "could not be read"))
                 self._finish(path)
                 return
+        rel = path_text(
+            scanned.path.relative_to(root) if root in scanned.path.parents else scanned.path.name
+        )
+        row = FileRow(
+            path, path_text(root), rel, file_type_of(scanned.path), scanned.size,
+            scanned.mtime_ns, None, "indexed",
+        )  # fmt: skip
         # Links are checked again just before reading: one may have changed since the scan.
         problem = scanned.problem or leads_out(scanned.path, self._planner.roots(root))
         if problem is None and scanned.size > self._limits.max_file_bytes:
