@@ -6,7 +6,14 @@ coordinate ascent on nDCG@10 (ir-measures). To show the weights are not fitted t
 very queries they are scored on, a two-fold split is reported as well: tuned on one half,
 scored on the other.
 
+With ``--index DIR`` (a data folder ``retrieval_tuning_index.py`` left, whose live model is
+the tuned one) the index searched is that one, and ``--halves`` fits the weights, the dense
+weight among them, on issue 33's tune half (the claims the embedder was tuned on) and on
+the score half itself (an upper bound: fitted on the very claims it is scored on), and
+scores both on the score half: can the offline reranker, refitted, reach what tuning asks?
+
 Usage: python benchmarks/rerank_tune.py [--data ../shared/data/scifact] [--pool 100]
+       [--index .bench-cache/retrieval_tuning/index-train-half/data --halves]
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "scifact"
 
 
@@ -31,6 +40,8 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=100)
     parser.add_argument("--chunk-size", type=int, default=256)
     parser.add_argument("--chunk-overlap", type=int, default=32)
+    parser.add_argument("--index", type=Path, help="a data folder to search instead")
+    parser.add_argument("--halves", action="store_true", help="issue 33's halves, dense fitted")
     args = parser.parse_args()
 
     from llm_engineering.logs import setup_logging
@@ -55,6 +66,13 @@ def main() -> None:
         q: t for q, t in evaluation.load_queries(args.data / "queries.jsonl").items() if q in qrels
     }
     index, names = evaluation.open_eval_index(args.data / "corpus.jsonl", settings, args.cache_dir)
+    if args.index is not None:
+        from llm_engineering.index_store.service import IndexService
+
+        docs = index.settings.watch
+        index.close()
+        index = IndexService(settings.model_copy(update={"data_dir": args.index, "watch": docs}))
+        print(f"searching {args.index}: {index.status().embedding_model}")
     reranker = OfflineReranker(index.embedder(), index.keyword.document_frequency)
 
     # First stage once per query: the hybrid ranking, and the reranker's signals on its pool.
@@ -97,7 +115,9 @@ def main() -> None:
             run_for(weights, qids, pool), {q: qrels[q] for q in qids}, ["nDCG@10"]
         )["nDCG@10"]
 
-    def tune(qids: list[str], pool: int) -> tuple[OfflineWeights, float]:
+    def tune(
+        qids: list[str], pool: int, names_tuned: tuple[str, ...] = ("bm25", "coverage", "pairs")
+    ) -> tuple[OfflineWeights, float]:
         best = OfflineWeights(dense=1.0, bm25=1.0, coverage=0.0, pairs=0.0)
         best_score = ndcg(best, qids, pool)
         steps = [0.8, 0.4, 0.2, 0.1, 0.05]
@@ -105,7 +125,7 @@ def main() -> None:
             improved = True
             while improved:
                 improved = False
-                for name in ("bm25", "coverage", "pairs"):
+                for name in names_tuned:
                     for delta in (step, -step):
                         value = round(getattr(best, name) + delta, 3)
                         if value < 0:
@@ -117,6 +137,20 @@ def main() -> None:
         return best, best_score
 
     all_qids = list(queries)
+    if args.halves:
+        from retrieval_tuning import half
+
+        halves_of = {h: [q for q in all_qids if half(q) == h] for h in ("tune", "score")}
+        score = halves_of["score"]
+        every = ("dense", "bm25", "coverage", "pairs")
+        rows: dict[str, object] = {"default weights": round(ndcg(OfflineWeights(), score, 50), 4)}
+        for fitted_on in ("tune", "score"):
+            weights, _ = tune(halves_of[fitted_on], 50, every)
+            rows[f"fitted on the {fitted_on} half"] = {
+                "weights": asdict(weights), "score half nDCG@10": round(ndcg(weights, score, 50), 4)
+            }  # fmt: skip
+        print(json.dumps({"index": str(args.index), "score half, pool 50": rows}, indent=2))
+        return
     hybrid = evaluation.score_run(
         {q: evaluation.fold_to_documents(stage[q][0], names) for q in all_qids}, qrels
     )
