@@ -21,15 +21,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 RAW = (
     "SELECT c.id, bm25(chunks_fts, 1.0, 1.0) AS rank FROM chunks_fts "
     "JOIN chunks c ON c.rowid = chunks_fts.rowid WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?"
 )
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {"p50": round(statistics.median(ordered), 1), "p95": round(ordered[int(0.95 * (len(ordered) - 1))], 1)}  # fmt: skip
 
 
 def main() -> None:
@@ -39,6 +35,8 @@ def main() -> None:
     )
     parser.add_argument("--queries", type=int, default=60)
     args = parser.parse_args()
+    from scale import percentiles
+
     from llm_engineering.index_store.store.keyword import KeywordIndex, fts_query
     from llm_engineering.storage import Storage
 

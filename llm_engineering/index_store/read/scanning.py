@@ -106,7 +106,7 @@ def scan_folder(
     below a ``root`` inside ``roots``, is inside too (resolving every file was 44 % of an
     unchanged re-index). A file is checked again, resolved, before it is read.
     """
-    root_inside = bool(roots) and is_inside(root, roots or [])
+    root_inside = is_inside(root, roots) if roots else False
     stack = [root]
     while stack:
         folder = stack.pop()

@@ -7,9 +7,9 @@ import re
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from llm_engineering.storage import Storage, prefix_sql
 
@@ -150,6 +150,41 @@ def fts_query(query: str) -> str | None:
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
+class _Moment(NamedTuple):
+    """The index as a kept count is read or stored: its chunks, its generation, the time."""
+
+    chunks: int
+    generation: int
+    now: float
+
+
+class _KeptCounts:
+    """Counts by key, each with the :class:`_Moment` it was counted at; one still holds while
+    the index is unchanged (its generation) or, over :data:`FREQUENCIES_EXACT_UNDER` chunks,
+    for :data:`FREQUENCIES_TTL_S` while the total moves under 1 %."""
+
+    def __init__(self) -> None:
+        self._kept: dict[Any, tuple[int, _Moment]] = {}
+
+    def get(self, key: Any, at: _Moment) -> int | None:
+        found = self._kept.get(key)
+        if found is None:
+            return None
+        count, then = found
+        if then.generation == at.generation or (
+            at.chunks >= FREQUENCIES_EXACT_UNDER
+            and at.now - then.now < FREQUENCIES_TTL_S
+            and abs(at.chunks - then.chunks) <= at.chunks // 100
+        ):
+            return count
+        return None
+
+    def put(self, key: Any, count: int, at: _Moment) -> None:
+        if len(self._kept) > 100_000:
+            self._kept.clear()
+        self._kept[key] = (count, at)
+
+
 class KeywordIndex:
     """BM25 (FTS5) over the ledger's chunks, and the chunk ids a path/type filter allows.
 
@@ -159,12 +194,10 @@ class KeywordIndex:
 
     def __init__(self, storage: Storage):
         self.storage = storage
-        # term -> (chunks holding it, ledger generation, total chunks, when): see
-        # :meth:`document_frequency`.
-        self._frequencies: dict[str, tuple[int, int, int, float]] = {}
-        # (term, cap) -> (its rows counted up to cap, generation, total chunks, when): the
-        # same rule, for :meth:`selective`.
-        self._postings: dict[tuple[str, int], tuple[int, int, int, float]] = {}
+        self._frequencies = _KeptCounts()
+        """term -> chunks holding it (:meth:`document_frequency`)."""
+        self._postings = _KeptCounts()
+        """(term, cap) -> its rows counted up to cap (:meth:`selective`)."""
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -204,10 +237,10 @@ class KeywordIndex:
         counts of common words then barely do.
         """
         terms = list(dict.fromkeys(terms))
-        total, fresh = self._freshness()
+        at = self._moment()
         counts: dict[str, int] = {}
         for term in terms:
-            if (kept := fresh(self._frequencies, term)) is not None:
+            if (kept := self._frequencies.get(term, at)) is not None:
                 counts[term] = kept
         missing = [term for term in terms if term not in counts]
         if missing:
@@ -217,43 +250,15 @@ class KeywordIndex:
                     f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", missing
                 ).fetchall()
             )
-            stamp = self._stamp(total)
-            if len(self._frequencies) > 100_000:
-                self._frequencies.clear()
             for term in missing:
                 counts[term] = int(found.get(term, 0))
-                self._frequencies[term] = (counts[term], *stamp)
-        return {term: n for term, n in counts.items() if n}, total
+                self._frequencies.put(term, counts[term], at)
+        return {term: n for term, n in counts.items() if n}, at.chunks
 
-    def _generation(self) -> int:
+    def _moment(self) -> _Moment:
+        chunks = self.db.execute("SELECT n FROM tallies WHERE name = 'chunks'").fetchone()[0]
         row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0]) if row else 0
-
-    def _stamp(self, total: int) -> tuple[int, int, float]:
-        return self._generation(), total, time.monotonic()
-
-    def _freshness(
-        self,
-    ) -> tuple[int, Callable[[dict[Any, tuple[int, int, int, float]], Any], int | None]]:
-        """(total chunks, a reader of a kept count that is still good: see
-        :meth:`document_frequency`; None where there is none)."""
-        total = int(self.db.execute("SELECT n FROM tallies WHERE name = 'chunks'").fetchone()[0])
-        generation = self._generation()
-        now = time.monotonic()
-
-        def fresh(kept_counts: dict[Any, tuple[int, int, int, float]], key: Any) -> int | None:
-            kept = kept_counts.get(key)
-            if kept is None:
-                return None
-            if kept[1] == generation or (
-                total >= FREQUENCIES_EXACT_UNDER
-                and now - kept[3] < FREQUENCIES_TTL_S
-                and abs(total - kept[2]) <= total // 100
-            ):
-                return kept[0]
-            return None
-
-        return total, fresh
+        return _Moment(int(chunks), int(row[0]) if row else 0, time.monotonic())
 
     def selective(self, match: str, budget: int | None = None) -> str:
         """``match`` (an OR of quoted terms, :func:`fts_query`) when its terms' postings fit
@@ -265,18 +270,16 @@ class KeywordIndex:
             return match
         # Each term's rows, counted up to one past the budget: a walk of at most that many
         # postings (1.5 ms), where an exact count walks them all; kept as term counts are.
-        chunks, fresh = self._freshness()
+        at = self._moment()
         postings: dict[str, int] = {}
         for term in terms:
-            count = fresh(self._postings, (term, budget))
+            count = self._postings.get((term, budget), at)
             if count is None:
                 count = self.db.execute(
                     "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
                     ('"' + term.replace('"', '""') + '"', budget + 1),
                 ).fetchone()[0]
-                if len(self._postings) > 100_000:
-                    self._postings.clear()
-                self._postings[(term, budget)] = (count, *self._stamp(chunks))
+                self._postings.put((term, budget), count, at)
             postings[term] = count
         if sum(postings.values()) <= budget:
             return match
